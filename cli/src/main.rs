@@ -1,0 +1,204 @@
+//! `vulnflow`: the operator CLI. Each subcommand is one variant of [`Command`] and one
+//! `run_*` function; failures carry their exit code.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vulnflow_shared::model::{Finding, FindingState, NormalizedRecord, Severity};
+use vulnflow_shared::normalize::{ChunkError, tenable};
+
+#[derive(Parser)]
+#[command(
+    name = "vulnflow",
+    version,
+    about = "Sync vulnerability data from scanners"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Normalize one scanner export chunk: one finding per line (NDJSON) on stdout,
+    /// a summary on stderr.
+    Normalize(NormalizeArgs),
+}
+
+#[derive(Args)]
+struct NormalizeArgs {
+    /// The scanner the chunk comes from.
+    #[arg(long, value_enum)]
+    source: Source,
+    /// The chunk file (the JSON array the export API returns), or `-` for stdin.
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Source {
+    Tenable,
+}
+
+/// Why a command failed, with the exit code it maps to.
+#[derive(Debug)]
+enum Failure {
+    /// The command cannot run as asked (e.g. an unreadable file): exit code 2, like
+    /// clap's own usage errors.
+    Usage(String),
+    /// The input or the environment is wrong: exit code 1.
+    Data(String),
+}
+
+impl Failure {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Failure::Usage(_) => ExitCode::from(2),
+            Failure::Data(_) => ExitCode::from(1),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Usage(message) | Failure::Data(message) => f.write_str(message),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Normalize(args) => run_normalize(&args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+fn run_normalize(args: &NormalizeArgs) -> Result<(), Failure> {
+    let (input_name, bytes) = if args.input.as_os_str() == "-" {
+        ("stdin".to_owned(), read_stdin())
+    } else {
+        (args.input.display().to_string(), std::fs::read(&args.input))
+    };
+    let bytes =
+        bytes.map_err(|error| Failure::Usage(format!("cannot read {input_name}: {error}")))?;
+    // The whole chunk is validated before anything is written, so a bad chunk leaves
+    // stdout empty rather than half-written.
+    let records = match args.source {
+        Source::Tenable => tenable::normalize_vulns_chunk(&bytes),
+    }
+    .map_err(|error| {
+        let advice = match error {
+            ChunkError::Record(_) => "fix the record or re-export the chunk",
+            ChunkError::NotJson(_) | ChunkError::NotArray(_) => {
+                "pass one chunk of a vulns export, as the export API returns it"
+            }
+        };
+        Failure::Data(format!("cannot normalize {input_name}: {error}; {advice}"))
+    })?;
+
+    write_findings(&records)
+        .map_err(|error| Failure::Data(format!("cannot write the findings: {error}")))?;
+    eprintln!(
+        "normalized {} from {input_name} ({})",
+        counted(&records),
+        breakdown(&records)
+    );
+    Ok(())
+}
+
+fn read_stdin() -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    io::stdin().lock().read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// One finding per line. A reader that stops early (`| head`) is not an error.
+fn write_findings(records: &[NormalizedRecord]) -> io::Result<()> {
+    let mut stdout = io::BufWriter::new(io::stdout().lock());
+    let written = records.iter().try_for_each(|record| {
+        let line = serde_json::to_string(&record.finding)?;
+        writeln!(stdout, "{line}")
+    });
+    match written.and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// "120 findings on 12 assets".
+fn counted(records: &[NormalizedRecord]) -> String {
+    let assets: BTreeSet<&str> = records
+        .iter()
+        .map(|record| record.asset.asset_id.as_str())
+        .collect();
+    format!(
+        "{} on {}",
+        plural(records.len(), "finding"),
+        plural(assets.len(), "asset")
+    )
+}
+
+/// "severity: 3 critical, 10 high, ...; state: 100 open, ...", every level listed so
+/// the line reads the same for every chunk.
+fn breakdown(records: &[NormalizedRecord]) -> String {
+    let severities = tally(
+        records,
+        &[
+            (Severity::Critical, "critical"),
+            (Severity::High, "high"),
+            (Severity::Medium, "medium"),
+            (Severity::Low, "low"),
+            (Severity::Info, "info"),
+        ],
+        |finding| finding.severity,
+    );
+    let states = tally(
+        records,
+        &[
+            (FindingState::Open, "open"),
+            (FindingState::Reopened, "reopened"),
+            (FindingState::Fixed, "fixed"),
+        ],
+        |finding| finding.state,
+    );
+    format!("severity: {severities}; state: {states}")
+}
+
+/// "3 critical, 10 high": how many findings have each level, in the order given.
+fn tally<Level: PartialEq>(
+    records: &[NormalizedRecord],
+    levels: &[(Level, &str)],
+    level_of: impl Fn(&Finding) -> Level,
+) -> String {
+    let counts: Vec<String> = levels
+        .iter()
+        .map(|(level, name)| {
+            let count = records
+                .iter()
+                .filter(|record| level_of(&record.finding) == *level)
+                .count();
+            format!("{count} {name}")
+        })
+        .collect();
+    counts.join(", ")
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}

@@ -1,0 +1,1 @@
+"""vulnflow LocalStack Lambda runtime executor plugin."""

@@ -1,0 +1,96 @@
+//! What every function builds once at start-up: settings from the environment the
+//! template gives it, the AWS clients, and logging.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::errors::SyncError;
+use crate::pipeline::{Services, Settings};
+use crate::store::dynamodb::{DynamoStore, Tables};
+use crate::store::s3::S3Store;
+use crate::store::secrets::SecretsManagerStore;
+
+fn required(name: &str) -> Result<String, SyncError> {
+    std::env::var(name)
+        .map_err(|_| SyncError::Internal(format!("the environment variable {name} is not set: deploy with infra/template.yaml")))
+}
+
+fn optional_number(name: &str, default: u64) -> Result<u64, SyncError> {
+    match std::env::var(name) {
+        Ok(text) => text.parse().map_err(|_| SyncError::Internal(format!("{name}={text:?} is not a whole number"))),
+        Err(_) => Ok(default),
+    }
+}
+
+pub fn tables_from_env() -> Result<Tables, SyncError> {
+    Ok(Tables {
+        connectors: required("CONNECTORS_TABLE")?,
+        jobs: required("JOBS_TABLE")?,
+        chunks: required("CHUNKS_TABLE")?,
+        assets: required("ASSETS_TABLE")?,
+        findings: required("FINDINGS_TABLE")?,
+    })
+}
+
+pub fn settings_from_env() -> Result<Settings, SyncError> {
+    Ok(Settings {
+        deployment: required("DEPLOYMENT_NAME")?,
+        assets_per_chunk: u32::try_from(optional_number("EXPORT_ASSETS_PER_CHUNK", 500)?)
+            .map_err(|_| SyncError::Internal("EXPORT_ASSETS_PER_CHUNK is too large".into()))?,
+        export_timeout: chrono::Duration::minutes(optional_number("EXPORT_TIMEOUT_MINUTES", 360)? as i64),
+        export_poll_seconds: optional_number("EXPORT_POLL_SECONDS", 30)?,
+    })
+}
+
+/// The AWS SDK configuration. With `AWS_ENDPOINT_URL` set (the local stack), S3 needs
+/// path-style addresses: bucket host names do not resolve there.
+pub async fn aws_config() -> (aws_config::SdkConfig, bool) {
+    let config = aws_config::load_from_env().await;
+    let local_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    (config, local_endpoint)
+}
+
+pub fn s3_client(config: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+/// Every port backed by AWS, for a Lambda function's `main`.
+pub async fn services_from_env() -> Result<Services, SyncError> {
+    let (config, path_style) = aws_config().await;
+    let dynamo = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        tables_from_env()?,
+        chrono::Duration::days(optional_number("JOB_RETENTION_DAYS", 14)? as i64),
+    ));
+    let objects = Arc::new(S3Store::new(s3_client(&config, path_style), required("DATA_BUCKET")?));
+    let secrets = Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&config)));
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120))
+        .user_agent(concat!("vulnflow/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| SyncError::Internal(format!("cannot build the HTTP client: {e}")))?;
+    Ok(Services {
+        connectors: dynamo.clone(),
+        secrets,
+        jobs: dynamo.clone(),
+        inventory: dynamo,
+        objects,
+        http,
+        settings: settings_from_env()?,
+    })
+}
+
+/// JSON logs, one line per event, as CloudWatch reads them.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .init();
+}

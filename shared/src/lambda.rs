@@ -1,0 +1,25 @@
+//! The one way a vulnflow Lambda function runs: logging and AWS clients built once
+//! per process, then every event handed to a pipeline stage. Errors reach Step
+//! Functions under their stable names (`From<SyncError> for Diagnostic`).
+
+use std::future::Future;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{init_tracing, services_from_env};
+use crate::errors::SyncError;
+use crate::pipeline::Services;
+
+pub async fn run<Event, Output, Handler, Work>(handler: Handler) -> Result<(), lambda_runtime::Error>
+where
+    Event: DeserializeOwned,
+    Output: Serialize,
+    Handler: Fn(Services, Event) -> Work,
+    Work: Future<Output = Result<Output, SyncError>>,
+{
+    init_tracing();
+    let services = services_from_env().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| handler(services.clone(), event.payload))).await
+}

@@ -1,0 +1,11 @@
+//! vulnflow's library: the domain model, scanner connectors and normalizers, storage
+//! ports and adapters, and the pipeline stages the Lambda functions run.
+
+pub mod config;
+pub mod connectors;
+pub mod errors;
+pub mod lambda;
+pub mod model;
+pub mod normalize;
+pub mod pipeline;
+pub mod store;

@@ -1,0 +1,431 @@
+//! The domain model: connectors, sync jobs and their stages, and the normalized
+//! assets and findings every scanner is mapped onto.
+//!
+//! The serde form of [`Finding`] is the public data contract (README, "The finding
+//! record"): `vulnflow normalize` prints it, normalized chunks in S3 hold it, and the
+//! findings table stores it. Add fields; never rename or remove one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Which scanner a connector talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScannerKind {
+    Tenable,
+}
+
+impl ScannerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScannerKind::Tenable => "tenable",
+        }
+    }
+}
+
+/// A configured link to one scanner tenant. The credentials live in Secrets Manager;
+/// the connector only names the secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connector {
+    pub connector_id: String,
+    pub name: String,
+    pub kind: ScannerKind,
+    /// Scanner API root, e.g. `https://cloud.tenable.com`.
+    pub base_url: String,
+    /// Name or ARN of the Secrets Manager secret holding the API keys.
+    pub secret_id: String,
+    pub default_mode: SyncMode,
+}
+
+/// The API keys of a Tenable connector. `Debug` never prints them.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenableCredentials {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl fmt::Debug for TenableCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TenableCredentials { <redacted> }")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    #[default]
+    Full,
+    Incremental,
+    AssetsOnly,
+    VulnsOnly,
+}
+
+/// Who or what started a sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Trigger {
+    Manual { by: String },
+    Scheduled,
+}
+
+/// The data lifecycle stages, in the order a sync passes through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Stage {
+    Initiating,
+    ConnectivityTest,
+    Fetching,
+    Normalizing,
+    Processing,
+    Finalizing,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Initiating,
+        Stage::ConnectivityTest,
+        Stage::Fetching,
+        Stage::Normalizing,
+        Stage::Processing,
+        Stage::Finalizing,
+    ];
+
+    /// The stable name used as the key in stored records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Initiating => "Initiating",
+            Stage::ConnectivityTest => "ConnectivityTest",
+            Stage::Fetching => "Fetching",
+            Stage::Normalizing => "Normalizing",
+            Stage::Processing => "Processing",
+            Stage::Finalizing => "Finalizing",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job's status, in the words users know from the peers' sync history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    Started,
+    /// A parent waiting on child work (the chunk map).
+    Delegated,
+    Finished,
+    /// Authentication failed: check the keys, their scope and permissions.
+    CredentialError,
+    /// Authenticated, but the scanner's API failed or sent data we cannot use.
+    ApiError,
+    /// Our own fault.
+    GenericError,
+    Cancelled,
+    Paused,
+}
+
+impl JobStatus {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, JobStatus::Started | JobStatus::Delegated)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Started => "STARTED",
+            JobStatus::Delegated => "DELEGATED",
+            JobStatus::Finished => "FINISHED",
+            JobStatus::CredentialError => "CREDENTIAL_ERROR",
+            JobStatus::ApiError => "API_ERROR",
+            JobStatus::GenericError => "GENERIC_ERROR",
+            JobStatus::Cancelled => "CANCELLED",
+            JobStatus::Paused => "PAUSED",
+        }
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageOutcome {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// One stage's timing on a job. Chunk stages (fetching, normalizing, processing) run
+/// once per chunk: `started_at` is the first chunk's start, `ended_at` the last one's end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRun {
+    pub outcome: StageOutcome,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl StageRun {
+    pub fn duration_ms(&self) -> Option<i64> {
+        self.ended_at.map(|end| (end - self.started_at).num_milliseconds())
+    }
+}
+
+/// Chunk counts of a job: what the progress bar and the ETA are computed from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkCounts {
+    pub total: u64,
+    pub processed: u64,
+    pub failed: u64,
+}
+
+/// What processing did to the stored findings and assets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordCounts {
+    /// Finding records received from the scanner.
+    pub findings_received: u64,
+    pub findings_new: u64,
+    pub findings_updated: u64,
+    pub findings_unchanged: u64,
+    pub findings_reopened: u64,
+    pub findings_fixed: u64,
+    pub assets_new: u64,
+    pub assets_updated: u64,
+}
+
+impl RecordCounts {
+    pub fn add(&mut self, other: &RecordCounts) {
+        self.findings_received += other.findings_received;
+        self.findings_new += other.findings_new;
+        self.findings_updated += other.findings_updated;
+        self.findings_unchanged += other.findings_unchanged;
+        self.findings_reopened += other.findings_reopened;
+        self.findings_fixed += other.findings_fixed;
+        self.assets_new += other.assets_new;
+        self.assets_updated += other.assets_updated;
+    }
+}
+
+/// Why a job failed, in words a security engineer can act on. Secrets are redacted
+/// before a `JobFailure` is built (see `errors::Redactor`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobFailure {
+    pub status: JobStatus,
+    pub stage: Stage,
+    /// The stable error name, as the state machine saw it (e.g. `Vulnflow.MalformedChunk`).
+    pub error: String,
+    pub message: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// The scanner's answer (status, headers, body excerpt), secrets redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A Tenable export the job requested.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportRef {
+    pub kind: ExportKind,
+    pub export_uuid: String,
+    pub requested_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportKind {
+    Vulns,
+    Assets,
+}
+
+impl ExportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportKind::Vulns => "vulns",
+            ExportKind::Assets => "assets",
+        }
+    }
+
+    /// The job's name for one chunk of this export: `vulns-00003`.
+    pub fn chunk_key(self, chunk_id: u32) -> String {
+        format!("{}-{chunk_id:05}", self.as_str())
+    }
+}
+
+/// One sync run of one connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncJob {
+    pub job_id: String,
+    pub connector_id: String,
+    pub mode: SyncMode,
+    pub trigger: Trigger,
+    pub status: JobStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_stage: Option<Stage>,
+    #[serde(default)]
+    pub stages: BTreeMap<Stage, StageRun>,
+    #[serde(default)]
+    pub chunks: ChunkCounts,
+    #[serde(default)]
+    pub counts: RecordCounts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<JobFailure>,
+    /// The deployment (CloudFormation stack) whose functions ran the job.
+    pub deployment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// Where a chunk is in the pipeline. A chunk counts as processed only once its
+/// findings are all stored: the status moves to `Processed` in the same transaction
+/// that adds its counts to the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkStatus {
+    Fetched,
+    Normalized,
+    Processed,
+    Failed,
+}
+
+/// The job's record of one chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub job_id: String,
+    /// `<export kind>-<chunk id, zero-padded>`, e.g. `vulns-00003`.
+    pub chunk_key: String,
+    pub status: ChunkStatus,
+    /// Attempts that failed; a processed chunk with failed attempts was retried.
+    #[serde(default)]
+    pub failed_attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalized_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// True once a chunk succeeded after a failed attempt: shown as retried, not as an error.
+    #[serde(default)]
+    pub retried: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingState {
+    Open,
+    Reopened,
+    Fixed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OsCategory {
+    WindowsServer,
+    WindowsWorkstation,
+    Linux,
+    Macos,
+    NetworkDevice,
+    Other,
+}
+
+/// A host as the scanner knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asset {
+    pub asset_id: String,
+    pub source: ScannerKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fqdn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_system: Option<String>,
+    pub os_category: OsCategory,
+}
+
+/// One vulnerability on one asset, on one port and protocol: the public data contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `<source>/<asset_id>/<plugin_id>/<port>/<protocol>`: asset + plugin alone would
+    /// merge distinct findings of one plugin on two ports.
+    pub finding_id: String,
+    pub source: ScannerKind,
+    pub asset_id: String,
+    pub plugin_id: String,
+    pub port: u16,
+    pub protocol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    pub severity: Severity,
+    pub state: FindingState,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cves: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cvss3_base_score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpr_score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synopsis: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solution: Option<String>,
+    /// The plugin output, markup escaped and cut for display; the whole text stays in
+    /// the raw chunk in S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub output_truncated: bool,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_fixed: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
+    pub os_category: OsCategory,
+}
+
+impl Finding {
+    pub fn key(source: ScannerKind, asset_id: &str, plugin_id: &str, port: u16, protocol: &str) -> String {
+        format!("{}/{asset_id}/{plugin_id}/{port}/{protocol}", source.as_str())
+    }
+}
+
+/// A normalized record: the finding and the asset it was seen on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NormalizedRecord {
+    pub finding: Finding,
+    pub asset: Asset,
+}

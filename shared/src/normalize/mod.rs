@@ -1,0 +1,440 @@
+//! Normalization: scanner records mapped onto the domain model ([`NormalizedRecord`]).
+//!
+//! This module holds what every scanner shares (errors, timestamps, OS categories,
+//! output sanitizing); each scanner's wire format has its own submodule.
+//!
+//! [`NormalizedRecord`]: crate::model::NormalizedRecord
+
+pub mod tenable;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::Value;
+
+use crate::model::OsCategory;
+
+/// How many characters of plugin output a finding keeps for display; the whole text
+/// stays in the raw chunk in S3.
+pub const DISPLAY_OUTPUT_LIMIT: usize = 2048;
+
+/// A record that cannot be used: names the record's index in its chunk and the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("record {index}: field `{field}` {reason}")]
+pub struct RecordError {
+    pub index: usize,
+    pub field: String,
+    pub reason: String,
+}
+
+/// Why a whole chunk cannot be normalized.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ChunkError {
+    #[error("the chunk is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the chunk is not a JSON array of records (found {0})")]
+    NotArray(String),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+/// The OS category of a scanner's operating system string.
+///
+/// Rules are checked in order, case-insensitively, on the string's words (any
+/// non-alphanumeric character separates words). In a pattern, a space is a word
+/// boundary, so `" os x "` matches "Mac OS X" but not "Cisco IOS XE", and plain
+/// "iOS" (Apple) is not a network device: only "Cisco IOS" is, through "cisco".
+pub fn os_category(operating_system: &str) -> OsCategory {
+    const MACOS: &[&str] = &["mac os", "macos", " os x ", "darwin"];
+    const NETWORK: &[&str] = &[
+        "cisco",
+        " ios xe ",
+        " ios xr ",
+        " nx os ",
+        "junos",
+        "juniper",
+        "fortios",
+        "fortigate",
+        " pan os ",
+        "palo alto",
+        "arista",
+        " big ip ",
+        " f5 ",
+        "mikrotik",
+        "routeros",
+        "sonicwall",
+        "switch",
+        "router",
+        "firewall",
+    ];
+    // "Amazon Linux" and "Oracle Linux" are caught by "linux".
+    const LINUX: &[&str] = &[
+        "linux", "ubuntu", "debian", "red hat", "redhat", " rhel", "centos", "suse", "fedora",
+        "alpine", " rocky", " alma", " kali ",
+    ];
+
+    let words = padded_words(operating_system);
+    let matches_any = |patterns: &[&str]| patterns.iter().any(|pattern| words.contains(pattern));
+    if words.contains("windows") {
+        if words.contains("server") {
+            OsCategory::WindowsServer
+        } else {
+            OsCategory::WindowsWorkstation
+        }
+    } else if matches_any(MACOS) {
+        OsCategory::Macos
+    } else if matches_any(NETWORK) {
+        OsCategory::NetworkDevice
+    } else if matches_any(LINUX) {
+        OsCategory::Linux
+    } else {
+        OsCategory::Other
+    }
+}
+
+/// `text` lowercased, every run of non-alphanumeric characters turned into one space,
+/// with a space at each end, so that a space in a pattern marks a word boundary.
+fn padded_words(text: &str) -> String {
+    let mut words = String::with_capacity(text.len() + 2);
+    words.push(' ');
+    for character in text.chars().flat_map(char::to_lowercase) {
+        if character.is_alphanumeric() {
+            words.push(character);
+        } else if !words.ends_with(' ') {
+            words.push(' ');
+        }
+    }
+    if !words.ends_with(' ') {
+        words.push(' ');
+    }
+    words
+}
+
+/// Unix timestamps above this are milliseconds: as seconds they would lie beyond
+/// the year 5000.
+const UNIX_MILLIS_THRESHOLD: i64 = 100_000_000_000;
+
+/// A scanner timestamp in UTC, or `None` when `value` is not one.
+///
+/// Accepted: RFC 3339 with `Z` or an offset (converted to UTC); ISO 8601 without a
+/// zone, with `T` or a space, with or without fractions (taken as UTC: scanners that
+/// omit the zone report UTC); unix seconds as a number or a numeric string, and unix
+/// milliseconds when the number is above 10^11.
+pub fn parse_timestamp(value: &Value) -> Option<DateTime<Utc>> {
+    match value {
+        Value::Number(number) => match number.as_i64() {
+            Some(whole) => from_unix(whole),
+            None => number.as_f64().and_then(from_fractional_unix),
+        },
+        Value::String(text) => parse_timestamp_text(text.trim()),
+        _ => None,
+    }
+}
+
+fn parse_timestamp_text(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(whole) = text.parse::<i64>() {
+        return from_unix(whole);
+    }
+    // RFC 3339 allows a space between date and time; chrono's zone-less parser needs `T`.
+    let with_t = match text.as_bytes().get(10) {
+        Some(b' ') => format!("{}T{}", text.get(..10)?, text.get(11..)?),
+        _ => text.to_owned(),
+    };
+    if let Ok(zoned) = DateTime::parse_from_rfc3339(&with_t) {
+        return Some(zoned.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(&with_t, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|naive| naive.and_utc())
+}
+
+fn from_unix(whole: i64) -> Option<DateTime<Utc>> {
+    if !(-UNIX_MILLIS_THRESHOLD..=UNIX_MILLIS_THRESHOLD).contains(&whole) {
+        DateTime::from_timestamp_millis(whole)
+    } else {
+        DateTime::from_timestamp(whole, 0)
+    }
+}
+
+fn from_fractional_unix(number: f64) -> Option<DateTime<Utc>> {
+    let millis = if number.abs() > UNIX_MILLIS_THRESHOLD as f64 {
+        number
+    } else {
+        number * 1000.0
+    };
+    // `as` saturates for out-of-range floats; the range check below rejects those.
+    let millis = millis.round();
+    if !millis.is_finite() || millis.abs() >= i64::MAX as f64 {
+        return None;
+    }
+    DateTime::from_timestamp_millis(millis as i64)
+}
+
+/// Plugin output made safe to show: cut to [`DISPLAY_OUTPUT_LIMIT`] characters, then
+/// `&`, `<`, `>`, `"` and `'` escaped as HTML entities so no markup can run in a
+/// browser. Returns the text and whether it was cut.
+///
+/// Cutting happens before escaping so an entity is never split; only the first
+/// characters are visited, so a 1 MB output costs no more than a short one.
+pub fn sanitize_output(text: &str) -> (String, bool) {
+    let (shown, truncated) = match text.char_indices().nth(DISPLAY_OUTPUT_LIMIT) {
+        Some((cut_at, _)) => (text.get(..cut_at).unwrap_or_default(), true),
+        None => (text, false),
+    };
+    let mut escaped = String::with_capacity(shown.len() + shown.len() / 8);
+    for character in shown.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    (escaped, truncated)
+}
+
+/// A short description of a JSON value for an error message: its kind and, for
+/// scalars, an excerpt of at most [`EXCERPT_CHARS`] characters; never a whole output.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Bool(flag) => format!("a boolean ({flag})"),
+        Value::Number(number) => format!("a number ({})", excerpt(&number.to_string())),
+        Value::String(text) => format!("a string ({:?})", excerpt(text)),
+        Value::Array(items) => format!("an array of {}", counted(items.len(), "item")),
+        Value::Object(fields) => format!("an object with {}", counted(fields.len(), "field")),
+    }
+}
+
+fn counted(count: usize, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        _ => format!("{count} {noun}s"),
+    }
+}
+
+const EXCERPT_CHARS: usize = 80;
+
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut_at, _)) => format!("{}…", text.get(..cut_at).unwrap_or_default()),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn utc(year: i32, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(year, month, day, hour, minute, second)
+            .single()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn os_categories_follow_the_rules_in_order() {
+        let cases = [
+            (
+                "Microsoft Windows Server 2019 Datacenter",
+                OsCategory::WindowsServer,
+            ),
+            (
+                "Microsoft Windows Server 2008 R2 Enterprise Service Pack 1",
+                OsCategory::WindowsServer,
+            ),
+            ("Microsoft Windows 11 Pro", OsCategory::WindowsWorkstation),
+            ("windows 10 enterprise", OsCategory::WindowsWorkstation),
+            ("Mac OS X 10.15", OsCategory::Macos),
+            ("macOS 14.2 Sonoma", OsCategory::Macos),
+            ("OS X El Capitan", OsCategory::Macos),
+            ("Darwin Kernel Version 22.1.0", OsCategory::Macos),
+            ("Cisco IOS 15.2", OsCategory::NetworkDevice),
+            ("Cisco IOS XE Software 17.3", OsCategory::NetworkDevice),
+            ("IOS XR 7.1", OsCategory::NetworkDevice),
+            ("Cisco NX-OS 9.3", OsCategory::NetworkDevice),
+            ("Juniper Junos OS 21.4R1", OsCategory::NetworkDevice),
+            ("Fortinet FortiOS 7.2.4", OsCategory::NetworkDevice),
+            ("FortiGate-VM64", OsCategory::NetworkDevice),
+            ("Palo Alto Networks PAN-OS 10.1", OsCategory::NetworkDevice),
+            ("Arista EOS 4.28", OsCategory::NetworkDevice),
+            ("F5 Networks BIG-IP 16.1", OsCategory::NetworkDevice),
+            ("MikroTik RouterOS 7.1", OsCategory::NetworkDevice),
+            ("SonicWALL SonicOS", OsCategory::NetworkDevice),
+            ("HP ProCurve Switch", OsCategory::NetworkDevice),
+            (
+                "Linux Kernel 4.4 on Palo Alto firewall",
+                OsCategory::NetworkDevice,
+            ),
+            ("Linux Kernel 5.15 on Ubuntu 22.04", OsCategory::Linux),
+            ("Debian GNU 12", OsCategory::Linux),
+            ("Red Hat Enterprise Linux Server 8.6", OsCategory::Linux),
+            ("RHEL 9", OsCategory::Linux),
+            ("CentOS 7", OsCategory::Linux),
+            ("openSUSE Leap 15.5", OsCategory::Linux),
+            ("Fedora 39", OsCategory::Linux),
+            ("Amazon Linux 2023", OsCategory::Linux),
+            ("Alpine 3.19", OsCategory::Linux),
+            ("Rocky 9.3", OsCategory::Linux),
+            ("AlmaLinux 9", OsCategory::Linux),
+            ("Alma 8", OsCategory::Linux),
+            ("Kali 2024.1", OsCategory::Linux),
+            ("Apple iOS 17.2", OsCategory::Other),
+            ("iPadOS 17", OsCategory::Other),
+            ("VMware ESXi 7.0", OsCategory::Other),
+            ("", OsCategory::Other),
+            ("   ", OsCategory::Other),
+            // Substrings that must not fire: "darwin" holds "win", "Kalimba" holds "kali".
+            ("Darwin", OsCategory::Macos),
+            ("Kalimba RTOS", OsCategory::Other),
+        ];
+        for (operating_system, expected) in cases {
+            assert_eq!(
+                os_category(operating_system),
+                expected,
+                "{operating_system:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn timestamps_with_a_zone_are_converted_to_utc() {
+        let expected = utc(2024, 1, 5, 10, 11, 12);
+        for text in [
+            "2024-01-05T10:11:12Z",
+            "2024-01-05T10:11:12.000Z",
+            "2024-01-05T12:11:12+02:00",
+            "2024-01-05T05:11:12-05:00",
+            "2024-01-05 10:11:12Z",
+        ] {
+            assert_eq!(parse_timestamp(&json!(text)), Some(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn timestamps_without_a_zone_are_taken_as_utc() {
+        let expected = utc(2024, 1, 5, 10, 11, 12);
+        for text in [
+            "2024-01-05T10:11:12",
+            "2024-01-05 10:11:12",
+            "2024-01-05T10:11:12.000",
+        ] {
+            assert_eq!(parse_timestamp(&json!(text)), Some(expected), "{text}");
+        }
+        let with_millis = parse_timestamp(&json!("2024-01-05T10:11:12.345"));
+        assert_eq!(
+            with_millis.map(|time| time.timestamp_subsec_millis()),
+            Some(345)
+        );
+    }
+
+    #[test]
+    fn unix_timestamps_are_seconds_or_milliseconds() {
+        let expected = utc(2024, 1, 5, 10, 11, 12);
+        for value in [
+            json!(1_704_449_472),
+            json!("1704449472"),
+            json!(" 1704449472 "),
+            json!(1_704_449_472_000_i64),
+            json!("1704449472000"),
+            json!(1_704_449_472.0),
+        ] {
+            assert_eq!(parse_timestamp(&value), Some(expected), "{value}");
+        }
+    }
+
+    #[test]
+    fn what_is_not_a_timestamp_is_rejected() {
+        for value in [
+            json!(null),
+            json!(true),
+            json!([]),
+            json!({}),
+            json!(""),
+            json!("yesterday"),
+            json!("2024-13-05T10:11:12Z"),
+            json!("2024-01-05"),
+            json!("2024-01-05 "),
+            json!(i64::MAX),
+            json!(u64::MAX),
+            json!(1e300),
+        ] {
+            assert_eq!(parse_timestamp(&value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn output_markup_is_escaped() {
+        let (shown, truncated) = sanitize_output("<script>alert('x')</script> & \"y\"");
+        assert_eq!(
+            shown,
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
+        );
+        assert!(!truncated);
+    }
+
+    #[test]
+    fn output_of_exactly_the_limit_is_kept_whole() {
+        let text = "é".repeat(DISPLAY_OUTPUT_LIMIT);
+        assert_eq!(sanitize_output(&text), (text.clone(), false));
+    }
+
+    #[test]
+    fn a_megabyte_of_output_is_cut_to_the_limit_in_characters() {
+        // Multi-byte characters make a byte-based cut fall inside a character.
+        let text = "€<".repeat(512 * 1024);
+        let started = std::time::Instant::now();
+        let (shown, truncated) = sanitize_output(&text);
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        assert!(truncated);
+        assert!(!shown.contains('<'));
+        assert_eq!(shown, "€&lt;".repeat(DISPLAY_OUTPUT_LIMIT / 2));
+    }
+
+    #[test]
+    fn descriptions_cap_long_strings() {
+        let long = "x".repeat(1_000_000);
+        let description = describe(&json!(long));
+        assert!(
+            description.chars().count() < EXCERPT_CHARS + 20,
+            "{description}"
+        );
+        assert!(description.ends_with("…\")"));
+        assert_eq!(describe(&json!([1, 2])), "an array of 2 items");
+    }
+
+    fn unescape(text: &str) -> String {
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&")
+    }
+
+    proptest! {
+        #[test]
+        fn sanitized_output_is_markup_free_and_a_prefix(text in any::<String>()) {
+            let (shown, truncated) = sanitize_output(&text);
+            prop_assert!(!shown.contains(['<', '>', '"', '\'']));
+            let kept = unescape(&shown);
+            prop_assert!(text.starts_with(&kept));
+            prop_assert_eq!(kept.chars().count(), text.chars().count().min(DISPLAY_OUTPUT_LIMIT));
+            prop_assert_eq!(truncated, text.chars().count() > DISPLAY_OUTPUT_LIMIT);
+        }
+
+        #[test]
+        fn os_category_never_panics(text in any::<String>()) {
+            os_category(&text);
+        }
+
+        #[test]
+        fn parse_timestamp_never_panics(text in any::<String>(), number in any::<f64>(), whole in any::<i64>()) {
+            parse_timestamp(&json!(text));
+            parse_timestamp(&json!(number));
+            parse_timestamp(&json!(whole));
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Connectivity Test: one cheap authenticated call before asking for an export, so a
+//! wrong key fails in seconds with CREDENTIAL_ERROR instead of mid-export.
+
+use super::{JobRef, Services};
+use crate::errors::Result;
+use crate::model::Stage;
+
+pub async fn test_connectivity(services: &Services, job: &JobRef) -> Result<()> {
+    services
+        .run_stage(&job.job_id, Stage::ConnectivityTest, None, async {
+            let connector = services.connector(&job.connector_id).await?;
+            services.scanner(&connector).await?.check_access().await
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use tenable_simulator::SimulatorConfig;
+
+    use super::*;
+    use crate::model::{JobStatus, TenableCredentials};
+    use crate::pipeline::test_support::harness;
+    use crate::store::JobStore;
+
+    #[tokio::test]
+    async fn good_keys_pass() {
+        let h = harness(SimulatorConfig::default()).await;
+        let job = h.start_job("job-1").await;
+        test_connectivity(&h.services, &job).await.expect("the simulator accepts the keys");
+    }
+
+    #[tokio::test]
+    async fn wrong_keys_end_in_a_credential_error_with_the_keys_redacted() {
+        let h = harness(SimulatorConfig::default()).await;
+        let wrong = TenableCredentials { access_key: "wrong-access-key-1234".into(), secret_key: "wrong-secret-key-5678".into() };
+        h.store.put_secret("tenable-keys", wrong);
+        let job = h.start_job("job-1").await;
+        let error = test_connectivity(&h.services, &job).await.expect_err("the keys are refused");
+        assert_eq!(error.error_name(), "Vulnflow.CredentialError");
+        let stored = h.store.get_job(&job.job_id).await.unwrap().expect("job");
+        let failure = stored.failure.expect("the failure is recorded");
+        assert_eq!(failure.status, JobStatus::CredentialError);
+        assert_eq!(failure.stage, Stage::ConnectivityTest);
+        assert_eq!(failure.http_status, Some(401));
+        assert!(failure.action.contains("API keys"));
+        let text = serde_json::to_string(&failure).unwrap();
+        assert!(!text.contains("wrong-secret-key-5678") && !text.contains("wrong-access-key-1234"), "{text}");
+    }
+}

@@ -1,0 +1,214 @@
+//! Fetching: ask the scanner for an export, poll it (the state machine waits between
+//! polls: no function sleeps), and download each chunk into S3 as the scanner sent it.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::{ChunkOutput, JobRef, Services};
+use crate::connectors::{ExportRequest, ExportState};
+use crate::errors::{Result, SyncError};
+use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobStatus, Stage};
+use crate::store::keys;
+
+/// The fetch function's three calls, told apart by `action`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum FetchEvent {
+    RequestExport { job: JobRef },
+    PollExport { job: JobRef, export: ExportRef },
+    FetchChunk { job: JobRef, export: ExportRef, chunk_id: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FetchOutput {
+    Export(ExportRef),
+    Poll(PollOutcome),
+    Chunk(ChunkOutput),
+}
+
+/// What the state machine's poll loop decides on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PollOutcome {
+    /// True once every chunk can be downloaded.
+    pub ready: bool,
+    pub total_chunks: u64,
+    /// The S3 key of the chunk id list the chunk map reads, once ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_key: Option<String>,
+    /// How long the state machine waits before the next poll.
+    pub wait_seconds: u64,
+}
+
+pub async fn fetch(services: &Services, event: FetchEvent) -> Result<FetchOutput> {
+    match event {
+        FetchEvent::RequestExport { job } => request_export(services, &job).await.map(FetchOutput::Export),
+        FetchEvent::PollExport { job, export } => poll_export(services, &job, &export).await.map(FetchOutput::Poll),
+        FetchEvent::FetchChunk { job, export, chunk_id } => {
+            fetch_chunk(services, &job, &export, chunk_id).await.map(FetchOutput::Chunk)
+        }
+    }
+}
+
+pub async fn request_export(services: &Services, job: &JobRef) -> Result<ExportRef> {
+    services
+        .run_stage(&job.job_id, Stage::Fetching, None, async {
+            let connector = services.connector(&job.connector_id).await?;
+            // A full sync asks for everything: Tenable's defaults would silently drop
+            // findings older than 30 days and every fixed one.
+            let request = ExportRequest {
+                kind: ExportKind::Vulns,
+                since: 0,
+                include_fixed: true,
+                assets_per_chunk: services.settings.assets_per_chunk,
+            };
+            let export_uuid = services.scanner(&connector).await?.request_export(&request).await?;
+            let export = ExportRef { kind: request.kind, export_uuid, requested_at: Utc::now() };
+            services.jobs.set_export(&job.job_id, &export).await?;
+            tracing::info!(job_id = %job.job_id, export_uuid = %export.export_uuid, "export requested");
+            Ok(export)
+        })
+        .await
+}
+
+pub async fn poll_export(services: &Services, job: &JobRef, export: &ExportRef) -> Result<PollOutcome> {
+    services
+        .run_stage(&job.job_id, Stage::Fetching, None, async {
+            let connector = services.connector(&job.connector_id).await?;
+            let status = services.scanner(&connector).await?.export_status(export.kind, &export.export_uuid).await?;
+            let uuid = &export.export_uuid;
+            match status.state {
+                ExportState::Queued | ExportState::Processing => {
+                    if Utc::now() - export.requested_at > services.settings.export_timeout {
+                        return Err(SyncError::ScannerRejected {
+                            reason: format!(
+                                "export {uuid} was still unfinished after {} minutes",
+                                services.settings.export_timeout.num_minutes()
+                            ),
+                            response: None,
+                        });
+                    }
+                    Ok(PollOutcome {
+                        ready: false,
+                        total_chunks: 0,
+                        manifest_key: None,
+                        wait_seconds: services.settings.export_poll_seconds,
+                    })
+                }
+                ExportState::Error => Err(SyncError::ScannerRejected {
+                    reason: format!("Tenable ended export {uuid} in ERROR"),
+                    response: None,
+                }),
+                ExportState::Cancelled => Err(SyncError::ScannerRejected {
+                    reason: format!("export {uuid} was cancelled on the Tenable side"),
+                    response: None,
+                }),
+                ExportState::Finished if !status.chunks_failed.is_empty() => Err(SyncError::ScannerRejected {
+                    reason: format!("Tenable finished export {uuid} with failed chunks {:?}", status.chunks_failed),
+                    response: None,
+                }),
+                ExportState::Finished => {
+                    let mut chunk_ids = status.chunks_available;
+                    chunk_ids.sort_unstable();
+                    chunk_ids.dedup();
+                    let total = chunk_ids.len() as u64;
+                    let manifest_key = keys::chunk_manifest(&job.connector_id, &job.job_id, export.kind.as_str());
+                    let manifest = serde_json::to_vec(&chunk_ids).map_err(|e| SyncError::Internal(e.to_string()))?;
+                    services.objects.put_object(&manifest_key, manifest, "application/json").await?;
+                    services.jobs.set_total_chunks(&job.job_id, total).await?;
+                    // The chunk map's child executions do the work from here.
+                    services.jobs.set_status(&job.job_id, JobStatus::Delegated).await?;
+                    Ok(PollOutcome { ready: true, total_chunks: total, manifest_key: Some(manifest_key), wait_seconds: 0 })
+                }
+            }
+        })
+        .await
+}
+
+pub async fn fetch_chunk(services: &Services, job: &JobRef, export: &ExportRef, chunk_id: u32) -> Result<ChunkOutput> {
+    let chunk_key = export.kind.chunk_key(chunk_id);
+    services
+        .run_stage(&job.job_id, Stage::Fetching, Some(&chunk_key), async {
+            let connector = services.connector(&job.connector_id).await?;
+            let scanner = services.scanner(&connector).await?;
+            let bytes = scanner.download_chunk(export.kind, &export.export_uuid, chunk_id).await?;
+            let raw_key = keys::raw_chunk(&job.connector_id, &job.job_id, &chunk_key);
+            let size = bytes.len();
+            services.objects.put_object(&raw_key, bytes, "application/json").await?;
+            services
+                .jobs
+                .save_chunk(&ChunkRecord {
+                    job_id: job.job_id.clone(),
+                    chunk_key: chunk_key.clone(),
+                    status: ChunkStatus::Fetched,
+                    failed_attempts: 0,
+                    raw_key: Some(raw_key.clone()),
+                    normalized_key: None,
+                    records: None,
+                    last_error: None,
+                    retried: false,
+                    updated_at: Utc::now(),
+                })
+                .await?;
+            tracing::info!(job_id = %job.job_id, chunk = %chunk_key, bytes = size, "chunk fetched");
+            Ok(ChunkOutput { chunk_key: chunk_key.clone(), object_key: raw_key, records: 0 })
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use tenable_simulator::SimulatorConfig;
+
+    use super::*;
+    use crate::pipeline::test_support::harness;
+    use crate::store::{JobStore, ObjectStore};
+
+    #[tokio::test]
+    async fn a_full_sync_asks_for_every_state_since_the_beginning() {
+        let h = harness(SimulatorConfig::default()).await;
+        let job = h.start_job("job-1").await;
+        request_export(&h.services, &job).await.expect("export requested");
+        let requests = h.simulator.vuln_export_requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0]["filters"]["since"], 0);
+        assert_eq!(requests[0]["filters"]["state"], serde_json::json!(["OPEN", "REOPENED", "FIXED"]));
+    }
+
+    #[tokio::test]
+    async fn polls_until_finished_then_writes_the_chunk_manifest() {
+        let config = SimulatorConfig { assets: 120, findings_per_asset: 3, status_polls_before_finished: 2, ..Default::default() };
+        let h = harness(config).await;
+        let job = h.start_job("job-1").await;
+        let export = request_export(&h.services, &job).await.expect("export requested");
+        let mut polls = 0;
+        let outcome = loop {
+            polls += 1;
+            let outcome = poll_export(&h.services, &job, &export).await.expect("polls");
+            if outcome.ready {
+                break outcome;
+            }
+            assert!(polls < 10, "the export never finished");
+        };
+        assert!(polls > 1, "the simulator answers QUEUED/PROCESSING first");
+        assert_eq!(outcome.total_chunks, 3, "120 assets at 50 per chunk");
+        let manifest = h.store.get_object(outcome.manifest_key.as_deref().unwrap()).await.unwrap();
+        assert_eq!(serde_json::from_slice::<Vec<u32>>(&manifest).unwrap(), vec![1, 2, 3]);
+        let stored = h.store.get_job("job-1").await.unwrap().unwrap();
+        assert_eq!((stored.chunks.total, stored.status), (3, JobStatus::Delegated));
+    }
+
+    #[tokio::test]
+    async fn a_fetched_chunk_is_kept_raw_in_s3_under_connector_job_and_chunk() {
+        let h = harness(SimulatorConfig { status_polls_before_finished: 0, ..Default::default() }).await;
+        let job = h.start_job("job-1").await;
+        let export = request_export(&h.services, &job).await.unwrap();
+        while !poll_export(&h.services, &job, &export).await.unwrap().ready {}
+        let output = fetch_chunk(&h.services, &job, &export, 1).await.expect("fetched");
+        assert_eq!(output.object_key, "raw/tenable-test/job-1/vulns-00001.json");
+        let raw = h.store.get_object(&output.object_key).await.unwrap();
+        assert!(serde_json::from_slice::<serde_json::Value>(&raw).unwrap().is_array());
+        let chunk = h.store.get_chunk("job-1", "vulns-00001").await.unwrap().unwrap();
+        assert_eq!(chunk.status, ChunkStatus::Fetched);
+    }
+}

@@ -1,0 +1,230 @@
+//! Finalizing: settle the job's status from its chunk records (the one source of
+//! truth, whatever the map's own status says) and from the failure the state
+//! machine caught, if any.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::Services;
+use crate::errors::{Result, SyncError, job_status_for, recommended_action};
+use crate::model::{ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome};
+
+/// An error the state machine caught, as Step Functions hands it over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalizeEvent {
+    pub job_id: String,
+    #[serde(default)]
+    pub failure: Option<CaughtError>,
+}
+
+/// The job's outcome, as the state machine's last states and the execution output show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    pub job_id: String,
+    pub status: JobStatus,
+    pub chunks: ChunkCounts,
+    pub counts: RecordCounts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<JobFailure>,
+}
+
+pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSummary> {
+    let Some(job) = services.jobs.get_job(&event.job_id).await? else {
+        // The sync failed before its job existed (e.g. an unknown connector): there
+        // is nothing to settle, only the reason to pass on.
+        let failure = event.failure.as_ref().map(|caught| caught_failure(caught, Stage::Initiating));
+        return Ok(JobSummary {
+            job_id: event.job_id,
+            status: failure.as_ref().map_or(JobStatus::GenericError, |f| f.status),
+            chunks: ChunkCounts::default(),
+            counts: RecordCounts::default(),
+            failure,
+        });
+    };
+    let job_id = job.job_id.clone();
+    services
+        .run_stage(&job_id, Stage::Finalizing, None, async {
+            let chunks = services.jobs.chunks(&job_id).await?;
+            let processed = chunks.iter().filter(|c| c.status == ChunkStatus::Processed).count() as u64;
+            let total = job.chunks.total.max(chunks.len() as u64);
+            let counts = ChunkCounts { total, processed, failed: total - processed };
+
+            let failure = match (&job.failure, &event.failure) {
+                (Some(recorded), _) => Some(recorded.clone()),
+                (None, Some(caught)) => Some(caught_failure(caught, job.current_stage.unwrap_or(Stage::Finalizing))),
+                (None, None) if counts.failed > 0 => Some(unprocessed_chunks_failure(&chunks, counts)),
+                (None, None) => None,
+            };
+            if let (None, Some(failure)) = (&job.failure, &failure) {
+                services.jobs.record_failure(&job_id, failure).await?;
+                services.jobs.stage_ended(&job_id, failure.stage, StageOutcome::Failed, failure.occurred_at).await?;
+            }
+            let mut finished = job.clone();
+            finished.status = failure.as_ref().map_or(JobStatus::Finished, |f| f.status);
+            finished.chunks = counts;
+            finished.ended_at = Some(Utc::now());
+            finished.current_stage = None;
+            services.jobs.finish_job(&finished).await?;
+            tracing::info!(job_id, status = %finished.status, ?counts, "sync job finished");
+            let stored = services.jobs.get_job(&job_id).await?.unwrap_or(finished);
+            Ok(JobSummary { job_id: job_id.clone(), status: stored.status, chunks: counts, counts: stored.counts, failure })
+        })
+        .await
+}
+
+/// A failure no function could record itself (a crash, a timeout, retries used up).
+fn caught_failure(caught: &CaughtError, stage: Stage) -> JobFailure {
+    // A Lambda error's cause is `{"errorType": ..., "errorMessage": ...}`.
+    let message = caught
+        .cause
+        .as_deref()
+        .map(|cause| {
+            serde_json::from_str::<serde_json::Value>(cause)
+                .ok()
+                .and_then(|json| json["errorMessage"].as_str().map(String::from))
+                .unwrap_or_else(|| cause.to_string())
+        })
+        .unwrap_or_else(|| format!("the state machine caught {}", caught.error));
+    JobFailure {
+        status: job_status_for(&caught.error),
+        stage,
+        error: caught.error.clone(),
+        message,
+        action: recommended_action(&caught.error).to_string(),
+        http_status: None,
+        payload: None,
+        chunk: None,
+        occurred_at: Utc::now(),
+    }
+}
+
+fn unprocessed_chunks_failure(chunks: &[crate::model::ChunkRecord], counts: ChunkCounts) -> JobFailure {
+    let failed = chunks.iter().find(|c| c.status != ChunkStatus::Processed);
+    // Chunk errors are stored as "<error name>: <message>".
+    let error_name = failed
+        .and_then(|c| c.last_error.as_deref())
+        .and_then(|e| e.split_once(':').map(|(name, _)| name.to_string()))
+        .unwrap_or_else(|| SyncError::Internal(String::new()).error_name().to_string());
+    let stage = match failed.map(|c| c.status) {
+        Some(ChunkStatus::Fetched) => Stage::Normalizing,
+        Some(ChunkStatus::Normalized) => Stage::Processing,
+        _ => Stage::Fetching,
+    };
+    JobFailure {
+        status: job_status_for(&error_name),
+        stage,
+        message: format!(
+            "{} of {} chunks were not processed{}",
+            counts.failed,
+            counts.total,
+            failed.and_then(|c| c.last_error.as_deref()).map(|e| format!("; first error: {e}")).unwrap_or_default()
+        ),
+        action: recommended_action(&error_name).to_string(),
+        error: error_name,
+        http_status: None,
+        payload: None,
+        chunk: failed.map(|c| c.chunk_key.clone()),
+        occurred_at: Utc::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tenable_simulator::{Faults, SimulatorConfig};
+
+    use super::*;
+    use crate::errors::error_names;
+    use crate::pipeline::fetch::{fetch_chunk, poll_export, request_export};
+    use crate::pipeline::normalize::normalize;
+    use crate::pipeline::process::process;
+    use crate::pipeline::test_support::{CONNECTOR, Harness, harness};
+    use crate::pipeline::{ChunkTask, JobRef};
+    use crate::store::JobStore;
+
+    /// What the state machine does, in order, with errors left where they fall.
+    async fn run_sync(h: &Harness, job_id: &str) -> JobSummary {
+        let job = h.start_job(job_id).await;
+        let caught = sync_chunks(h, &job).await.err().map(|error| CaughtError {
+            error: error.error_name().to_string(),
+            cause: Some(serde_json::json!({ "errorMessage": error.to_string() }).to_string()),
+        });
+        finalize(&h.services, FinalizeEvent { job_id: job_id.into(), failure: caught }).await.expect("finalizes")
+    }
+
+    async fn sync_chunks(h: &Harness, job: &JobRef) -> Result<()> {
+        crate::pipeline::connectivity::test_connectivity(&h.services, job).await?;
+        let export = request_export(&h.services, job).await?;
+        let total = loop {
+            let outcome = poll_export(&h.services, job, &export).await?;
+            if outcome.ready {
+                break outcome.total_chunks as u32;
+            }
+        };
+        for chunk_id in 1..=total {
+            // A failed chunk fails alone, as in the state machine's map.
+            let _ = one_chunk(h, job, &export, chunk_id).await;
+        }
+        Ok(())
+    }
+
+    async fn one_chunk(h: &Harness, job: &JobRef, export: &crate::model::ExportRef, chunk_id: u32) -> Result<()> {
+        let fetched = fetch_chunk(&h.services, job, export, chunk_id).await?;
+        let task = ChunkTask { job: job.clone(), chunk_key: fetched.chunk_key.clone(), object_key: fetched.object_key };
+        let normalized = normalize(&h.services, task).await?;
+        let task = ChunkTask { job: job.clone(), chunk_key: normalized.chunk_key, object_key: normalized.object_key };
+        process(&h.services, task).await.map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn a_clean_sync_finishes_with_every_stage_timed_and_every_finding_stored() {
+        let h = harness(SimulatorConfig { assets: 110, findings_per_asset: 4, status_polls_before_finished: 1, ..Default::default() })
+            .await;
+        let summary = run_sync(&h, "job-1").await;
+        assert_eq!(summary.status, JobStatus::Finished);
+        assert_eq!(summary.chunks, ChunkCounts { total: 3, processed: 3, failed: 0 });
+        assert_eq!(summary.counts.findings_received, 440);
+        assert_eq!(h.store.all_findings(CONNECTOR).len(), 440);
+        let job = h.store.get_job("job-1").await.unwrap().unwrap();
+        for stage in Stage::ALL {
+            let run = job.stages.get(&stage).unwrap_or_else(|| panic!("{stage} ran"));
+            assert_eq!(run.outcome, StageOutcome::Succeeded, "{stage}");
+            assert!(run.duration_ms().is_some_and(|ms| ms >= 0), "{stage} is timed");
+        }
+        assert!(job.ended_at.is_some() && job.current_stage.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_malformed_chunk_fails_the_job_but_keeps_the_other_chunks() {
+        let faults = Faults { malformed_json_chunks: vec![2], ..Default::default() };
+        let h = harness(SimulatorConfig { assets: 150, findings_per_asset: 2, faults, ..Default::default() }).await;
+        let summary = run_sync(&h, "job-1").await;
+        assert_eq!(summary.status, JobStatus::ApiError);
+        assert_eq!(summary.chunks, ChunkCounts { total: 3, processed: 2, failed: 1 });
+        let failure = summary.failure.expect("the failure is explained");
+        assert_eq!(failure.stage, Stage::Normalizing);
+        assert_eq!(failure.error, error_names::MALFORMED_CHUNK);
+        assert_eq!(failure.chunk.as_deref(), Some("vulns-00002"));
+        assert!(failure.message.contains("vulns-00002") && failure.message.contains("not valid JSON"), "{}", failure.message);
+        assert_eq!(h.store.all_findings(CONNECTOR).len(), 200, "the two good chunks are kept");
+        let job = h.store.get_job("job-1").await.unwrap().unwrap();
+        assert_eq!(job.stages[&Stage::Normalizing].outcome, StageOutcome::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_failure_no_function_recorded_is_taken_from_the_state_machine() {
+        let h = harness(SimulatorConfig::default()).await;
+        h.start_job("job-1").await;
+        let caught = CaughtError { error: "States.Timeout".into(), cause: Some("the task timed out".into()) };
+        let summary = finalize(&h.services, FinalizeEvent { job_id: "job-1".into(), failure: Some(caught) }).await.unwrap();
+        assert_eq!(summary.status, JobStatus::GenericError);
+        assert_eq!(summary.failure.unwrap().message, "the task timed out");
+    }
+}

@@ -1,0 +1,216 @@
+//! The sync pipeline, one file per stage. Each stage is a function over [`Services`]
+//! (the storage ports and the HTTP client) and a small event the state machine hands
+//! it; no stage knows which stage called it, and no record passes through the state
+//! machine: only ids and S3 keys do.
+
+pub mod connectivity;
+pub mod fetch;
+pub mod finalize;
+pub mod initiate;
+pub mod normalize;
+pub mod process;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::connectors::{self, ExportScanner};
+use crate::errors::{Result, SyncError, error_names};
+use crate::model::{Connector, JobFailure, Stage, StageOutcome};
+use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore, SecretStore};
+
+/// What the stages work with. Built once per function process.
+#[derive(Clone)]
+pub struct Services {
+    pub connectors: Arc<dyn ConnectorStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub jobs: Arc<dyn JobStore>,
+    pub inventory: Arc<dyn InventoryStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The deployment (stack) name, recorded on every job.
+    pub deployment: String,
+    /// Assets per export chunk (Tenable accepts 50..5000).
+    pub assets_per_chunk: u32,
+    /// How long an export may stay unfinished before the sync gives up.
+    pub export_timeout: chrono::Duration,
+    /// How long the state machine waits between two polls of an unfinished export.
+    pub export_poll_seconds: u64,
+}
+
+/// The job a state is working for: what every state after `initiate` receives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRef {
+    pub job_id: String,
+    pub connector_id: String,
+}
+
+/// A chunk stage's event: the job, the chunk, and the S3 key the previous stage wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkTask {
+    pub job: JobRef,
+    pub chunk_key: String,
+    pub object_key: String,
+}
+
+/// What a chunk stage hands the next one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkOutput {
+    pub chunk_key: String,
+    pub object_key: String,
+    pub records: u64,
+}
+
+impl Services {
+    pub(crate) async fn connector(&self, connector_id: &str) -> Result<Connector> {
+        self.connectors.get_connector(connector_id).await?.ok_or_else(|| {
+            SyncError::InvalidRequest(format!("there is no connector {connector_id}: create it before starting a sync"))
+        })
+    }
+
+    /// The scanner client of a connector, with its keys read from the secret store.
+    pub(crate) async fn scanner(&self, connector: &Connector) -> Result<Box<dyn ExportScanner>> {
+        let credentials = self.secrets.tenable_credentials(&connector.secret_id).await?;
+        Ok(connectors::connect(connector, credentials, &self.http))
+    }
+
+    /// Runs one stage's work for a job: times the stage on the job and, when the work
+    /// fails, records why before the error goes back to the state machine.
+    ///
+    /// A failure a retry may cure is kept on the chunk record only: a chunk that then
+    /// succeeds shows as retried, not as an error on the job.
+    pub(crate) async fn run_stage<T, F>(&self, job_id: &str, stage: Stage, chunk_key: Option<&str>, work: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        self.jobs.stage_started(job_id, stage, Utc::now()).await?;
+        match work.await {
+            Ok(value) => {
+                self.jobs.stage_ended(job_id, stage, StageOutcome::Succeeded, Utc::now()).await?;
+                Ok(value)
+            }
+            Err(error) => {
+                self.record_stage_failure(job_id, stage, chunk_key, &error).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn record_stage_failure(&self, job_id: &str, stage: Stage, chunk_key: Option<&str>, error: &SyncError) {
+        let now = Utc::now();
+        tracing::warn!(job_id, %stage, chunk = chunk_key, error = error.error_name(), message = %error, "stage failed");
+        let transient = error_names::TRANSIENT.contains(&error.error_name());
+        let mut bookkeeping = Vec::new();
+        if let Some(chunk_key) = chunk_key {
+            let text = format!("{}: {error}", error.error_name());
+            bookkeeping.push(self.jobs.chunk_attempt_failed(job_id, chunk_key, &text, now).await);
+        }
+        if !transient {
+            bookkeeping.push(self.jobs.stage_ended(job_id, stage, StageOutcome::Failed, now).await);
+            bookkeeping.push(self.jobs.record_failure(job_id, &failure_of(error, stage, chunk_key, now)).await);
+        }
+        // The stage's own error is what the state machine must see; a bookkeeping
+        // failure on top of it is logged, and finalize rebuilds what it can.
+        for result in bookkeeping {
+            if let Err(secondary) = result {
+                tracing::error!(job_id, error = %secondary, "could not record the stage failure");
+            }
+        }
+    }
+}
+
+/// The job's account of an error.
+pub fn failure_of(error: &SyncError, stage: Stage, chunk_key: Option<&str>, at: chrono::DateTime<Utc>) -> JobFailure {
+    let response = error.response();
+    JobFailure {
+        status: error.job_status(),
+        stage,
+        error: error.error_name().to_string(),
+        message: error.to_string(),
+        action: error.action().to_string(),
+        http_status: response.map(|r| r.status),
+        payload: response.map(|r| r.to_payload()),
+        chunk: chunk_key.or(error.chunk()).map(String::from),
+        occurred_at: at,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! A pipeline over the in-memory store and a real simulator on loopback.
+
+    use std::sync::Arc;
+
+    use tenable_simulator::{RunningSimulator, SimulatorConfig};
+
+    use super::{JobRef, Services, Settings};
+    use crate::model::{Connector, ScannerKind, SyncMode, TenableCredentials, Trigger};
+    use crate::pipeline::initiate::{self, StartSync, SyncRequest};
+    use crate::store::ConnectorStore;
+    use crate::store::memory::MemoryStore;
+
+    pub struct Harness {
+        pub store: Arc<MemoryStore>,
+        pub services: Services,
+        pub simulator: RunningSimulator,
+    }
+
+    pub const CONNECTOR: &str = "tenable-test";
+
+    pub async fn harness(config: SimulatorConfig) -> Harness {
+        let store = Arc::new(MemoryStore::default());
+        store.put_secret(
+            "tenable-keys",
+            TenableCredentials { access_key: config.access_key.clone(), secret_key: config.secret_key.clone() },
+        );
+        let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
+        store
+            .put_connector(&Connector {
+                connector_id: CONNECTOR.into(),
+                name: "Tenable test".into(),
+                kind: ScannerKind::Tenable,
+                base_url: simulator.base_url.clone(),
+                secret_id: "tenable-keys".into(),
+                default_mode: SyncMode::Full,
+            })
+            .await
+            .expect("stores the connector");
+        let services = Services {
+            connectors: store.clone(),
+            secrets: store.clone(),
+            jobs: store.clone(),
+            inventory: store.clone(),
+            objects: store.clone(),
+            http: reqwest::Client::new(),
+            settings: Settings {
+                deployment: "unit-tests".into(),
+                assets_per_chunk: 50,
+                export_timeout: chrono::Duration::minutes(5),
+                export_poll_seconds: 1,
+            },
+        };
+        Harness { store, services, simulator }
+    }
+
+    impl Harness {
+        pub async fn start_job(&self, job_id: &str) -> JobRef {
+            let start = StartSync {
+                job_id: job_id.into(),
+                execution_arn: None,
+                input: SyncRequest {
+                    connector_id: CONNECTOR.into(),
+                    mode: None,
+                    trigger: Some(Trigger::Manual { by: "tester@example.com".into() }),
+                },
+            };
+            initiate::initiate(&self.services, start).await.expect("initiates")
+        }
+    }
+}

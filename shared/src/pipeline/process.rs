@@ -1,0 +1,297 @@
+//! Processing: merge a normalized chunk into the stored assets and findings, then
+//! commit the chunk: its counts reach the job exactly once, however often the state
+//! machine retries it.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::{ChunkTask, Services};
+use crate::errors::{Result, SyncError};
+use crate::model::{FindingState, NormalizedRecord, RecordCounts, Stage};
+use crate::store::{Change, StoredAsset, StoredFinding};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessOutput {
+    pub chunk_key: String,
+    /// False when an earlier attempt had already committed the chunk.
+    pub committed: bool,
+    pub counts: RecordCounts,
+}
+
+pub async fn process(services: &Services, task: ChunkTask) -> Result<ProcessOutput> {
+    let job = &task.job;
+    services
+        .run_stage(&job.job_id, Stage::Processing, Some(&task.chunk_key), async {
+            let ndjson = services.objects.get_object(&task.object_key).await?;
+            let records = read_ndjson(&task.object_key, &ndjson)?;
+            let raw_key = services
+                .jobs
+                .get_chunk(&job.job_id, &task.chunk_key)
+                .await?
+                .and_then(|chunk| chunk.raw_key)
+                .unwrap_or_default();
+            let merge = Merge { connector_id: &job.connector_id, job_id: &job.job_id, raw_key: &raw_key };
+            let mut counts = RecordCounts { findings_received: records.len() as u64, ..Default::default() };
+
+            let findings = merge.latest_findings(&records);
+            let ids: Vec<String> = findings.keys().cloned().collect();
+            let stored = services.inventory.findings(&job.connector_id, &ids).await?;
+            let merged: Vec<StoredFinding> =
+                findings.into_values().map(|(index, record)| merge.finding(index, record, stored.get(&record.finding.finding_id))).collect();
+            merged.iter().for_each(|finding| count_finding(&mut counts, finding.last_change));
+
+            let assets = merge.latest_assets(&records);
+            let asset_ids: Vec<String> = assets.keys().cloned().collect();
+            let stored_assets = services.inventory.assets(&job.connector_id, &asset_ids).await?;
+            let merged_assets: Vec<StoredAsset> =
+                assets.into_values().map(|record| merge.asset(record, stored_assets.get(&record.asset.asset_id))).collect();
+            for asset in &merged_assets {
+                match asset.last_change {
+                    Change::New => counts.assets_new += 1,
+                    Change::Unchanged => {}
+                    _ => counts.assets_updated += 1,
+                }
+            }
+
+            // Assets first: a finding is never stored before the asset it points at.
+            services.inventory.put_assets(&merged_assets).await?;
+            services.inventory.put_findings(&merged).await?;
+            let committed = services.jobs.commit_chunk(&job.job_id, &task.chunk_key, &counts, Utc::now()).await?;
+            tracing::info!(job_id = %job.job_id, chunk = %task.chunk_key, committed, ?counts, "chunk processed");
+            Ok(ProcessOutput { chunk_key: task.chunk_key.clone(), committed, counts })
+        })
+        .await
+}
+
+fn read_ndjson(key: &str, bytes: &[u8]) -> Result<Vec<NormalizedRecord>> {
+    bytes
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .enumerate()
+        .map(|(line, text)| {
+            serde_json::from_slice(text).map_err(|e| {
+                SyncError::Internal(format!("line {} of the normalized chunk {key} cannot be read: {e}", line + 1))
+            })
+        })
+        .collect()
+}
+
+fn count_finding(counts: &mut RecordCounts, change: Change) {
+    match change {
+        Change::New => counts.findings_new += 1,
+        Change::Updated => counts.findings_updated += 1,
+        Change::Unchanged => counts.findings_unchanged += 1,
+        Change::Reopened => counts.findings_reopened += 1,
+        Change::Fixed => counts.findings_fixed += 1,
+    }
+}
+
+/// How one job's records are merged into what is stored.
+struct Merge<'a> {
+    connector_id: &'a str,
+    job_id: &'a str,
+    raw_key: &'a str,
+}
+
+impl Merge<'_> {
+    /// One record per finding id: a chunk that names a finding twice keeps the one
+    /// seen last. The index is the record's place in the raw chunk.
+    fn latest_findings<'r>(&self, records: &'r [NormalizedRecord]) -> HashMap<String, (usize, &'r NormalizedRecord)> {
+        let mut latest: HashMap<String, (usize, &NormalizedRecord)> = HashMap::new();
+        for (index, record) in records.iter().enumerate() {
+            let id = record.finding.finding_id.clone();
+            match latest.get(&id) {
+                Some((_, kept)) if kept.finding.last_seen > record.finding.last_seen => {}
+                _ => {
+                    latest.insert(id, (index, record));
+                }
+            }
+        }
+        latest
+    }
+
+    fn latest_assets<'r>(&self, records: &'r [NormalizedRecord]) -> HashMap<String, &'r NormalizedRecord> {
+        let mut latest: HashMap<String, &NormalizedRecord> = HashMap::new();
+        for record in records {
+            let kept = latest.entry(record.asset.asset_id.clone()).or_insert(record);
+            if record.finding.last_seen > kept.finding.last_seen {
+                *kept = record;
+            }
+        }
+        latest
+    }
+
+    fn finding(&self, index: usize, record: &NormalizedRecord, stored: Option<&StoredFinding>) -> StoredFinding {
+        let mut finding = record.finding.clone();
+        let (first_job_id, change) = match stored {
+            // This job already merged the chunk (a retried attempt): replay the change.
+            Some(previous) if previous.last_job_id == self.job_id => (previous.first_job_id.clone(), previous.last_change),
+            Some(previous) => {
+                let was_closed = previous.finding.state == FindingState::Fixed || !previous.active;
+                let change = match finding.state {
+                    FindingState::Fixed if was_closed => unchanged_or_updated(previous, &finding),
+                    FindingState::Fixed => Change::Fixed,
+                    // It came back: the same finding, reopened, never a second one.
+                    _ if was_closed => {
+                        finding.state = FindingState::Reopened;
+                        Change::Reopened
+                    }
+                    _ => unchanged_or_updated(previous, &finding),
+                };
+                (previous.first_job_id.clone(), change)
+            }
+            None => (self.job_id.to_string(), Change::New),
+        };
+        StoredFinding {
+            connector_id: self.connector_id.to_string(),
+            finding,
+            active: true,
+            first_job_id,
+            last_job_id: self.job_id.to_string(),
+            last_change: change,
+            raw_ref: format!("{}#{index}", self.raw_key),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn asset(&self, record: &NormalizedRecord, stored: Option<&StoredAsset>) -> StoredAsset {
+        let (first_job_id, change) = match stored {
+            Some(previous) if previous.last_job_id == self.job_id => (previous.first_job_id.clone(), previous.last_change),
+            Some(previous) if previous.asset == record.asset => (previous.first_job_id.clone(), Change::Unchanged),
+            Some(previous) => (previous.first_job_id.clone(), Change::Updated),
+            None => (self.job_id.to_string(), Change::New),
+        };
+        StoredAsset {
+            connector_id: self.connector_id.to_string(),
+            asset: record.asset.clone(),
+            first_job_id,
+            last_job_id: self.job_id.to_string(),
+            last_change: change,
+            last_seen: record.finding.last_seen,
+            updated_at: Utc::now(),
+        }
+    }
+}
+
+fn unchanged_or_updated(previous: &StoredFinding, finding: &crate::model::Finding) -> Change {
+    if &previous.finding == finding { Change::Unchanged } else { Change::Updated }
+}
+
+#[cfg(test)]
+mod tests {
+    use tenable_simulator::SimulatorConfig;
+
+    use super::*;
+    use crate::model::{ChunkStatus, NormalizedRecord};
+    use crate::normalize::tenable::normalize_vulns_chunk;
+    use crate::pipeline::JobRef;
+    use crate::pipeline::test_support::{CONNECTOR, Harness, harness};
+    use crate::store::{JobStore, ObjectStore, keys};
+
+    /// Puts a chunk through fetch's and normalize's bookkeeping without HTTP, so each
+    /// test states only the records it is about.
+    async fn normalized_chunk(h: &Harness, job: &JobRef, chunk: &str, vulns: &[serde_json::Value]) -> ChunkTask {
+        let raw = serde_json::to_vec(vulns).unwrap();
+        let raw_key = keys::raw_chunk(&job.connector_id, &job.job_id, chunk);
+        h.store.put_object(&raw_key, raw.clone(), "application/json").await.unwrap();
+        let task = ChunkTask { job: job.clone(), chunk_key: chunk.into(), object_key: raw_key };
+        let output = crate::pipeline::normalize::normalize(&h.services, task).await.expect("normalizes");
+        ChunkTask { job: job.clone(), chunk_key: chunk.into(), object_key: output.object_key }
+    }
+
+    fn sample(h: &Harness, count: usize) -> Vec<serde_json::Value> {
+        h.simulator.dataset().vulns()[..count].to_vec()
+    }
+
+    #[tokio::test]
+    async fn stores_every_finding_and_commits_the_chunk_once() {
+        let h = harness(SimulatorConfig::default()).await;
+        let job = h.start_job("job-1").await;
+        let vulns = sample(&h, 40);
+        let task = normalized_chunk(&h, &job, "vulns-00001", &vulns).await;
+        let first = process(&h.services, task.clone()).await.expect("processes");
+        assert!(first.committed);
+        assert_eq!(first.counts.findings_new, 40);
+        assert_eq!(h.store.all_findings(CONNECTOR).len(), 40);
+
+        // The state machine retries the same chunk: nothing is counted twice.
+        let again = process(&h.services, task).await.expect("processes again");
+        assert!(!again.committed);
+        let stored = h.store.get_job("job-1").await.unwrap().unwrap();
+        assert_eq!((stored.chunks.processed, stored.counts.findings_new), (1, 40));
+        let chunk = h.store.get_chunk("job-1", "vulns-00001").await.unwrap().unwrap();
+        assert_eq!(chunk.status, ChunkStatus::Processed);
+    }
+
+    #[tokio::test]
+    async fn a_second_sync_of_the_same_data_adds_no_duplicate_and_changes_nothing() {
+        let h = harness(SimulatorConfig::default()).await;
+        let vulns = sample(&h, 30);
+        let first_job = h.start_job("job-1").await;
+        process(&h.services, normalized_chunk(&h, &first_job, "vulns-00001", &vulns).await).await.unwrap();
+        let before = h.store.all_findings(CONNECTOR);
+
+        let second_job = h.start_job("job-2").await;
+        let second = process(&h.services, normalized_chunk(&h, &second_job, "vulns-00001", &vulns).await).await.unwrap();
+        assert_eq!(second.counts.findings_unchanged, 30);
+        assert_eq!(second.counts.findings_new + second.counts.findings_updated + second.counts.findings_fixed, 0);
+        let after = h.store.all_findings(CONNECTOR);
+        assert_eq!(after.len(), before.len());
+        for (old, new) in before.iter().zip(&after) {
+            assert_eq!((&old.finding, old.active, &old.first_job_id), (&new.finding, new.active, &new.first_job_id));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_same_plugin_on_two_ports_is_two_findings() {
+        let h = harness(SimulatorConfig::default()).await;
+        let job = h.start_job("job-1").await;
+        let mut on_443 = sample(&h, 1).remove(0);
+        on_443["port"] = serde_json::json!({"port": 443, "protocol": "TCP"});
+        let mut on_8443 = on_443.clone();
+        on_8443["port"] = serde_json::json!({"port": "8443", "protocol": "TCP"});
+        let output = process(&h.services, normalized_chunk(&h, &job, "vulns-00001", &[on_443, on_8443]).await).await.unwrap();
+        assert_eq!(output.counts.findings_new, 2);
+        let ports: Vec<u16> = h.store.all_findings(CONNECTOR).iter().map(|f| f.finding.port).collect();
+        assert_eq!(ports.len(), 2);
+        assert!(ports.contains(&443) && ports.contains(&8443));
+    }
+
+    #[tokio::test]
+    async fn fixed_closes_and_a_return_reopens_the_same_finding() {
+        let h = harness(SimulatorConfig::default()).await;
+        let mut record = sample(&h, 1).remove(0);
+        record["state"] = "OPEN".into();
+        let job_1 = h.start_job("job-1").await;
+        process(&h.services, normalized_chunk(&h, &job_1, "vulns-00001", &[record.clone()]).await).await.unwrap();
+
+        record["state"] = "FIXED".into();
+        record["last_fixed"] = record["last_found"].clone();
+        let job_2 = h.start_job("job-2").await;
+        let fixed = process(&h.services, normalized_chunk(&h, &job_2, "vulns-00001", &[record.clone()]).await).await.unwrap();
+        assert_eq!(fixed.counts.findings_fixed, 1);
+
+        record["state"] = "OPEN".into();
+        let job_3 = h.start_job("job-3").await;
+        let back = process(&h.services, normalized_chunk(&h, &job_3, "vulns-00001", &[record]).await).await.unwrap();
+        assert_eq!(back.counts.findings_reopened, 1);
+        let findings = h.store.all_findings(CONNECTOR);
+        assert_eq!(findings.len(), 1, "reopened, not duplicated");
+        assert_eq!(findings[0].finding.state, FindingState::Reopened);
+        assert_eq!(findings[0].first_job_id, "job-1");
+    }
+
+    #[tokio::test]
+    async fn assets_are_stored_once_per_host() {
+        let h = harness(SimulatorConfig { assets: 4, findings_per_asset: 5, ..Default::default() }).await;
+        let job = h.start_job("job-1").await;
+        let vulns = h.simulator.dataset().vulns().to_vec();
+        let output = process(&h.services, normalized_chunk(&h, &job, "vulns-00001", &vulns).await).await.unwrap();
+        assert_eq!(output.counts.assets_new, 4);
+        assert_eq!(h.store.all_assets(CONNECTOR).len(), 4);
+        let records: Vec<NormalizedRecord> = normalize_vulns_chunk(&serde_json::to_vec(&vulns).unwrap()).unwrap();
+        assert_eq!(records.len(), 20);
+    }
+}

@@ -1,0 +1,591 @@
+//! DynamoDB adapters: connectors, jobs, chunk records, assets and findings.
+//!
+//! Job updates are single-attribute update expressions rather than read-modify-write,
+//! because chunks of one job are processed concurrently by the state machine's map.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, TransactWriteItem, Update, WriteRequest};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
+
+use super::{ConnectorStore, InventoryStore, JobStore, StoredAsset, StoredFinding};
+use crate::errors::{Result, SyncError};
+use crate::model::{
+    ChunkRecord, ChunkStatus, Connector, ExportRef, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, StageRun,
+    SyncJob,
+};
+
+/// The table names of one deployment (the template passes them to every function).
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub connectors: String,
+    pub jobs: String,
+    pub chunks: String,
+    pub assets: String,
+    pub findings: String,
+}
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: Tables,
+    /// How long a job's history is kept: DynamoDB's TTL deletes it after.
+    job_retention: chrono::Duration,
+}
+
+/// DynamoDB's limits per batch call.
+const BATCH_GET_LIMIT: usize = 100;
+const BATCH_WRITE_LIMIT: usize = 25;
+/// Unprocessed items of a batch are retried this often, with backoff, before giving up.
+const BATCH_RETRIES: u32 = 8;
+
+const TRANSIENT_CODES: [&str; 7] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+];
+
+fn storage_error<E, R>(operation: &str, error: SdkError<E, R>) -> SyncError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let transient = match &error {
+        SdkError::ServiceError(service) => service.err().code().is_some_and(|code| TRANSIENT_CODES.contains(&code)),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        _ => false,
+    };
+    let reason = match error.code() {
+        Some(code) => format!("{code}: {}", error.message().unwrap_or_default()),
+        None => aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string(),
+    };
+    SyncError::storage(format!("DynamoDB {operation}"), reason, transient)
+}
+
+fn is_conditional_check_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error.code() == Some("ConditionalCheckFailedException")
+}
+
+fn attribute<T: Serialize>(value: &T) -> Result<AttributeValue> {
+    to_attribute_value(value).map_err(|e| SyncError::Internal(format!("cannot encode a DynamoDB attribute: {e}")))
+}
+
+fn item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>> {
+    to_item(value).map_err(|e| SyncError::Internal(format!("cannot encode a DynamoDB item: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(table: &str, item: HashMap<String, AttributeValue>) -> Result<T> {
+    from_item(item).map_err(|e| SyncError::Internal(format!("a {table} item cannot be read: {e}")))
+}
+
+fn string(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+fn number(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: Tables, job_retention: chrono::Duration) -> Self {
+        DynamoStore { client, tables, job_retention }
+    }
+
+    fn job_key(&self, job_id: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([("job_id".to_string(), string(job_id))])
+    }
+
+    fn chunk_key(job_id: &str, chunk_key: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([("job_id".to_string(), string(job_id)), ("chunk_key".to_string(), string(chunk_key))])
+    }
+
+    /// Runs one update expression on a job item.
+    async fn update_job(
+        &self,
+        job_id: &str,
+        expression: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<()> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(self.job_key(job_id)))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(job_id)");
+        for (name, attribute) in names {
+            request = request.expression_attribute_names(*name, *attribute);
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        request.send().await.map_err(|e| {
+            if is_conditional_check_failure(&e) {
+                SyncError::InvalidRequest(format!("there is no job {job_id}"))
+            } else {
+                storage_error("UpdateItem on the jobs table", e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn batch_get<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        connector_id: &str,
+        sort_key: &str,
+        ids: &[String],
+    ) -> Result<Vec<T>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(BATCH_GET_LIMIT) {
+            let keys = batch
+                .iter()
+                .map(|id| HashMap::from([("connector_id".to_string(), string(connector_id)), (sort_key.to_string(), string(id))]))
+                .collect();
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| SyncError::Internal(e.to_string()))?;
+            for attempt in 0..=BATCH_RETRIES {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(table, request.clone())
+                    .send()
+                    .await
+                    .map_err(|e| storage_error("BatchGetItem", e))?;
+                for item in output.responses.and_then(|mut r| r.remove(table)).unwrap_or_default() {
+                    found.push(decode(table, item)?);
+                }
+                match output.unprocessed_keys.and_then(|mut u| u.remove(table)) {
+                    Some(unprocessed) if !unprocessed.keys.is_empty() => {
+                        request = unprocessed;
+                        backoff(attempt).await;
+                    }
+                    _ => break,
+                }
+                if attempt == BATCH_RETRIES {
+                    return Err(SyncError::storage("DynamoDB BatchGetItem", "keys stayed unprocessed (throttled)", true));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn batch_put<T: Serialize>(&self, table: &str, records: &[T]) -> Result<()> {
+        for batch in records.chunks(BATCH_WRITE_LIMIT) {
+            let mut requests = batch
+                .iter()
+                .map(|record| {
+                    let put = PutRequest::builder().set_item(Some(item(record)?)).build();
+                    Ok(WriteRequest::builder().put_request(put.map_err(|e| SyncError::Internal(e.to_string()))?).build())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for attempt in 0..=BATCH_RETRIES {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| storage_error("BatchWriteItem", e))?;
+                requests = output.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt == BATCH_RETRIES {
+                    return Err(SyncError::storage("DynamoDB BatchWriteItem", "items stayed unprocessed (throttled)", true));
+                }
+                backoff(attempt).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt.min(6)))).await;
+}
+
+#[async_trait]
+impl ConnectorStore for DynamoStore {
+    async fn get_connector(&self, connector_id: &str) -> Result<Option<Connector>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.connectors)
+            .key("connector_id", string(connector_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| storage_error("GetItem on the connectors table", e))?;
+        output.item.map(|item| decode("connectors", item)).transpose()
+    }
+
+    async fn put_connector(&self, connector: &Connector) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.connectors)
+            .set_item(Some(item(connector)?))
+            .send()
+            .await
+            .map_err(|e| storage_error("PutItem on the connectors table", e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobStore for DynamoStore {
+    async fn create_job(&self, job: &SyncJob) -> Result<()> {
+        let mut job_item = item(job)?;
+        let expires_at = (job.started_at + self.job_retention).timestamp();
+        job_item.insert("expires_at".to_string(), AttributeValue::N(expires_at.to_string()));
+        self.client
+            .put_item()
+            .table_name(&self.tables.jobs)
+            .set_item(Some(job_item))
+            .condition_expression("attribute_not_exists(job_id)")
+            .send()
+            .await
+            .map_err(|e| {
+                if is_conditional_check_failure(&e) {
+                    SyncError::InvalidRequest(format!("job {} already exists", job.job_id))
+                } else {
+                    storage_error("PutItem on the jobs table", e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn get_job(&self, job_id: &str) -> Result<Option<SyncJob>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(self.job_key(job_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| storage_error("GetItem on the jobs table", e))?;
+        output.item.map(|item| decode("jobs", item)).transpose()
+    }
+
+    async fn stage_started(&self, job_id: &str, stage: Stage, at: DateTime<Utc>) -> Result<()> {
+        let run = StageRun { outcome: StageOutcome::Running, started_at: at, ended_at: None };
+        self.update_job(
+            job_id,
+            "SET stages.#stage = if_not_exists(stages.#stage, :run), current_stage = :stage",
+            &[("#stage", stage.as_str())],
+            vec![(":run", attribute(&run)?), (":stage", string(stage.as_str()))],
+        )
+        .await
+    }
+
+    async fn stage_ended(&self, job_id: &str, stage: Stage, outcome: StageOutcome, at: DateTime<Utc>) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(self.job_key(job_id)))
+            .update_expression("SET stages.#stage.ended_at = :at, stages.#stage.outcome = :outcome")
+            .condition_expression("stages.#stage.outcome <> :failed")
+            .expression_attribute_names("#stage", stage.as_str())
+            .expression_attribute_values(":at", attribute(&at)?)
+            .expression_attribute_values(":outcome", attribute(&outcome)?)
+            .expression_attribute_values(":failed", attribute(&StageOutcome::Failed)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The stage already failed on another chunk: it stays failed; only its end moves.
+            Err(e) if is_conditional_check_failure(&e) => {
+                self.update_job(
+                    job_id,
+                    "SET stages.#stage.ended_at = :at",
+                    &[("#stage", stage.as_str())],
+                    vec![(":at", attribute(&at)?)],
+                )
+                .await
+            }
+            Err(e) => Err(storage_error("UpdateItem on the jobs table", e)),
+        }
+    }
+
+    async fn set_status(&self, job_id: &str, status: JobStatus) -> Result<()> {
+        self.update_job(job_id, "SET #status = :status", &[("#status", "status")], vec![(":status", attribute(&status)?)])
+            .await
+    }
+
+    async fn set_export(&self, job_id: &str, export: &ExportRef) -> Result<()> {
+        self.update_job(job_id, "SET #export = :export", &[("#export", "export")], vec![(":export", attribute(export)?)])
+            .await
+    }
+
+    async fn set_total_chunks(&self, job_id: &str, total: u64) -> Result<()> {
+        self.update_job(job_id, "SET chunks.#total = :total", &[("#total", "total")], vec![(":total", number(total))]).await
+    }
+
+    async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(self.job_key(job_id)))
+            .update_expression("SET failure = :failure")
+            .condition_expression("attribute_exists(job_id) AND attribute_not_exists(failure)")
+            .expression_attribute_values(":failure", attribute(failure)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_check_failure(&e) => Ok(()),
+            Err(e) => Err(storage_error("UpdateItem on the jobs table", e)),
+        }
+    }
+
+    async fn finish_job(&self, job: &SyncJob) -> Result<()> {
+        let mut values = vec![
+            (":status", attribute(&job.status)?),
+            (":chunks", attribute(&job.chunks)?),
+            (":ended_at", attribute(&job.ended_at)?),
+        ];
+        let expression = match job.current_stage {
+            Some(stage) => {
+                values.push((":stage", string(stage.as_str())));
+                "SET #status = :status, chunks = :chunks, ended_at = :ended_at, current_stage = :stage"
+            }
+            None => "SET #status = :status, chunks = :chunks, ended_at = :ended_at REMOVE current_stage",
+        };
+        self.update_job(&job.job_id, expression, &[("#status", "status")], values).await
+    }
+
+    async fn get_chunk(&self, job_id: &str, chunk_key: &str) -> Result<Option<ChunkRecord>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.chunks)
+            .set_key(Some(Self::chunk_key(job_id, chunk_key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| storage_error("GetItem on the chunks table", e))?;
+        output.item.map(|item| decode("chunks", item)).transpose()
+    }
+
+    async fn chunks(&self, job_id: &str) -> Result<Vec<ChunkRecord>> {
+        let pages = self
+            .client
+            .query()
+            .table_name(&self.tables.chunks)
+            .key_condition_expression("job_id = :job")
+            .expression_attribute_values(":job", string(job_id))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| storage_error("Query on the chunks table", e))?;
+        pages.into_iter().map(|item| decode("chunks", item)).collect()
+    }
+
+    async fn save_chunk(&self, chunk: &ChunkRecord) -> Result<()> {
+        let mut expression = String::from(
+            "SET #status = :status, updated_at = :at, failed_attempts = if_not_exists(failed_attempts, :zero), \
+             retried = if_not_exists(retried, :false)",
+        );
+        let mut values = vec![
+            (":status", attribute(&chunk.status)?),
+            (":at", attribute(&chunk.updated_at)?),
+            (":zero", number(0)),
+            (":false", AttributeValue::Bool(false)),
+            (":processed", attribute(&ChunkStatus::Processed)?),
+        ];
+        for (field, value) in [
+            ("raw_key", chunk.raw_key.as_ref().map(|k| string(k))),
+            ("normalized_key", chunk.normalized_key.as_ref().map(|k| string(k))),
+            ("records", chunk.records.map(number)),
+        ] {
+            if let Some(value) = value {
+                expression.push_str(&format!(", {field} = :{field}"));
+                values.push((field, value));
+            }
+        }
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.chunks)
+            .set_key(Some(Self::chunk_key(&chunk.job_id, &chunk.chunk_key)))
+            .update_expression(expression)
+            .condition_expression("attribute_not_exists(#status) OR #status <> :processed")
+            .expression_attribute_names("#status", "status");
+        for (name, value) in values {
+            let name = if name.starts_with(':') { name.to_string() } else { format!(":{name}") };
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            // Already processed: a late retry of an earlier stage must not move it back.
+            Err(e) if is_conditional_check_failure(&e) => Ok(()),
+            Err(e) => Err(storage_error("UpdateItem on the chunks table", e)),
+        }
+    }
+
+    async fn chunk_attempt_failed(&self, job_id: &str, chunk_key: &str, error: &str, at: DateTime<Utc>) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.chunks)
+            .set_key(Some(Self::chunk_key(job_id, chunk_key)))
+            .update_expression(
+                "SET #status = :failed, last_error = :error, updated_at = :at, retried = if_not_exists(retried, :false) \
+                 ADD failed_attempts :one",
+            )
+            .condition_expression("attribute_not_exists(#status) OR #status <> :processed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":failed", attribute(&ChunkStatus::Failed)?)
+            .expression_attribute_values(":processed", attribute(&ChunkStatus::Processed)?)
+            .expression_attribute_values(":error", string(error))
+            .expression_attribute_values(":at", attribute(&at)?)
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":one", number(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_check_failure(&e) => Ok(()),
+            Err(e) => Err(storage_error("UpdateItem on the chunks table", e)),
+        }
+    }
+
+    async fn commit_chunk(&self, job_id: &str, chunk_key: &str, counts: &RecordCounts, at: DateTime<Utc>) -> Result<bool> {
+        let chunk = self
+            .get_chunk(job_id, chunk_key)
+            .await?
+            .ok_or_else(|| SyncError::InvalidRequest(format!("chunk {chunk_key} of job {job_id} was never fetched")))?;
+        if chunk.status == ChunkStatus::Processed {
+            return Ok(false);
+        }
+        let mark_processed = Update::builder()
+            .table_name(&self.tables.chunks)
+            .set_key(Some(Self::chunk_key(job_id, chunk_key)))
+            .update_expression("SET #status = :processed, retried = :retried, updated_at = :at")
+            .condition_expression("#status <> :processed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":processed", attribute(&ChunkStatus::Processed)?)
+            .expression_attribute_values(":retried", AttributeValue::Bool(chunk.failed_attempts > 0))
+            .expression_attribute_values(":at", attribute(&at)?)
+            .build()
+            .map_err(|e| SyncError::Internal(e.to_string()))?;
+        let count_fields = [
+            ("findings_received", counts.findings_received),
+            ("findings_new", counts.findings_new),
+            ("findings_updated", counts.findings_updated),
+            ("findings_unchanged", counts.findings_unchanged),
+            ("findings_reopened", counts.findings_reopened),
+            ("findings_fixed", counts.findings_fixed),
+            ("assets_new", counts.assets_new),
+            ("assets_updated", counts.assets_updated),
+        ];
+        let additions: Vec<String> = count_fields.iter().map(|(field, _)| format!("counts.{field} :{field}")).collect();
+        let mut add_counts = Update::builder()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(self.job_key(job_id)))
+            .update_expression(format!("ADD chunks.processed :one, {}", additions.join(", ")))
+            .expression_attribute_values(":one", number(1));
+        for (field, value) in count_fields {
+            add_counts = add_counts.expression_attribute_values(format!(":{field}"), number(value));
+        }
+        let add_counts = add_counts.build().map_err(|e| SyncError::Internal(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(mark_processed).build())
+            .transact_items(TransactWriteItem::builder().update(add_counts).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception())
+                && e.as_service_error()
+                    .and_then(|s| match s {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
+                            c.cancellation_reasons.as_ref()
+                        }
+                        _ => None,
+                    })
+                    .is_some_and(|reasons| reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(storage_error("TransactWriteItems (commit chunk)", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl InventoryStore for DynamoStore {
+    async fn findings(&self, connector_id: &str, finding_ids: &[String]) -> Result<HashMap<String, StoredFinding>> {
+        let found: Vec<StoredFinding> = self.batch_get(&self.tables.findings, connector_id, "finding_id", finding_ids).await?;
+        Ok(found.into_iter().map(|f| (f.finding.finding_id.clone(), f)).collect())
+    }
+
+    async fn put_findings(&self, findings: &[StoredFinding]) -> Result<()> {
+        self.batch_put(&self.tables.findings, findings).await
+    }
+
+    async fn assets(&self, connector_id: &str, asset_ids: &[String]) -> Result<HashMap<String, StoredAsset>> {
+        let found: Vec<StoredAsset> = self.batch_get(&self.tables.assets, connector_id, "asset_id", asset_ids).await?;
+        Ok(found.into_iter().map(|a| (a.asset.asset_id.clone(), a)).collect())
+    }
+
+    async fn put_assets(&self, assets: &[StoredAsset]) -> Result<()> {
+        self.batch_put(&self.tables.assets, assets).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{SyncMode, Trigger};
+
+    #[test]
+    fn a_job_round_trips_through_a_dynamodb_item() {
+        let now = Utc::now();
+        let mut job = SyncJob {
+            job_id: "job-1".into(),
+            connector_id: "c-1".into(),
+            mode: SyncMode::Full,
+            trigger: Trigger::Manual { by: "ana@example.com".into() },
+            status: JobStatus::Started,
+            current_stage: Some(Stage::Fetching),
+            stages: Default::default(),
+            chunks: Default::default(),
+            counts: Default::default(),
+            export: None,
+            failure: None,
+            deployment: "vulnflow-local".into(),
+            execution_arn: None,
+            started_at: now,
+            ended_at: None,
+        };
+        job.stages.insert(Stage::Initiating, StageRun { outcome: StageOutcome::Succeeded, started_at: now, ended_at: Some(now) });
+        let encoded = item(&job).expect("encodes");
+        assert!(matches!(encoded.get("stages"), Some(AttributeValue::M(stages)) if stages.contains_key("Initiating")));
+        let decoded: SyncJob = decode("jobs", encoded).expect("decodes");
+        assert_eq!(decoded, job);
+    }
+}
