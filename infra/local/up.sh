@@ -92,12 +92,17 @@ fi
 # -- LocalStack --------------------------------------------------------------------------------
 if running localstack "localstack.runtime.main" && ls_healthy; then
     log "LocalStack already running (pid $(cat "$RUN/localstack.pid"))"
+    # The executor reads VULNFLOW_BIN_DIR at LocalStack's start: a different one needs a restart.
+    if [[ "$(cat "$RUN/bin-dir" 2>/dev/null)" != "$VULNFLOW_BIN_DIR" ]]; then
+        die "LocalStack runs with VULNFLOW_BIN_DIR=$(cat "$RUN/bin-dir" 2>/dev/null), not $VULNFLOW_BIN_DIR: run infra/local/down.sh first"
+    fi
 else
     if running localstack "localstack.runtime.main"; then
         die "LocalStack (pid $(cat "$RUN/localstack.pid")) runs but is not healthy; run infra/local/down.sh, see $LOGS/localstack.log"
     fi
     port_open 127.0.0.1 4566 && die "port 4566 is taken by a process up.sh did not start"
     log "starting LocalStack (host mode) on $GATEWAY"
+    printf '%s' "$VULNFLOW_BIN_DIR" >"$RUN/bin-dir"
     started=$(date +%s)
     (
         cd "$REPO"

@@ -1,1 +1,212 @@
+//! The end-to-end harness: a deployed vulnflow stack on LocalStack (brought up by
+//! `infra/local/test.sh`), read through the real AWS SDK, and a Tenable simulator on
+//! loopback that the deployed functions call.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use aws_sdk_sfn::types::ExecutionStatus;
+use serde_json::json;
+use tenable_simulator::{RunningSimulator, SimulatorConfig};
+use vulnflow_shared::config::s3_client;
+use vulnflow_shared::model::{ChunkRecord, Connector, ScannerKind, SyncJob, SyncMode};
+use vulnflow_shared::store::dynamodb::{DynamoStore, Tables};
+use vulnflow_shared::store::{ConnectorStore, JobStore};
+
+pub const LOCAL_ENDPOINT: &str = "http://127.0.0.1:4566";
+/// A sync of a few thousand findings takes seconds; this only stops a hung test.
+const EXECUTION_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The deployed stack, as `infra/local/deploy.py` recorded its outputs.
+pub struct Stack {
+    pub outputs: HashMap<String, String>,
+    pub sfn: aws_sdk_sfn::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub store: DynamoStore,
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+impl Stack {
+    /// The running local stack. Panics with what to run when there is none: these
+    /// tests are never skipped.
+    pub async fn local() -> Stack {
+        let outputs_file = repo_root().join(".local/stack-outputs.json");
+        let text = std::fs::read_to_string(&outputs_file).unwrap_or_else(|_| {
+            panic!("{} is missing: run the tests with infra/local/test.sh, which starts and deploys the local stack", outputs_file.display())
+        });
+        let outputs: HashMap<String, String> = serde_json::from_str(&text).expect("the stack outputs are JSON");
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(LOCAL_ENDPOINT)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sfn::config::Credentials::new("test", "test", None, None, "vulnflow-e2e"))
+            .load()
+            .await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let output = |key: &str| outputs.get(key).cloned().unwrap_or_else(|| panic!("the stack has no output {key}"));
+        let tables = Tables {
+            connectors: output("ConnectorsTable"),
+            jobs: output("JobsTable"),
+            chunks: output("ChunksTable"),
+            assets: output("AssetsTable"),
+            findings: output("FindingsTable"),
+        };
+        Stack {
+            sfn: aws_sdk_sfn::Client::new(&config),
+            s3: s3_client(&config, true),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
+            store: DynamoStore::new(dynamodb.clone(), tables, chrono::Duration::days(14)),
+            dynamodb,
+            outputs,
+        }
+    }
+
+    pub fn output(&self, key: &str) -> &str {
+        self.outputs.get(key).map(String::as_str).unwrap_or_else(|| panic!("the stack has no output {key}"))
+    }
+
+    /// A connector to the simulator, with its keys in Secrets Manager as a user would
+    /// keep them.
+    pub async fn connector_for(&self, simulator: &RunningSimulator, access_key: &str, secret_key: &str) -> Connector {
+        let connector_id = format!("tenable-{}", uuid::Uuid::new_v4().simple());
+        let secret_id = format!("vulnflow/{connector_id}");
+        self.secrets
+            .create_secret()
+            .name(&secret_id)
+            .secret_string(json!({ "access_key": access_key, "secret_key": secret_key }).to_string())
+            .send()
+            .await
+            .expect("creates the connector's secret");
+        let connector = Connector {
+            connector_id,
+            name: "Tenable (simulator)".into(),
+            kind: ScannerKind::Tenable,
+            base_url: simulator.base_url.clone(),
+            secret_id,
+            default_mode: SyncMode::Full,
+        };
+        self.store.put_connector(&connector).await.expect("stores the connector");
+        connector
+    }
+
+    /// Starts a manual sync and waits for its execution to end.
+    pub async fn run_sync(&self, connector: &Connector) -> SyncRun {
+        let started = self.start_sync(connector).await;
+        self.wait_for(started, |_| {}).await
+    }
+
+    /// Starts a manual sync: the execution's name is the job id.
+    pub async fn start_sync(&self, connector: &Connector) -> StartedSync {
+        let job_id = uuid::Uuid::new_v4().to_string();
+        let input = json!({ "connector_id": connector.connector_id, "trigger": { "type": "manual", "by": "e2e@example.com" } });
+        let started = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(self.output("StateMachineArn"))
+            .name(&job_id)
+            .input(input.to_string())
+            .send()
+            .await
+            .expect("starts the sync execution");
+        StartedSync { job_id, execution_arn: started.execution_arn }
+    }
+
+    /// Waits for the execution to end, showing the job record to `on_progress` as it goes.
+    pub async fn wait_for(&self, started: StartedSync, mut on_progress: impl FnMut(&SyncJob)) -> SyncRun {
+        let StartedSync { job_id, execution_arn } = started;
+        let deadline = Instant::now() + EXECUTION_TIMEOUT;
+        let execution = loop {
+            let execution = self
+                .sfn
+                .describe_execution()
+                .execution_arn(&execution_arn)
+                .send()
+                .await
+                .expect("describes the execution");
+            if let Some(job) = self.store.get_job(&job_id).await.expect("reads the job") {
+                on_progress(&job);
+            }
+            if execution.status != ExecutionStatus::Running {
+                break execution;
+            }
+            assert!(Instant::now() < deadline, "execution {execution_arn} still running after {EXECUTION_TIMEOUT:?}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let job = self.store.get_job(&job_id).await.expect("reads the job").expect("the job exists");
+        let chunks = self.store.chunks(&job_id).await.expect("reads the chunk records");
+        SyncRun { execution_arn, status: execution.status, output: execution.output, job, chunks }
+    }
+
+    pub async fn count_findings(&self, connector_id: &str) -> usize {
+        let mut count = 0;
+        let mut start_key = None;
+        loop {
+            let page = self
+                .dynamodb
+                .query()
+                .table_name(self.output("FindingsTable"))
+                .key_condition_expression("connector_id = :c")
+                .expression_attribute_values(":c", AttributeValue::S(connector_id.into()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .expect("counts the findings");
+            count += page.count as usize;
+            start_key = page.last_evaluated_key;
+            if start_key.is_none() {
+                return count;
+            }
+        }
+    }
+
+    /// The finding ids stored for a connector.
+    pub async fn finding_ids(&self, connector_id: &str) -> Vec<String> {
+        let items = self
+            .dynamodb
+            .query()
+            .table_name(self.output("FindingsTable"))
+            .key_condition_expression("connector_id = :c")
+            .expression_attribute_values(":c", AttributeValue::S(connector_id.into()))
+            .projection_expression("finding_id")
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .expect("lists the findings");
+        items.into_iter().filter_map(|mut item| item.remove("finding_id")?.as_s().ok().cloned()).collect()
+    }
+
+    pub async fn object_exists(&self, key: &str) -> bool {
+        self.s3.head_object().bucket(self.output("DataBucket")).key(key).send().await.is_ok()
+    }
+}
+
+pub struct StartedSync {
+    pub job_id: String,
+    pub execution_arn: String,
+}
+
+/// One finished sync, as a user would look at it.
+pub struct SyncRun {
+    pub execution_arn: String,
+    pub status: ExecutionStatus,
+    pub output: Option<String>,
+    pub job: SyncJob,
+    pub chunks: Vec<ChunkRecord>,
+}
+
+pub const ACCESS_KEY: &str = "e2e-access-7f3c9a51d2";
+pub const SECRET_KEY: &str = "e2e-secret-0b8e44c6a9f1";
+
+pub async fn simulator(config: SimulatorConfig) -> RunningSimulator {
+    let config = SimulatorConfig { access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into(), ..config };
+    RunningSimulator::start(config).await.expect("the simulator starts")
+}

@@ -14,6 +14,15 @@ LocalStack (host mode) calls one `RuntimeExecutor` per Lambda execution environm
   reports as `FunctionError: Unhandled` with that payload, so Step Functions sees the function's
   own errorType (e.g. `Vulnflow.ApiError`) in Retry/Catch and in the history.
 * stop() ends the process (SIGTERM, then SIGKILL).
+* As on AWS: past the function's Timeout the invocation fails with `Sandbox.Timedout` and the
+  process is replaced; a process that exits mid-invocation gives `Runtime.ExitError` and is
+  restarted.
+
+Settings (environment of the LocalStack process, set by infra/local/up.sh): VULNFLOW_BIN_DIR
+(where the binaries are), VULNFLOW_CARGO_LAMBDA_URL (default http://127.0.0.1:9000),
+VULNFLOW_FUNCTION_LOG_DIR, VULNFLOW_REPO. A process keeps running the binary it was started
+with: after `cargo build`, redeploy (deploy.py puts the binary's hash into the function's zip,
+so the functions are updated and their processes replaced) or restart LocalStack.
 
 Output of each process goes, line by line and prefixed with the environment id, to
 `.local/logs/functions/<function-name>.log`. The environment's values are never logged.
@@ -145,6 +154,7 @@ class _BinarySlot:
         self.owner: tuple | None = None
         self.inflight = 0
         self.executors: set["NativeRuntimeExecutor"] = set()
+        self.crashes: dict[tuple, int] = {}  # unexpected process exits per configuration
 
     @classmethod
     def get(cls, binary: str) -> "_BinarySlot":
@@ -288,12 +298,16 @@ class NativeRuntimeExecutor(RuntimeExecutor):
             self.flog.write(self.id, line)
         code = proc.wait()
         self.flog.write(self.id, f"--- pid {proc.pid} exited with code {code}")
+        if not getattr(proc, "vulnflow_ended", False):
+            with self.slot.cond:
+                self.slot.crashes[self.key] = self.slot.crashes.get(self.key, 0) + 1
 
     def _end_process(self, reason: str) -> None:
         with self._proc_lock:
             proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return
+        proc.vulnflow_ended = True  # an intended end, not a crash
         self.flog.write(self.id, f"--- ending pid {proc.pid}: {reason}")
         try:
             proc.send_signal(signal.SIGTERM)
@@ -336,12 +350,14 @@ class NativeRuntimeExecutor(RuntimeExecutor):
 
     def _post(self, payload: dict, request_id: str) -> tuple[bytes, bool]:
         """Returns (payload bytes, is_error). The HTTP call runs in a thread so that the death of
-        this environment's process or the function timeout ends the wait, as on AWS; the slot is
-        released only when cargo-lambda has answered (or given up), so that an abandoned event
-        can never be picked up by a process of another configuration."""
+        this environment's process or the function timeout ends the wait, as on AWS. The slot is
+        released when cargo-lambda has answered, so an event of ours that is still queued can
+        never be served by a process of another configuration; after a crash or timeout the
+        answer may never come (the event died with its process), hence a short grace."""
         url = f"{_cargo_lambda_url()}/2015-03-31/functions/{self.binary}/invocations"
         timeout_s = self.timeout_s
         result: dict = {}
+        release = _Once(self.slot.release)
 
         def call() -> None:
             try:
@@ -359,26 +375,53 @@ class NativeRuntimeExecutor(RuntimeExecutor):
             except Exception as e:  # connection refused, reset, read timeout
                 result["exception"] = e
             finally:
-                self.slot.release()
+                release()
+
+        def abandon(reason: str, restart_own: bool = True) -> None:
+            # Like AWS, start afresh: end this environment's process (it may be the one still
+            # running the event) and start a new one, which drains anything of ours still
+            # queued; then give cargo-lambda a moment to answer before freeing the slot.
+            if restart_own:
+                self._end_process(reason=reason)
+                self._ensure_process()
+
+            def release_later() -> None:
+                caller.join(timeout=2)
+                release()
+
+            threading.Thread(target=release_later, daemon=True).start()
 
         caller = threading.Thread(target=call, name=f"lambda-invoke-{request_id[:8]}", daemon=True)
         caller.start()
         deadline = time.monotonic() + timeout_s
         proc = self.process
+        crashes_before = self.slot.crashes.get(self.key, 0)
+        suspect_since = None
         while caller.is_alive():
-            caller.join(timeout=0.2)
+            caller.join(timeout=0.1)
             if not caller.is_alive():
                 break
             if proc is not None and proc.poll() is not None:
-                # Our process died (crash, exit). Restart it so that an event still queued for
-                # this configuration is served with the right environment.
                 code = proc.returncode
-                self._ensure_process()
+                abandon(f"runtime exited with status {code}")
                 return _error(
                     "Runtime.ExitError",
                     f"RequestId: {request_id} Error: Runtime exited with error: exit status {code}",
                 )
+            # A sibling process of this configuration died: it may have held our event (the
+            # shared queue does not say which process took it). If no answer follows shortly,
+            # report the crash as AWS would.
+            if suspect_since is None and self.slot.crashes.get(self.key, 0) != crashes_before:
+                suspect_since = time.monotonic()
+            if suspect_since is not None and time.monotonic() - suspect_since > 1.5:
+                abandon("a sibling process exited", restart_own=False)
+                return _error(
+                    "Runtime.ExitError",
+                    f"RequestId: {request_id} Error: Runtime exited with error (a process of "
+                    "this function exited during the invocation)",
+                )
             if time.monotonic() > deadline:
+                abandon(f"invocation {request_id} timed out after {timeout_s}s")
                 return _error(
                     "Sandbox.Timedout",
                     f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds",
@@ -452,6 +495,20 @@ class NativeRuntimeExecutor(RuntimeExecutor):
                 _cargo_lambda_url(),
             )
         return True
+
+
+class _Once:
+    """Calls fn at most once (the slot is released by whichever comes first)."""
+
+    def __init__(self, fn) -> None:
+        self._fn, self._lock, self._done = fn, threading.Lock(), False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._fn()
 
 
 def _error(error_type: str, message: str) -> tuple[bytes, bool]:

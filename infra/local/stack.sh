@@ -1,0 +1,16 @@
+# Sourced by test.sh and demo.sh: starts the local stack if it is not running, deploys
+# the template into it, and stops it on exit if this script started it.
+
+# Local settings: poll the simulator's export every second, and make several chunks
+# out of a small tenant.
+LOCAL_STACK_PARAMETERS=(--parameter ExportPollSeconds=1 --parameter ExportAssetsPerChunk=50)
+
+start_local_stack() {
+    if [[ -s "$REPO/.local/run/localstack.pid" ]] && kill -0 "$(cat "$REPO/.local/run/localstack.pid")" 2>/dev/null; then
+        echo "[stack] the local stack is already running: leaving it running afterwards"
+    elif [[ "${KEEP_STACK:-0}" != 1 ]]; then
+        trap 'bash "$REPO/infra/local/down.sh"' EXIT
+    fi
+    bash "$REPO/infra/local/up.sh"
+    "$REPO/.local/venv/bin/python" "$REPO/infra/local/deploy.py" --stack-name vulnflow-local "${LOCAL_STACK_PARAMETERS[@]}"
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test: the unit tests, and the end-to-end tests against the whole stack
+# (LocalStack with the functions as real processes) deployed from infra/template.yaml.
+# From a fresh clone it installs what it needs (infra/local/install.sh, via up.sh).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$REPO"
+source "$REPO/infra/local/stack.sh"
+
+echo "[test] building the workspace (the function binaries the local stack runs)"
+cargo build --workspace --bins --locked
+start_local_stack
+echo "[test] running the tests"
+cargo test --workspace --locked

@@ -1,0 +1,195 @@
+//! A security team syncs its Tenable tenant: the state machine runs in LocalStack, the
+//! six functions run as real processes, and what they leave in DynamoDB and S3 is read
+//! back through the AWS SDK.
+
+use std::collections::HashSet;
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use tenable_simulator::{Faults, SimulatorConfig, VulnFilters};
+use vulnflow_e2e::{ACCESS_KEY, SECRET_KEY, Stack, simulator};
+use vulnflow_shared::errors::error_names;
+use vulnflow_shared::model::{ChunkStatus, JobStatus, Stage, StageOutcome};
+use vulnflow_shared::store::keys;
+
+fn medium_tenant() -> SimulatorConfig {
+    SimulatorConfig { seed: 7, assets: 120, findings_per_asset: 6, status_polls_before_finished: 2, ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_full_sync_stores_every_finding_and_every_chunk() {
+    let stack = Stack::local().await;
+    let sim = simulator(medium_tenant()).await;
+    let connector = stack.connector_for(&sim, ACCESS_KEY, SECRET_KEY).await;
+
+    let run = stack.run_sync(&connector).await;
+
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "execution {} output {:?}", run.execution_arn, run.output);
+    let job = &run.job;
+    assert_eq!(job.status, JobStatus::Finished);
+    assert!(job.failure.is_none(), "{:?}", job.failure);
+    for stage in Stage::ALL {
+        let timing = job.stages.get(&stage).unwrap_or_else(|| panic!("the job has no {stage} stage"));
+        assert_eq!(timing.outcome, StageOutcome::Succeeded, "{stage}");
+        let duration = timing.duration_ms().unwrap_or_else(|| panic!("{stage} has no end"));
+        assert!(duration >= 0, "{stage} took {duration} ms");
+    }
+    assert!(job.ended_at.is_some_and(|end| end >= job.started_at));
+
+    // Every finding the scanner holds, fixed and older than 30 days included.
+    let served = sim.dataset().vulns_matching(&VulnFilters::everything()).len();
+    assert_eq!(served, 720);
+    assert_eq!(stack.count_findings(&connector.connector_id).await, served);
+    assert_eq!(job.counts.findings_received, served as u64);
+    assert_eq!(job.counts.findings_new, served as u64);
+    let request = &sim.vuln_export_requests()[0];
+    assert_eq!(request["filters"]["since"], 0, "a full sync sends an explicit time filter");
+
+    // 120 assets at 50 per chunk (the local stack's ExportAssetsPerChunk).
+    assert_eq!(job.chunks.total, 3);
+    assert_eq!((job.chunks.processed, job.chunks.failed), (3, 0));
+    assert_eq!(run.chunks.len(), 3);
+    for chunk in &run.chunks {
+        assert_eq!(chunk.status, ChunkStatus::Processed, "{}", chunk.chunk_key);
+        assert!(!chunk.retried);
+        let raw = keys::raw_chunk(&connector.connector_id, &job.job_id, &chunk.chunk_key);
+        let normalized = keys::normalized_chunk(&connector.connector_id, &job.job_id, &chunk.chunk_key);
+        assert_eq!(chunk.raw_key.as_deref(), Some(raw.as_str()));
+        assert!(stack.object_exists(&raw).await, "raw chunk {raw} is in S3");
+        assert!(stack.object_exists(&normalized).await, "normalized chunk {normalized} is in S3");
+    }
+}
+
+#[tokio::test]
+async fn the_functions_run_with_the_environment_the_template_gives_them() {
+    let stack = Stack::local().await;
+    let sim = simulator(SimulatorConfig { assets: 10, findings_per_asset: 2, ..Default::default() }).await;
+    let connector = stack.connector_for(&sim, ACCESS_KEY, SECRET_KEY).await;
+
+    let run = stack.run_sync(&connector).await;
+
+    // DEPLOYMENT_NAME is set only in infra/template.yaml (to the stack's name).
+    assert_eq!(run.job.deployment, stack.output("DeploymentName"));
+    assert_eq!(run.job.execution_arn.as_deref(), Some(run.execution_arn.as_str()));
+}
+
+#[tokio::test]
+async fn a_second_full_sync_of_the_same_data_adds_no_duplicate() {
+    let stack = Stack::local().await;
+    let sim = simulator(SimulatorConfig { seed: 11, assets: 60, findings_per_asset: 5, ..Default::default() }).await;
+    let connector = stack.connector_for(&sim, ACCESS_KEY, SECRET_KEY).await;
+
+    let first = stack.run_sync(&connector).await;
+    let after_first = stack.finding_ids(&connector.connector_id).await;
+    let second = stack.run_sync(&connector).await;
+    let after_second = stack.finding_ids(&connector.connector_id).await;
+
+    assert_eq!((first.job.status, second.job.status), (JobStatus::Finished, JobStatus::Finished));
+    assert_eq!(after_first.len(), 300);
+    assert_eq!(after_second, after_first, "the same findings, no duplicate");
+    let counts = second.job.counts;
+    assert_eq!(counts.findings_unchanged, 300);
+    assert_eq!(counts.findings_new + counts.findings_updated + counts.findings_fixed + counts.findings_reopened, 0);
+    assert_eq!(counts.assets_new, 0);
+}
+
+#[tokio::test]
+async fn a_finding_is_keyed_by_asset_plugin_port_and_protocol() {
+    let stack = Stack::local().await;
+    let sim = simulator(SimulatorConfig { seed: 3, assets: 30, findings_per_asset: 8, ..Default::default() }).await;
+    let connector = stack.connector_for(&sim, ACCESS_KEY, SECRET_KEY).await;
+
+    let run = stack.run_sync(&connector).await;
+    assert_eq!(run.job.status, JobStatus::Finished);
+
+    let vulns = sim.dataset().vulns();
+    let asset_plugin: HashSet<(String, String)> =
+        vulns.iter().map(|v| (v["asset"]["uuid"].to_string(), v["plugin"]["id"].to_string())).collect();
+    assert!(asset_plugin.len() < vulns.len(), "the tenant has one plugin on two ports of an asset");
+    let ids = stack.finding_ids(&connector.connector_id).await;
+    assert_eq!(ids.len(), vulns.len(), "asset + plugin alone would have stored {}", asset_plugin.len());
+    let same_plugin_two_ports = ids
+        .iter()
+        .filter_map(|id| id.rsplitn(3, '/').nth(2).map(String::from))
+        .fold(std::collections::HashMap::<String, usize>::new(), |mut seen, prefix| {
+            *seen.entry(prefix).or_default() += 1;
+            seen
+        });
+    assert!(same_plugin_two_ports.values().any(|&n| n > 1), "stored ids keep port and protocol apart");
+}
+
+#[tokio::test]
+async fn a_chunk_that_is_not_json_fails_the_sync_at_normalizing_and_keeps_the_rest() {
+    let stack = Stack::local().await;
+    let faults = Faults { malformed_json_chunks: vec![2], ..Default::default() };
+    let sim = simulator(SimulatorConfig { seed: 5, assets: 150, findings_per_asset: 2, faults, ..Default::default() }).await;
+    let connector = stack.connector_for(&sim, ACCESS_KEY, SECRET_KEY).await;
+
+    let run = stack.run_sync(&connector).await;
+
+    assert_eq!(run.status, ExecutionStatus::Failed);
+    let job = &run.job;
+    assert_eq!(job.status, JobStatus::ApiError);
+    let failure = job.failure.as_ref().expect("the job says why it failed");
+    assert_eq!(failure.stage, Stage::Normalizing);
+    assert_eq!(failure.error, error_names::MALFORMED_CHUNK);
+    assert_eq!(failure.chunk.as_deref(), Some("vulns-00002"));
+    assert!(failure.message.contains("vulns-00002") && failure.message.contains("not valid JSON"), "{}", failure.message);
+    assert!(failure.action.contains("Run the sync again"), "{}", failure.action);
+    assert_eq!(job.stages[&Stage::Normalizing].outcome, StageOutcome::Failed);
+
+    // Nothing half-written counts as processed; the good chunks are kept.
+    assert_eq!((job.chunks.total, job.chunks.processed, job.chunks.failed), (3, 2, 1));
+    let bad = run.chunks.iter().find(|c| c.chunk_key == "vulns-00002").expect("the bad chunk has a record");
+    assert_eq!(bad.status, ChunkStatus::Failed);
+    assert_eq!(bad.failed_attempts, 1, "a malformed chunk is not retried");
+    assert!(!stack.object_exists(&keys::normalized_chunk(&connector.connector_id, &job.job_id, "vulns-00002")).await);
+    assert_eq!(stack.count_findings(&connector.connector_id).await, 200);
+}
+
+#[tokio::test]
+async fn a_record_without_an_asset_fails_naming_the_chunk_and_the_field() {
+    let stack = Stack::local().await;
+    let faults = Faults { records_missing_asset_chunks: vec![1], ..Default::default() };
+    let sim = simulator(SimulatorConfig { seed: 9, assets: 20, findings_per_asset: 3, faults, ..Default::default() }).await;
+    let connector = stack.connector_for(&sim, ACCESS_KEY, SECRET_KEY).await;
+
+    let run = stack.run_sync(&connector).await;
+
+    assert_eq!(run.job.status, JobStatus::ApiError);
+    let failure = run.job.failure.as_ref().expect("the job says why it failed");
+    assert_eq!(failure.stage, Stage::Normalizing);
+    assert!(failure.message.contains("vulns-00001") && failure.message.contains("record 0"), "{}", failure.message);
+    assert!(failure.message.contains("`asset"), "names the field: {}", failure.message);
+    assert_eq!(run.job.chunks.processed, 0);
+    assert_eq!(stack.count_findings(&connector.connector_id).await, 0);
+}
+
+#[tokio::test]
+async fn wrong_keys_end_in_a_credential_error_that_never_shows_the_keys() {
+    let stack = Stack::local().await;
+    let sim = simulator(SimulatorConfig { assets: 5, findings_per_asset: 1, ..Default::default() }).await;
+    let wrong_secret = "e2e-wrong-secret-51f0c2d9e7";
+    let connector = stack.connector_for(&sim, ACCESS_KEY, wrong_secret).await;
+
+    let run = stack.run_sync(&connector).await;
+
+    assert_eq!(run.status, ExecutionStatus::Failed);
+    assert_eq!(run.job.status, JobStatus::CredentialError);
+    let failure = run.job.failure.as_ref().expect("the job says why it failed");
+    assert_eq!(failure.stage, Stage::ConnectivityTest);
+    assert_eq!(failure.http_status, Some(401));
+    assert!(failure.action.contains("API keys"), "{}", failure.action);
+    let record = serde_json::to_string(&run.job).expect("the job serializes");
+    assert!(!record.contains(wrong_secret) && !record.contains(ACCESS_KEY), "no key in the job record");
+    assert!(sim.vuln_export_requests().is_empty(), "no export is requested with keys that do not work");
+
+    let history = stack.sfn.get_execution_history().execution_arn(&run.execution_arn).send().await.expect("history");
+    let history_text = format!("{:?}", history.events);
+    assert!(!history_text.contains(wrong_secret), "no key in the execution history");
+    let logs = vulnflow_e2e::repo_root().join(".local/logs/functions");
+    for entry in std::fs::read_dir(&logs).unwrap_or_else(|_| panic!("function logs in {}", logs.display())) {
+        let path = entry.expect("a log file").path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(!text.contains(wrong_secret) && !text.contains(SECRET_KEY), "a key in {}", path.display());
+    }
+}
