@@ -500,14 +500,18 @@ impl JobStore for DynamoStore {
             ("assets_new", counts.assets_new),
             ("assets_updated", counts.assets_updated),
         ];
-        let additions: Vec<String> = count_fields.iter().map(|(field, _)| format!("counts.{field} :{field}")).collect();
+        // Attribute names throughout: DynamoDB reserves words like `processed`.
+        let additions: Vec<String> = count_fields.iter().map(|(field, _)| format!("counts.#{field} :{field}")).collect();
         let mut add_counts = Update::builder()
             .table_name(&self.tables.jobs)
             .set_key(Some(self.job_key(job_id)))
-            .update_expression(format!("ADD chunks.processed :one, {}", additions.join(", ")))
+            .update_expression(format!("ADD chunks.#processed :one, {}", additions.join(", ")))
+            .expression_attribute_names("#processed", "processed")
             .expression_attribute_values(":one", number(1));
         for (field, value) in count_fields {
-            add_counts = add_counts.expression_attribute_values(format!(":{field}"), number(value));
+            add_counts = add_counts
+                .expression_attribute_names(format!("#{field}"), field)
+                .expression_attribute_values(format!(":{field}"), number(value));
         }
         let add_counts = add_counts.build().map_err(|e| SyncError::Internal(e.to_string()))?;
         let result = self

@@ -23,7 +23,7 @@ async fn a_full_sync_stores_every_finding_and_every_chunk() {
 
     let run = stack.run_sync(&connector).await;
 
-    assert_eq!(run.status, ExecutionStatus::Succeeded, "execution {} output {:?}", run.execution_arn, run.output);
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "execution {} ended with job failure {:?}", run.execution_arn, run.job.failure);
     let job = &run.job;
     assert_eq!(job.status, JobStatus::Finished);
     assert!(job.failure.is_none(), "{:?}", job.failure);
