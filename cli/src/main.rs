@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vulnflow_shared::model::{Finding, FindingState, NormalizedRecord, Severity};
-use vulnflow_shared::normalize::{ChunkError, tenable};
+use vulnflow_shared::model::{Finding, FindingState, NormalizedRecord, OsCategory, Severity};
+use vulnflow_shared::normalize::{ChunkError, NormalizedAsset, tenable};
 
 #[derive(Parser)]
 #[command(
@@ -24,8 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Normalize one scanner export chunk: one finding per line (NDJSON) on stdout,
-    /// a summary on stderr.
+    /// Normalize one scanner export chunk: one finding (or, with `--kind assets`, one
+    /// asset) per line (NDJSON) on stdout, a summary on stderr.
     Normalize(NormalizeArgs),
 }
 
@@ -34,6 +34,9 @@ struct NormalizeArgs {
     /// The scanner the chunk comes from.
     #[arg(long, value_enum)]
     source: Source,
+    /// The export the chunk comes from.
+    #[arg(long, value_enum, default_value_t = Kind::Vulns)]
+    kind: Kind,
     /// The chunk file (the JSON array the export API returns), or `-` for stdin.
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
@@ -42,6 +45,23 @@ struct NormalizeArgs {
 #[derive(Clone, Copy, ValueEnum)]
 enum Source {
     Tenable,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// A vulnerability export chunk: prints findings.
+    Vulns,
+    /// An asset export chunk: prints assets.
+    Assets,
+}
+
+impl Kind {
+    fn export(self) -> &'static str {
+        match self {
+            Kind::Vulns => "a vulns export",
+            Kind::Assets => "an assets export",
+        }
+    }
 }
 
 /// Why a command failed, with the exit code it maps to.
@@ -95,26 +115,46 @@ fn run_normalize(args: &NormalizeArgs) -> Result<(), Failure> {
         bytes.map_err(|error| Failure::Usage(format!("cannot read {input_name}: {error}")))?;
     // The whole chunk is validated before anything is written, so a bad chunk leaves
     // stdout empty rather than half-written.
-    let records = match args.source {
-        Source::Tenable => tenable::normalize_vulns_chunk(&bytes),
-    }
-    .map_err(|error| {
+    let unusable = |error: ChunkError| {
         let advice = match error {
-            ChunkError::Record(_) => "fix the record or re-export the chunk",
-            ChunkError::NotJson(_) | ChunkError::NotArray(_) => {
-                "pass one chunk of a vulns export, as the export API returns it"
-            }
+            ChunkError::Record(_) => "fix the record or re-export the chunk".to_owned(),
+            ChunkError::NotJson(_) | ChunkError::NotArray(_) => format!(
+                "pass one chunk of {}, as the export API returns it",
+                args.kind.export()
+            ),
         };
         Failure::Data(format!("cannot normalize {input_name}: {error}; {advice}"))
-    })?;
-
-    write_findings(&records)
-        .map_err(|error| Failure::Data(format!("cannot write the findings: {error}")))?;
-    eprintln!(
-        "normalized {} from {input_name} ({})",
-        counted(&records),
-        breakdown(&records)
-    );
+    };
+    match (args.source, args.kind) {
+        (Source::Tenable, Kind::Vulns) => {
+            let records = tenable::normalize_vulns_chunk(&bytes).map_err(unusable)?;
+            write_lines(
+                records
+                    .iter()
+                    .map(|record| serde_json::to_string(&record.finding)),
+            )
+            .map_err(|error| Failure::Data(format!("cannot write the findings: {error}")))?;
+            eprintln!(
+                "normalized {} from {input_name} ({})",
+                counted(&records),
+                breakdown(&records)
+            );
+        }
+        (Source::Tenable, Kind::Assets) => {
+            let assets = tenable::normalize_assets_chunk(&bytes).map_err(unusable)?;
+            write_lines(
+                assets
+                    .iter()
+                    .map(|normalized| serde_json::to_string(&normalized.asset)),
+            )
+            .map_err(|error| Failure::Data(format!("cannot write the assets: {error}")))?;
+            eprintln!(
+                "normalized {} from {input_name} ({})",
+                plural(assets.len(), "asset"),
+                asset_breakdown(&assets)
+            );
+        }
+    }
     Ok(())
 }
 
@@ -124,11 +164,11 @@ fn read_stdin() -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// One finding per line. A reader that stops early (`| head`) is not an error.
-fn write_findings(records: &[NormalizedRecord]) -> io::Result<()> {
+/// One JSON record per line. A reader that stops early (`| head`) is not an error.
+fn write_lines(lines: impl IntoIterator<Item = serde_json::Result<String>>) -> io::Result<()> {
     let mut stdout = io::BufWriter::new(io::stdout().lock());
-    let written = records.iter().try_for_each(|record| {
-        let line = serde_json::to_string(&record.finding)?;
+    let written = lines.into_iter().try_for_each(|line| {
+        let line = line?;
         writeln!(stdout, "{line}")
     });
     match written.and_then(|()| stdout.flush()) {
@@ -193,6 +233,33 @@ fn tally<Level: PartialEq>(
         })
         .collect();
     counts.join(", ")
+}
+
+/// "os: 2 windows_server, 0 windows_workstation, 3 linux, ...; 1 deleted", every OS
+/// category listed (by its name in the JSON) so the line reads the same for every chunk.
+fn asset_breakdown(assets: &[NormalizedAsset]) -> String {
+    let categories: Vec<String> = [
+        (OsCategory::WindowsServer, "windows_server"),
+        (OsCategory::WindowsWorkstation, "windows_workstation"),
+        (OsCategory::Linux, "linux"),
+        (OsCategory::Macos, "macos"),
+        (OsCategory::NetworkDevice, "network_device"),
+        (OsCategory::Other, "other"),
+    ]
+    .iter()
+    .map(|(category, name)| {
+        let count = assets
+            .iter()
+            .filter(|normalized| normalized.asset.os_category == *category)
+            .count();
+        format!("{count} {name}")
+    })
+    .collect();
+    let deleted = assets
+        .iter()
+        .filter(|normalized| normalized.deleted)
+        .count();
+    format!("os: {}; {deleted} deleted", categories.join(", "))
 }
 
 fn plural(count: usize, noun: &str) -> String {

@@ -39,6 +39,7 @@ pub fn settings_from_env() -> Result<Settings, SyncError> {
             .map_err(|_| SyncError::Internal("EXPORT_ASSETS_PER_CHUNK is too large".into()))?,
         export_timeout: chrono::Duration::minutes(optional_number("EXPORT_TIMEOUT_MINUTES", 360)? as i64),
         export_poll_seconds: optional_number("EXPORT_POLL_SECONDS", 30)?,
+        throttle_budget: Duration::from_secs(optional_number("THROTTLE_WAIT_SECONDS", 120)?),
     })
 }
 

@@ -38,6 +38,11 @@ pub struct Connector {
     /// Name or ARN of the Secrets Manager secret holding the API keys.
     pub secret_id: String,
     pub default_mode: SyncMode,
+    /// Where the next incremental sync starts (unix seconds): the start of the last
+    /// sync that processed every chunk. Absent until then, and an incremental sync
+    /// without it runs as a full one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_cursor: Option<i64>,
 }
 
 /// The API keys of a Tenable connector. `Debug` never prints them.
@@ -61,6 +66,43 @@ pub enum SyncMode {
     Incremental,
     AssetsOnly,
     VulnsOnly,
+}
+
+impl SyncMode {
+    /// The exports a sync of this mode asks for, in order: assets first, so that a
+    /// finding's asset is stored by the time the finding is.
+    pub fn export_kinds(self) -> &'static [ExportKind] {
+        match self {
+            SyncMode::Full | SyncMode::Incremental => &[ExportKind::Assets, ExportKind::Vulns],
+            SyncMode::AssetsOnly => &[ExportKind::Assets],
+            SyncMode::VulnsOnly => &[ExportKind::Vulns],
+        }
+    }
+}
+
+/// What a manual sync may narrow its export to. An empty scope asks for everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncScope {
+    /// Only records seen or changed at or after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub severities: Vec<Severity>,
+    /// Tenable tags: category and accepted values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<TagFilter>,
+}
+
+impl SyncScope {
+    pub fn is_everything(&self) -> bool {
+        self == &SyncScope::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagFilter {
+    pub category: String,
+    pub values: Vec<String>,
 }
 
 /// Who or what started a sync.
@@ -191,6 +233,9 @@ pub struct ChunkCounts {
 pub struct RecordCounts {
     /// Finding records received from the scanner.
     pub findings_received: u64,
+    /// Asset records received from the scanner's asset export.
+    #[serde(default)]
+    pub assets_received: u64,
     pub findings_new: u64,
     pub findings_updated: u64,
     pub findings_unchanged: u64,
@@ -198,11 +243,15 @@ pub struct RecordCounts {
     pub findings_fixed: u64,
     pub assets_new: u64,
     pub assets_updated: u64,
+    /// Stored findings a full sync no longer returned: now inactive.
+    #[serde(default)]
+    pub findings_inactivated: u64,
 }
 
 impl RecordCounts {
     pub fn add(&mut self, other: &RecordCounts) {
         self.findings_received += other.findings_received;
+        self.assets_received += other.assets_received;
         self.findings_new += other.findings_new;
         self.findings_updated += other.findings_updated;
         self.findings_unchanged += other.findings_unchanged;
@@ -210,6 +259,23 @@ impl RecordCounts {
         self.findings_fixed += other.findings_fixed;
         self.assets_new += other.assets_new;
         self.assets_updated += other.assets_updated;
+        self.findings_inactivated += other.findings_inactivated;
+    }
+
+    /// Every counter by its stored name, for stores that add them field by field.
+    pub fn fields(&self) -> [(&'static str, u64); 10] {
+        [
+            ("findings_received", self.findings_received),
+            ("assets_received", self.assets_received),
+            ("findings_new", self.findings_new),
+            ("findings_updated", self.findings_updated),
+            ("findings_unchanged", self.findings_unchanged),
+            ("findings_reopened", self.findings_reopened),
+            ("findings_fixed", self.findings_fixed),
+            ("assets_new", self.assets_new),
+            ("assets_updated", self.assets_updated),
+            ("findings_inactivated", self.findings_inactivated),
+        ]
     }
 }
 
@@ -233,12 +299,18 @@ pub struct JobFailure {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// A Tenable export the job requested.
+/// An export the job requested from the scanner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportRef {
     pub kind: ExportKind,
     pub export_uuid: String,
     pub requested_at: DateTime<Utc>,
+    /// The `since` filter sent (unix seconds): 0 for everything.
+    #[serde(default)]
+    pub since: i64,
+    /// True when the scanner already ran an identical export and vulnflow adopted it.
+    #[serde(default)]
+    pub adopted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,6 +340,8 @@ pub struct SyncJob {
     pub job_id: String,
     pub connector_id: String,
     pub mode: SyncMode,
+    #[serde(default, skip_serializing_if = "SyncScope::is_everything")]
+    pub scope: SyncScope,
     pub trigger: Trigger,
     pub status: JobStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,8 +352,9 @@ pub struct SyncJob {
     pub chunks: ChunkCounts,
     #[serde(default)]
     pub counts: RecordCounts,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub export: Option<ExportRef>,
+    /// The exports requested so far, in order.
+    #[serde(default)]
+    pub exports: Vec<ExportRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<JobFailure>,
     /// The deployment (CloudFormation stack) whose functions ran the job.

@@ -4,10 +4,12 @@
 
 pub mod tenable;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::errors::Result;
-use crate::model::{Connector, ExportKind, ScannerKind, TenableCredentials};
+use crate::model::{Connector, ExportKind, ScannerKind, Severity, TagFilter, TenableCredentials};
 
 /// The state of an export on the scanner's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,20 +42,40 @@ pub struct ExportRequest {
     pub include_fixed: bool,
     /// Assets per chunk.
     pub assets_per_chunk: u32,
+    /// Only findings of these severities; all when empty.
+    pub severities: Vec<Severity>,
+    /// Only assets with these tags; all when empty.
+    pub tags: Vec<TagFilter>,
+}
+
+/// An export the scanner is preparing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportStarted {
+    pub export_uuid: String,
+    /// The scanner was already running an identical export and we took it over.
+    pub adopted: bool,
 }
 
 #[async_trait]
 pub trait ExportScanner: Send + Sync {
     /// A cheap authenticated call that proves the keys and the URL work.
     async fn check_access(&self) -> Result<()>;
-    async fn request_export(&self, request: &ExportRequest) -> Result<String>;
+    async fn request_export(&self, request: &ExportRequest) -> Result<ExportStarted>;
     async fn export_status(&self, kind: ExportKind, export_uuid: &str) -> Result<ExportStatus>;
     async fn download_chunk(&self, kind: ExportKind, export_uuid: &str, chunk_id: u32) -> Result<Vec<u8>>;
 }
 
-/// The client for a connector's scanner.
-pub fn connect(connector: &Connector, credentials: TenableCredentials, http: &reqwest::Client) -> Box<dyn ExportScanner> {
+/// The client for a connector's scanner. `throttle_budget` is how long one call may
+/// spend waiting out the scanner's rate limit (its `Retry-After`) before it fails.
+pub fn connect(
+    connector: &Connector,
+    credentials: TenableCredentials,
+    http: &reqwest::Client,
+    throttle_budget: Duration,
+) -> Box<dyn ExportScanner> {
     match connector.kind {
-        ScannerKind::Tenable => Box::new(tenable::TenableClient::new(http.clone(), &connector.base_url, credentials)),
+        ScannerKind::Tenable => {
+            Box::new(tenable::TenableClient::new(http.clone(), &connector.base_url, credentials, throttle_budget))
+        }
     }
 }

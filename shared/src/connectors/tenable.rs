@@ -1,20 +1,26 @@
 //! Tenable Vulnerability Management, export API v2.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ExportRequest, ExportScanner, ExportState, ExportStatus};
-use crate::errors::{Redactor, Result, SyncError};
-use crate::model::{ExportKind, TenableCredentials};
+use super::{ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
+use crate::errors::{Redactor, Result, ScannerResponse, SyncError};
+use crate::model::{ExportKind, Severity, TenableCredentials};
 
 pub struct TenableClient {
     http: reqwest::Client,
     base_url: String,
     api_keys_header: String,
     redactor: Redactor,
+    throttle_budget: Duration,
 }
+
+/// What a 429 without a usable `Retry-After` waits.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 struct ExportCreated {
@@ -33,17 +39,41 @@ struct StatusBody {
 }
 
 impl TenableClient {
-    pub fn new(http: reqwest::Client, base_url: &str, credentials: TenableCredentials) -> Self {
+    pub fn new(http: reqwest::Client, base_url: &str, credentials: TenableCredentials, throttle_budget: Duration) -> Self {
         TenableClient {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
             api_keys_header: format!("accessKey={};secretKey={}", credentials.access_key, credentials.secret_key),
             redactor: Redactor::new([credentials.access_key, credentials.secret_key]),
+            throttle_budget,
+        }
+    }
+
+    /// Sends a request, waiting out rate limits as long as Tenable's `Retry-After` asks
+    /// while the budget lasts: a throttled call is the API working as designed.
+    async fn call(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<Vec<u8>> {
+        let mut waited = Duration::ZERO;
+        loop {
+            match self.call_once(method.clone(), path, body.clone()).await {
+                Err(SyncError::ScannerUnavailable { reason, response: Some(response) }) if response.status == 429 => {
+                    let retry_after = retry_after(&response).unwrap_or(DEFAULT_RETRY_AFTER);
+                    if waited + retry_after > self.throttle_budget {
+                        return Err(SyncError::ScannerUnavailable {
+                            reason: format!("{reason}; gave up after waiting {}s for the rate limit", waited.as_secs()),
+                            response: Some(response),
+                        });
+                    }
+                    tracing::info!(path, retry_after_seconds = retry_after.as_secs(), "throttled by Tenable: waiting");
+                    tokio::time::sleep(retry_after).await;
+                    waited += retry_after;
+                }
+                other => return other,
+            }
         }
     }
 
     /// Sends one request and sorts the failures into what the pipeline acts on.
-    async fn call(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<Vec<u8>> {
+    async fn call_once(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<Vec<u8>> {
         let url = format!("{}{path}", self.base_url);
         let mut request = self.http.request(method.clone(), &url).header("X-ApiKeys", &self.api_keys_header);
         if let Some(body) = body {
@@ -96,6 +126,42 @@ impl TenableClient {
     }
 }
 
+fn retry_after(response: &ScannerResponse) -> Option<Duration> {
+    response
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
+        .and_then(|(_, value)| value.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// The uuid of the running export a 409 names: `active_job_id` (what Tenable's own
+/// client reads), else the first uuid in the message ("Duplicate export (job_uuid=...").
+fn running_export_uuid(body: &str) -> Option<String> {
+    if let Some(uuid) = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|json| {
+        json.get("active_job_id").or_else(|| json.get("export_uuid")).and_then(|v| v.as_str()).map(String::from)
+    }) {
+        return Some(uuid);
+    }
+    body.split(|c: char| !(c.is_ascii_hexdigit() || c == '-')).find(|word| is_uuid(word)).map(String::from)
+}
+
+fn is_uuid(word: &str) -> bool {
+    let groups: Vec<&str> = word.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn severity_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "info",
+        Severity::Low => "low",
+        Severity::Medium => "medium",
+        Severity::High => "high",
+        Severity::Critical => "critical",
+    }
+}
+
 /// The error and its sources, so "error sending request" says why.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -114,23 +180,55 @@ impl ExportScanner for TenableClient {
         self.call(Method::GET, "/session", None).await.map(|_| ())
     }
 
-    async fn request_export(&self, request: &ExportRequest) -> Result<String> {
+    async fn request_export(&self, request: &ExportRequest) -> Result<ExportStarted> {
+        let mut filters = serde_json::Map::new();
+        for tag in &request.tags {
+            filters.insert(format!("tag.{}", tag.category), json!(tag.values));
+        }
         let (path, body) = match request.kind {
             ExportKind::Vulns => {
                 let mut states = vec!["OPEN", "REOPENED"];
                 if request.include_fixed {
                     states.push("FIXED");
                 }
-                let filters = json!({ "since": request.since, "state": states });
+                filters.insert("since".into(), json!(request.since));
+                filters.insert("state".into(), json!(states));
+                if !request.severities.is_empty() {
+                    let names: Vec<&str> = request.severities.iter().map(|s| severity_name(*s)).collect();
+                    filters.insert("severity".into(), json!(names));
+                }
                 ("/vulns/export", json!({ "num_assets": request.assets_per_chunk, "filters": filters }))
             }
             ExportKind::Assets => {
-                ("/assets/export", json!({ "chunk_size": request.assets_per_chunk, "filters": { "updated_at": request.since } }))
+                if request.since > 0 {
+                    filters.insert("updated_at".into(), json!(request.since));
+                }
+                // Tenable wants at least 100 assets per asset-export chunk.
+                let chunk_size = request.assets_per_chunk.max(100);
+                ("/assets/export", json!({ "chunk_size": chunk_size, "filters": filters }))
             }
         };
-        let bytes = self.call(Method::POST, path, Some(body)).await?;
-        let created: ExportCreated = self.parse(path, &bytes)?;
-        Ok(created.export_uuid)
+        match self.call(Method::POST, path, Some(body)).await {
+            Ok(bytes) => {
+                let created: ExportCreated = self.parse(path, &bytes)?;
+                Ok(ExportStarted { export_uuid: created.export_uuid, adopted: false })
+            }
+            // An identical export is already running (an earlier attempt of ours, or
+            // another client): Tenable refuses a second one, so take it over.
+            Err(SyncError::ScannerRejected { response: Some(response), reason }) if response.status == 409 => {
+                match running_export_uuid(&response.body) {
+                    Some(export_uuid) => {
+                        tracing::info!(export_uuid, "adopting the identical export Tenable is already running");
+                        Ok(ExportStarted { export_uuid, adopted: true })
+                    }
+                    None => Err(SyncError::ScannerRejected {
+                        reason: format!("{reason}: an identical export is running and its id is not in the answer"),
+                        response: Some(response),
+                    }),
+                }
+            }
+            Err(other) => Err(other),
+        }
     }
 
     async fn export_status(&self, kind: ExportKind, export_uuid: &str) -> Result<ExportStatus> {

@@ -1,16 +1,19 @@
-//! Normalization: scanner records mapped onto the domain model ([`NormalizedRecord`]).
+//! Normalization: scanner records mapped onto the domain model ([`NormalizedRecord`]
+//! for findings, [`NormalizedAsset`] for asset inventory records).
 //!
-//! This module holds what every scanner shares (errors, timestamps, OS categories,
-//! output sanitizing); each scanner's wire format has its own submodule.
+//! This module holds what every scanner shares (errors, field reading, timestamps, OS
+//! categories, output sanitizing); each scanner's wire format has its own submodule.
 //!
 //! [`NormalizedRecord`]: crate::model::NormalizedRecord
 
+mod fields;
 pub mod tenable;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::OsCategory;
+use crate::model::{Asset, OsCategory};
 
 /// How many characters of plugin output a finding keeps for display; the whole text
 /// stays in the raw chunk in S3.
@@ -25,6 +28,24 @@ pub struct RecordError {
     pub reason: String,
 }
 
+/// A normalized record of a scanner's asset inventory (Tenable's asset export): the
+/// host, built by the same rules as the asset of a finding so that both sources store
+/// the same [`Asset`], and what only the inventory says about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NormalizedAsset {
+    pub asset: Asset,
+    /// When the scanner last saw the host, if it says.
+    #[serde(default)]
+    pub last_seen: Option<DateTime<Utc>>,
+    /// The host's tags as (category, value), in the scanner's order.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    /// The scanner terminated or deleted the host (Tenable: `terminated_at` or
+    /// `deleted_at` is set).
+    #[serde(default)]
+    pub deleted: bool,
+}
+
 /// Why a whole chunk cannot be normalized.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ChunkError {
@@ -34,6 +55,24 @@ pub enum ChunkError {
     NotArray(String),
     #[error(transparent)]
     Record(#[from] RecordError),
+}
+
+/// Normalizes a whole chunk (a JSON array of records) record by record, failing on its
+/// first unusable record so a chunk is stored entirely or not at all.
+fn normalize_chunk<T>(
+    bytes: &[u8],
+    normalize_record: impl Fn(&Value, usize) -> Result<T, RecordError>,
+) -> Result<Vec<T>, ChunkError> {
+    let chunk: Value =
+        serde_json::from_slice(bytes).map_err(|error| ChunkError::NotJson(error.to_string()))?;
+    let Value::Array(records) = chunk else {
+        return Err(ChunkError::NotArray(describe(&chunk)));
+    };
+    records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| normalize_record(record, index).map_err(ChunkError::from))
+        .collect()
 }
 
 /// The OS category of a scanner's operating system string.

@@ -1,9 +1,22 @@
 //! Tenable Vulnerability Management: the records of a vulns export chunk
-//! (`GET /vulns/export/{uuid}/chunks/{id}`, a JSON array) mapped onto the model.
+//! (`GET /vulns/export/{uuid}/chunks/{id}`) and of an assets export chunk
+//! (`GET /assets/export/{uuid}/chunks/{id}`), both JSON arrays, mapped onto the model.
+//!
+//! A host appears in both: as the `asset` object of every vuln record and as an asset
+//! record. The two name its attributes differently (`asset.hostname` and `hostnames`,
+//! `asset.device_type` and `system_types`...), so both are read into [`HostFacts`] and
+//! turned into an [`Asset`] by the same rules: a sync that stores assets from both
+//! sources must store the same asset, not flip between two versions of it.
+
+use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::{ChunkError, RecordError, describe, os_category, parse_timestamp, sanitize_output};
+use super::fields::{Fields, first, non_blank};
+use super::{
+    ChunkError, NormalizedAsset, RecordError, normalize_chunk, os_category, parse_timestamp,
+    sanitize_output,
+};
 use crate::model::{
     Asset, Finding, FindingState, NormalizedRecord, OsCategory, ScannerKind, Severity,
 };
@@ -11,23 +24,20 @@ use crate::model::{
 /// Normalizes a whole vulns export chunk, failing on its first unusable record so a
 /// chunk is stored entirely or not at all.
 pub fn normalize_vulns_chunk(bytes: &[u8]) -> Result<Vec<NormalizedRecord>, ChunkError> {
-    let chunk: Value =
-        serde_json::from_slice(bytes).map_err(|error| ChunkError::NotJson(error.to_string()))?;
-    let Value::Array(records) = chunk else {
-        return Err(ChunkError::NotArray(describe(&chunk)));
-    };
-    records
-        .iter()
-        .enumerate()
-        .map(|(index, record)| normalize_vuln(record, index).map_err(ChunkError::from))
-        .collect()
+    normalize_chunk(bytes, normalize_vuln)
+}
+
+/// Normalizes a whole assets export chunk, failing on its first unusable record so a
+/// chunk is stored entirely or not at all.
+pub fn normalize_assets_chunk(bytes: &[u8]) -> Result<Vec<NormalizedAsset>, ChunkError> {
+    normalize_chunk(bytes, normalize_asset)
 }
 
 /// Normalizes one vuln record; `index` is its position in the chunk, for errors.
 pub fn normalize_vuln(record: &Value, index: usize) -> Result<NormalizedRecord, RecordError> {
-    let fields = Fields { record, index };
+    let fields = Fields::new(record, index);
 
-    let asset_id = fields.required("asset.uuid", "a non-empty string", |value| {
+    let asset_id = fields.required("asset.uuid", NON_EMPTY, |value| {
         value.as_str().and_then(non_blank)
     })?;
     // A number or a numeric string: both give the same id ("0042" too).
@@ -57,7 +67,7 @@ pub fn normalize_vuln(record: &Value, index: usize) -> Result<NormalizedRecord, 
         None => "tcp".to_owned(),
     };
 
-    let asset = read_asset(&fields, asset_id)?;
+    let asset = HostFacts::of_vuln(&fields)?.into_asset(asset_id);
     let output = fields
         .parse("output", "a string", |value| {
             value.as_str().map(sanitize_output)
@@ -106,7 +116,28 @@ pub fn normalize_vuln(record: &Value, index: usize) -> Result<NormalizedRecord, 
     Ok(NormalizedRecord { finding, asset })
 }
 
+/// Normalizes one asset export record; `index` is its position in the chunk, for errors.
+pub fn normalize_asset(record: &Value, index: usize) -> Result<NormalizedAsset, RecordError> {
+    let fields = Fields::new(record, index);
+
+    let asset_id = fields.required("id", NON_EMPTY, |value| value.as_str().and_then(non_blank))?;
+    let asset = HostFacts::of_asset(&fields)?.into_asset(asset_id);
+    let last_seen = fields.parse("last_seen", TIMESTAMP, parse_timestamp)?;
+    // Null until Tenable terminates (an agent or cloud host gone) or deletes the host.
+    let terminated_at = fields.parse("terminated_at", TIMESTAMP, parse_timestamp)?;
+    let deleted_at = fields.parse("deleted_at", TIMESTAMP, parse_timestamp)?;
+    let tags = read_tags(&fields)?;
+
+    Ok(NormalizedAsset {
+        asset,
+        last_seen,
+        tags,
+        deleted: terminated_at.is_some() || deleted_at.is_some(),
+    })
+}
+
 // What each field accepts, as error messages say it.
+const NON_EMPTY: &str = "a non-empty string";
 const WHOLE_NUMBER: &str = "a whole number or a numeric string";
 const PORT: &str = "a port number from 0 to 65535 (a number or a numeric string)";
 const PROTOCOL: &str = "a protocol name such as TCP, UDP or ICMP";
@@ -115,6 +146,7 @@ const SEVERITIES: &str = "one of info, low, medium, high, critical";
 const SEVERITY_IDS: &str = "a number from 0 (info) to 4 (critical)";
 const TIMESTAMP: &str = "an RFC 3339 or ISO 8601 time, or unix seconds";
 const SCORE: &str = "a score from 0 to 10";
+const TAGS: &str = "an array of tags ({\"key\": ..., \"value\": ...})";
 
 /// The severity from `severity` when present (Tenable's name for it), else from
 /// `severity_id`. A present but unusable `severity` is an error, not a fallback.
@@ -131,34 +163,86 @@ fn read_severity(fields: &Fields) -> Result<Severity, RecordError> {
         .ok_or_else(|| fields.error("severity", "is missing (and so is `severity_id`)"))
 }
 
-fn read_asset(fields: &Fields, asset_id: String) -> Result<Asset, RecordError> {
-    let hostname = match fields.text("asset.hostname")? {
-        Some(hostname) => Some(hostname),
-        None => first(fields.texts("asset.netbios_name")?),
-    };
-    let operating_system = first(fields.texts("asset.operating_system")?);
-    // Tenable's device types name network gear ("router", "switch", "firewall") with
-    // words the OS rules know; they decide only when the OS string says nothing.
-    let os_category = match operating_system.as_deref().map(os_category) {
-        Some(category) if category != OsCategory::Other => category,
-        _ => fields
-            .text("asset.device_type")?
-            .as_deref()
-            .map_or(OsCategory::Other, os_category),
-    };
-    Ok(Asset {
-        asset_id,
-        source: ScannerKind::Tenable,
-        hostname,
-        fqdn: first(fields.texts("asset.fqdn")?),
-        ipv4: first(fields.texts("asset.ipv4")?),
-        operating_system,
-        os_category,
-    })
+/// What a Tenable record says about a host, each list in Tenable's order, trimmed,
+/// blanks dropped.
+struct HostFacts {
+    hostnames: Vec<String>,
+    netbios_names: Vec<String>,
+    fqdns: Vec<String>,
+    ipv4s: Vec<String>,
+    operating_systems: Vec<String>,
+    device_types: Vec<String>,
 }
 
-fn first(texts: Vec<String>) -> Option<String> {
-    texts.into_iter().next()
+impl HostFacts {
+    /// From a vuln record's `asset` object, which holds one value of most attributes
+    /// (string or array, Tenable sends either).
+    fn of_vuln(fields: &Fields) -> Result<Self, RecordError> {
+        Ok(Self {
+            hostnames: fields.text("asset.hostname")?.into_iter().collect(),
+            netbios_names: fields.texts("asset.netbios_name")?,
+            fqdns: fields.texts("asset.fqdn")?,
+            ipv4s: fields.texts("asset.ipv4")?,
+            operating_systems: fields.texts("asset.operating_system")?,
+            device_types: fields.text("asset.device_type")?.into_iter().collect(),
+        })
+    }
+
+    /// From an asset export record, which holds lists (`[]` when empty).
+    fn of_asset(fields: &Fields) -> Result<Self, RecordError> {
+        Ok(Self {
+            hostnames: fields.texts("hostnames")?,
+            netbios_names: fields.texts("netbios_names")?,
+            fqdns: fields.texts("fqdns")?,
+            ipv4s: fields.texts("ipv4s")?,
+            operating_systems: fields.texts("operating_systems")?,
+            device_types: fields.texts("system_types")?,
+        })
+    }
+
+    /// The rules, one place for both sources: each attribute is the first of its list.
+    fn into_asset(self, asset_id: String) -> Asset {
+        // Tenable fills a vuln record's `asset.hostname` with an IP address when it knows
+        // no name for the host, while the asset record's `hostnames` stays empty: an IP
+        // address is never taken as a hostname, so both give the NetBIOS name or none.
+        let hostname = self
+            .hostnames
+            .into_iter()
+            .chain(self.netbios_names)
+            .find(|name| name.parse::<IpAddr>().is_err());
+        let operating_system = first(self.operating_systems);
+        // Tenable's device types name network gear ("router", "switch", "firewall") with
+        // words the OS rules know; they decide only when the OS string says nothing.
+        let os_category = match operating_system.as_deref().map(os_category) {
+            Some(category) if category != OsCategory::Other => category,
+            _ => self
+                .device_types
+                .first()
+                .map_or(OsCategory::Other, |device_type| os_category(device_type)),
+        };
+        Asset {
+            asset_id,
+            source: ScannerKind::Tenable,
+            hostname,
+            fqdn: first(self.fqdns),
+            ipv4: first(self.ipv4s),
+            operating_system,
+            os_category,
+        }
+    }
+}
+
+/// An asset record's tags as (category, value). A tag without a key or a value (absent
+/// or blank) can match no scope and is dropped, like a blank item of a list; a tag
+/// that is not an object, or whose key or value is not a string, is an error.
+fn read_tags(fields: &Fields) -> Result<Vec<(String, String)>, RecordError> {
+    let mut tags = Vec::new();
+    for tag in fields.items("tags", TAGS)? {
+        if let (Some(key), Some(value)) = (tag.text("key")?, tag.text("value")?) {
+            tags.push((key, value));
+        }
+    }
+    Ok(tags)
 }
 
 /// A number or a numeric string holding a non-negative whole number.
@@ -225,118 +309,6 @@ fn finding_state(value: &Value) -> Option<FindingState> {
         "FIXED" => Some(FindingState::Fixed),
         _ => None,
     }
-}
-
-/// One record's fields, read by dotted path (`asset.uuid`); every error names the
-/// record's index and the path.
-struct Fields<'a> {
-    record: &'a Value,
-    index: usize,
-}
-
-impl<'a> Fields<'a> {
-    fn error(&self, field: &str, reason: impl Into<String>) -> RecordError {
-        RecordError {
-            index: self.index,
-            field: field.to_owned(),
-            reason: reason.into(),
-        }
-    }
-
-    fn unexpected(&self, field: &str, expected: &str, found: &Value) -> RecordError {
-        self.error(
-            field,
-            format!("must be {expected}, found {}", describe(found)),
-        )
-    }
-
-    /// The value at `path`, `None` when it or an object on the way is absent or null
-    /// (Tenable omits empty attributes). Something other than an object on the way is
-    /// an error: `"port": "443"` must not silently become a host-level finding.
-    fn get(&self, path: &str) -> Result<Option<&'a Value>, RecordError> {
-        let (parent_path, key) = match path.rsplit_once('.') {
-            Some((parent_path, key)) => (Some(parent_path), key),
-            None => (None, path),
-        };
-        let parent = match parent_path {
-            Some(parent_path) => self.get(parent_path)?,
-            None => Some(self.record),
-        };
-        match parent {
-            None => Ok(None),
-            Some(Value::Object(object)) => Ok(object.get(key).filter(|value| !value.is_null())),
-            Some(other) => {
-                Err(self.unexpected(parent_path.unwrap_or("record"), "an object", other))
-            }
-        }
-    }
-
-    /// The value at `path` read by `read`; `expected` says what `read` accepts.
-    fn parse<T>(
-        &self,
-        path: &str,
-        expected: &str,
-        read: impl FnOnce(&Value) -> Option<T>,
-    ) -> Result<Option<T>, RecordError> {
-        let Some(value) = self.get(path)? else {
-            return Ok(None);
-        };
-        read(value)
-            .map(Some)
-            .ok_or_else(|| self.unexpected(path, expected, value))
-    }
-
-    /// Like [`Fields::parse`], for a field the record cannot do without.
-    fn required<T>(
-        &self,
-        path: &str,
-        expected: &str,
-        read: impl FnOnce(&Value) -> Option<T>,
-    ) -> Result<T, RecordError> {
-        self.parse(path, expected, read)?
-            .ok_or_else(|| self.error(path, "is missing"))
-    }
-
-    /// A trimmed string; a blank one counts as absent.
-    fn text(&self, path: &str) -> Result<Option<String>, RecordError> {
-        Ok(self
-            .parse(path, "a string", |value| value.as_str().map(non_blank))?
-            .flatten())
-    }
-
-    /// A string or an array of strings (Tenable sends either for several fields),
-    /// trimmed, blanks and nulls dropped.
-    fn texts(&self, path: &str) -> Result<Vec<String>, RecordError> {
-        let Some(value) = self.get(path)? else {
-            return Ok(Vec::new());
-        };
-        match value {
-            Value::String(text) => Ok(non_blank(text).into_iter().collect()),
-            Value::Array(items) => {
-                let mut texts = Vec::with_capacity(items.len());
-                for (position, item) in items.iter().enumerate() {
-                    match item {
-                        Value::String(text) => texts.extend(non_blank(text)),
-                        Value::Null => {}
-                        other => {
-                            return Err(self.unexpected(
-                                &format!("{path}[{position}]"),
-                                "a string",
-                                other,
-                            ));
-                        }
-                    }
-                }
-                Ok(texts)
-            }
-            other => Err(self.unexpected(path, "a string or an array of strings", other)),
-        }
-    }
-}
-
-fn non_blank(text: &str) -> Option<String> {
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
 }
 
 #[cfg(test)]
@@ -550,6 +522,26 @@ mod tests {
             Some("WEB-01"),
             "falls back to the NetBIOS name"
         );
+    }
+
+    #[test]
+    fn an_ip_address_is_not_a_hostname() {
+        // Tenable's own example vuln record has `"hostname": "192.0.2.225"`.
+        for address in ["192.0.2.225", "192.0.2.10", "2001:db8::1"] {
+            let record = with(full_record(), "/asset/hostname", json!(address));
+            assert_eq!(
+                normalized(&record).finding.hostname.as_deref(),
+                Some("WEB-01"),
+                "{address}"
+            );
+            let no_netbios = without(record, "/asset/netbios_name");
+            let NormalizedRecord { finding, asset } = normalized(&no_netbios);
+            assert_eq!(
+                (finding.hostname, asset.hostname),
+                (None, None),
+                "{address}"
+            );
+        }
     }
 
     #[test]
@@ -961,7 +953,7 @@ mod tests {
         );
     }
 
-    /// Arbitrary JSON, with keys and strings biased towards what the normalizer reads
+    /// Arbitrary JSON, with keys and strings biased towards what the normalizers read
     /// so that deep paths get exercised.
     fn json_value() -> impl Strategy<Value = Value> {
         let known_text = prop::sample::select(vec![
@@ -977,6 +969,9 @@ mod tests {
             "2024-01-05 10:11:12",
             "1704449472",
             "Cisco IOS",
+            "router",
+            "192.0.2.10",
+            "::1",
             "<script>",
         ]);
         let leaf = prop_oneof![
@@ -1012,6 +1007,18 @@ mod tests {
                 "netbios_name",
                 "ipv4",
                 "name",
+                "hostnames",
+                "netbios_names",
+                "fqdns",
+                "ipv4s",
+                "operating_systems",
+                "system_types",
+                "last_seen",
+                "terminated_at",
+                "deleted_at",
+                "tags",
+                "key",
+                "value",
             ])
             .prop_map(str::to_owned),
             ".{0,8}",
@@ -1057,7 +1064,8 @@ mod tests {
         "output",
     ];
 
-    /// Sets (or with `None` removes) the field at a dotted path, when its parent is an object.
+    /// Sets (or with `None` removes) the field or array item at a dotted path
+    /// (`tags.0.key`), when its parent exists.
     fn mutate(record: &mut Value, path: &str, replacement: Option<Value>) {
         let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
         let pointer = if parent.is_empty() {
@@ -1065,11 +1073,22 @@ mod tests {
         } else {
             format!("/{}", parent.replace('.', "/"))
         };
-        if let Some(Value::Object(object)) = record.pointer_mut(&pointer) {
-            match replacement {
-                Some(value) => object.insert(key.to_owned(), value),
-                None => object.remove(key),
-            };
+        match (record.pointer_mut(&pointer), key.parse::<usize>()) {
+            (Some(Value::Object(object)), _) => {
+                match replacement {
+                    Some(value) => object.insert(key.to_owned(), value),
+                    None => object.remove(key),
+                };
+            }
+            (Some(Value::Array(items)), Ok(position)) if position < items.len() => {
+                match replacement {
+                    Some(value) => items[position] = value,
+                    None => {
+                        items.remove(position);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1125,6 +1144,554 @@ mod tests {
             let chunk = serde_json::to_vec(&json!([full_record(), value])).unwrap_or_default();
             match normalize_vulns_chunk(&chunk) {
                 Ok(records) => prop_assert_eq!(records.len(), 2),
+                Err(ChunkError::Record(error)) => prop_assert_eq!(error.index, 1),
+                Err(other) => prop_assert!(false, "unexpected {other}"),
+            }
+        }
+    }
+
+    // ---- Asset export records ----
+
+    const ROUTER_ID: &str = "a91f04d2-7c3e-4b58-9e1d-60f2b8c4d735";
+
+    /// An asset record as the export API sends it: lists always present, `[]` when
+    /// empty, nulls for what never happened.
+    fn full_asset_record() -> Value {
+        json!({
+            "id": ASSET_UUID,
+            "has_agent": false,
+            "has_plugin_results": true,
+            "created_at": "2023-11-20T08:15:30.123Z",
+            "terminated_at": null,
+            "terminated_by": null,
+            "updated_at": "2024-01-05T10:45:00.000Z",
+            "deleted_at": null,
+            "deleted_by": null,
+            "first_seen": "2023-11-20T08:15:30.123Z",
+            "last_seen": "2024-01-05T10:11:12.000Z",
+            "last_scan_time": "2024-01-05T10:11:12.000Z",
+            "agent_uuid": null,
+            "network_id": "00000000-0000-0000-0000-000000000000",
+            "network_name": "Default",
+            "ipv4s": ["192.0.2.10", "198.51.100.10"],
+            "ipv6s": [],
+            "fqdns": ["web-01.corp.example.com"],
+            "mac_addresses": ["00:50:56:a1:b2:c3"],
+            "hostnames": ["web-01"],
+            "netbios_names": ["WEB-01"],
+            "operating_systems": ["Microsoft Windows Server 2019 Standard"],
+            "system_types": ["general-purpose"],
+            "installed_software": ["cpe:/a:microsoft:iis:10.0"],
+            "sources": [
+                { "name": "NESSUS_SCAN", "first_seen": "2023-11-20T08:15:30.123Z", "last_seen": "2024-01-05T10:11:12.000Z" }
+            ],
+            "tags": [
+                {
+                    "uuid": "47e7f5f6-1013-4401-a705-479bfadc7826",
+                    "key": "env",
+                    "value": "prod",
+                    "added_by": "ac2e7ef6-fac9-47bf-9170-617331322885",
+                    "added_at": "2023-12-31T14:53:13.817Z"
+                },
+                { "key": "Location", "value": "Fort Worth" }
+            ],
+            "acr_score": "3",
+            "exposure_score": "721"
+        })
+    }
+
+    fn normalized_asset(record: &Value) -> NormalizedAsset {
+        normalize_asset(record, 0).expect("the asset record normalizes")
+    }
+
+    fn asset_error_of(record: &Value, index: usize) -> RecordError {
+        normalize_asset(record, index).expect_err("the asset record is rejected")
+    }
+
+    #[test]
+    fn a_full_asset_record_maps_every_field() {
+        assert_eq!(
+            normalized_asset(&full_asset_record()),
+            NormalizedAsset {
+                asset: Asset {
+                    asset_id: ASSET_UUID.to_owned(),
+                    source: ScannerKind::Tenable,
+                    hostname: Some("web-01".to_owned()),
+                    fqdn: Some("web-01.corp.example.com".to_owned()),
+                    ipv4: Some("192.0.2.10".to_owned()),
+                    operating_system: Some("Microsoft Windows Server 2019 Standard".to_owned()),
+                    os_category: OsCategory::WindowsServer,
+                },
+                last_seen: Some(utc(2024, 1, 5, 10, 11, 12)),
+                tags: vec![
+                    ("env".to_owned(), "prod".to_owned()),
+                    ("Location".to_owned(), "Fort Worth".to_owned()),
+                ],
+                deleted: false,
+            }
+        );
+    }
+
+    #[test]
+    fn the_asset_of_an_asset_record_equals_the_asset_of_its_vuln_records() {
+        assert_eq!(
+            normalized_asset(&full_asset_record()).asset,
+            normalized(&full_record()).asset
+        );
+    }
+
+    #[test]
+    fn an_asset_record_with_only_an_id_has_an_empty_asset() {
+        let normalized = normalized_asset(&json!({ "id": ROUTER_ID }));
+        assert_eq!(
+            normalized,
+            NormalizedAsset {
+                asset: Asset {
+                    asset_id: ROUTER_ID.to_owned(),
+                    source: ScannerKind::Tenable,
+                    hostname: None,
+                    fqdn: None,
+                    ipv4: None,
+                    operating_system: None,
+                    os_category: OsCategory::Other,
+                },
+                last_seen: None,
+                tags: Vec::new(),
+                deleted: false,
+            }
+        );
+        let empty_lists = json!({
+            "id": ROUTER_ID, "hostnames": [], "netbios_names": [], "fqdns": [], "ipv4s": [],
+            "operating_systems": [], "system_types": [], "tags": [], "last_seen": null,
+            "terminated_at": null, "deleted_at": null
+        });
+        assert_eq!(normalized_asset(&empty_lists), normalized);
+    }
+
+    #[test]
+    fn the_hostname_is_the_first_name_else_the_first_netbios_name() {
+        let record = with(
+            full_asset_record(),
+            "/hostnames",
+            json!([" ", null, "web-01b", "web-01c"]),
+        );
+        assert_eq!(
+            normalized_asset(&record).asset.hostname.as_deref(),
+            Some("web-01b")
+        );
+        let record = with(full_asset_record(), "/hostnames", json!([]));
+        assert_eq!(
+            normalized_asset(&record).asset.hostname.as_deref(),
+            Some("WEB-01")
+        );
+        // An IP address is never a hostname, in either source.
+        let record = with(record, "/hostnames", json!(["192.0.2.10"]));
+        assert_eq!(
+            normalized_asset(&record).asset.hostname.as_deref(),
+            Some("WEB-01")
+        );
+        let record = with(record, "/netbios_names", json!([]));
+        assert_eq!(normalized_asset(&record).asset.hostname, None);
+    }
+
+    #[test]
+    fn the_system_type_decides_only_when_the_os_says_nothing() {
+        let router = with(full_asset_record(), "/system_types", json!(["router"]));
+        assert_eq!(
+            normalized_asset(&router).asset.os_category,
+            OsCategory::WindowsServer
+        );
+        let unknown_os = with(router.clone(), "/operating_systems", json!(["VxWorks 6"]));
+        assert_eq!(
+            normalized_asset(&unknown_os).asset.os_category,
+            OsCategory::NetworkDevice
+        );
+        let no_os = with(router, "/operating_systems", json!([]));
+        let asset = normalized_asset(&no_os).asset;
+        assert_eq!(
+            (asset.operating_system, asset.os_category),
+            (None, OsCategory::NetworkDevice)
+        );
+        let os_list = with(
+            full_asset_record(),
+            "/operating_systems",
+            json!(["Linux Kernel 5.15 on Ubuntu 22.04", "Microsoft Windows 10"]),
+        );
+        assert_eq!(
+            normalized_asset(&os_list).asset.os_category,
+            OsCategory::Linux,
+            "the first OS decides"
+        );
+    }
+
+    #[test]
+    fn a_terminated_or_deleted_asset_is_marked_deleted() {
+        for field in ["/terminated_at", "/deleted_at"] {
+            let record = with(full_asset_record(), field, json!("2024-01-06T00:00:00Z"));
+            assert!(normalized_asset(&record).deleted, "{field}");
+            let record = with(full_asset_record(), field, json!(1_704_499_200));
+            assert!(normalized_asset(&record).deleted, "{field}");
+        }
+        assert!(!normalized_asset(&without(full_asset_record(), "/deleted_at")).deleted);
+    }
+
+    #[test]
+    fn asset_times_are_stored_in_utc() {
+        for value in [
+            json!("2024-01-05T12:11:12+02:00"),
+            json!("2024-01-05 10:11:12"),
+            json!(1_704_449_472),
+        ] {
+            let record = with(full_asset_record(), "/last_seen", value.clone());
+            assert_eq!(
+                normalized_asset(&record).last_seen,
+                Some(utc(2024, 1, 5, 10, 11, 12)),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn tags_without_a_key_or_a_value_are_dropped() {
+        let record = with(
+            full_asset_record(),
+            "/tags",
+            json!([
+                null,
+                { "key": "env", "value": " staging " },
+                { "key": "owner" },
+                { "key": " ", "value": "x" },
+                { "value": "orphan" },
+                { "key": "owner", "value": "platform-team" }
+            ]),
+        );
+        assert_eq!(
+            normalized_asset(&record).tags,
+            vec![
+                ("env".to_owned(), "staging".to_owned()),
+                ("owner".to_owned(), "platform-team".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn asset_errors_name_the_record_and_the_field() {
+        let cases = [
+            (without(full_asset_record(), "/id"), "id", "is missing"),
+            (
+                with(full_asset_record(), "/id", json!("")),
+                "id",
+                "must be a non-empty string, found a string (\"\")",
+            ),
+            (
+                with(full_asset_record(), "/id", json!(42)),
+                "id",
+                "must be a non-empty string, found a number (42)",
+            ),
+            (
+                with(full_asset_record(), "/last_seen", json!("last tuesday")),
+                "last_seen",
+                "must be an RFC 3339 or ISO 8601 time, or unix seconds, found a string (\"last tuesday\")",
+            ),
+            (
+                with(full_asset_record(), "/terminated_at", json!(true)),
+                "terminated_at",
+                "must be an RFC 3339 or ISO 8601 time, or unix seconds, found a boolean (true)",
+            ),
+            (
+                with(full_asset_record(), "/deleted_at", json!("soon")),
+                "deleted_at",
+                "must be an RFC 3339 or ISO 8601 time, or unix seconds, found a string (\"soon\")",
+            ),
+            (
+                with(full_asset_record(), "/hostnames", json!(["web-01", 7])),
+                "hostnames[1]",
+                "must be a string, found a number (7)",
+            ),
+            (
+                with(full_asset_record(), "/ipv4s", json!({ "0": "192.0.2.10" })),
+                "ipv4s",
+                "must be a string or an array of strings, found an object with 1 field",
+            ),
+            (
+                with(full_asset_record(), "/system_types", json!(3)),
+                "system_types",
+                "must be a string or an array of strings, found a number (3)",
+            ),
+            (
+                with(full_asset_record(), "/tags", json!("env:prod")),
+                "tags",
+                "must be an array of tags ({\"key\": ..., \"value\": ...}), found a string (\"env:prod\")",
+            ),
+            (
+                with(full_asset_record(), "/tags/1", json!("env:prod")),
+                "tags[1]",
+                "must be an object, found a string (\"env:prod\")",
+            ),
+            (
+                with(full_asset_record(), "/tags/1/value", json!(["Austin"])),
+                "tags[1].value",
+                "must be a string, found an array of 1 item",
+            ),
+            (
+                json!("cf165808"),
+                "record",
+                "must be an object, found a string (\"cf165808\")",
+            ),
+        ];
+        for (record, field, reason) in cases {
+            assert_eq!(
+                asset_error_of(&record, 5),
+                RecordError {
+                    index: 5,
+                    field: field.to_owned(),
+                    reason: reason.to_owned()
+                }
+            );
+        }
+        let message = asset_error_of(&without(full_asset_record(), "/id"), 5).to_string();
+        assert_eq!(message, "record 5: field `id` is missing");
+        let huge = with(
+            full_asset_record(),
+            "/last_seen",
+            json!("x".repeat(1_000_000)),
+        );
+        assert!(asset_error_of(&huge, 0).to_string().len() < 250);
+    }
+
+    #[test]
+    fn an_assets_chunk_is_an_array_of_asset_records() {
+        let chunk = serde_json::to_vec(&json!([full_asset_record(), { "id": ROUTER_ID }]))
+            .expect("serializes");
+        let assets = normalize_assets_chunk(&chunk).expect("the chunk normalizes");
+        let ids: Vec<&str> = assets.iter().map(|a| a.asset.asset_id.as_str()).collect();
+        assert_eq!(ids, [ASSET_UUID, ROUTER_ID]);
+        assert_eq!(normalize_assets_chunk(b"[]"), Ok(Vec::new()));
+
+        let bad = serde_json::to_vec(&json!([
+            full_asset_record(),
+            without(full_asset_record(), "/id"),
+            json!(null)
+        ]))
+        .expect("serializes");
+        assert_eq!(
+            normalize_assets_chunk(&bad).map_err(|error| error.to_string()),
+            Err("record 1: field `id` is missing".to_owned())
+        );
+        assert!(matches!(
+            normalize_assets_chunk(b"[{\"id\":"),
+            Err(ChunkError::NotJson(_))
+        ));
+        assert_eq!(
+            normalize_assets_chunk(br#"{"error": "export expired"}"#),
+            Err(ChunkError::NotArray("an object with 1 field".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_normalized_asset_round_trips_through_json() {
+        let normalized = normalized_asset(&full_asset_record());
+        let json = serde_json::to_value(&normalized).expect("serializes");
+        assert_eq!(
+            json["tags"],
+            json!([["env", "prod"], ["Location", "Fort Worth"]])
+        );
+        assert_eq!(json["last_seen"], json!("2024-01-05T10:11:12Z"));
+        let back: NormalizedAsset = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, normalized);
+    }
+
+    /// 2024-06-15T13:14:15Z.
+    const SIMULATOR_ANCHOR: i64 = 1_718_457_255;
+
+    /// What a sync stores: the asset of every vuln record equals the asset of the asset
+    /// record with its id, so storing both never flips an asset between two versions.
+    #[test]
+    fn simulator_vuln_and_asset_records_give_equal_assets() {
+        use std::collections::{BTreeSet, HashMap};
+
+        let dataset = tenable_simulator::Dataset::generate(11, 80, 3, SIMULATOR_ANCHOR);
+        let chunk = serde_json::to_vec(dataset.assets()).expect("serializes");
+        let assets: HashMap<String, NormalizedAsset> = normalize_assets_chunk(&chunk)
+            .expect("the simulator's assets normalize")
+            .into_iter()
+            .map(|normalized| (normalized.asset.asset_id.clone(), normalized))
+            .collect();
+        assert_eq!(assets.len(), 80);
+
+        let chunk = serde_json::to_vec(dataset.vulns()).expect("serializes");
+        let records = normalize_vulns_chunk(&chunk).expect("the simulator's vulns normalize");
+        assert_eq!(records.len(), 240);
+        let mut categories = BTreeSet::new();
+        let mut without_fqdn = 0;
+        for record in &records {
+            let from_assets = &assets[&record.asset.asset_id];
+            assert_eq!(record.asset, from_assets.asset);
+            assert!(from_assets.last_seen >= Some(record.finding.last_seen));
+            categories.insert(format!("{:?}", record.asset.os_category));
+            without_fqdn += usize::from(record.asset.fqdn.is_none());
+        }
+        // The comparison covered every kind of host the simulator makes.
+        assert_eq!(categories.len(), 6, "{categories:?}");
+        assert!(without_fqdn > 0);
+        for normalized in assets.values() {
+            assert!(!normalized.deleted);
+            assert_eq!(
+                normalized.tags.first().map(|(key, _)| key.as_str()),
+                Some("env")
+            );
+        }
+    }
+
+    #[test]
+    fn an_ip_address_hostname_in_a_vuln_record_agrees_with_an_asset_record_without_names() {
+        let vuln = with(full_record(), "/asset/hostname", json!("192.0.2.225"));
+        let asset_record = with(full_asset_record(), "/hostnames", json!([]));
+        assert_eq!(
+            normalized(&vuln).asset,
+            normalized_asset(&asset_record).asset
+        );
+        let vuln = without(vuln, "/asset/netbios_name");
+        let asset_record = with(asset_record, "/netbios_names", json!([]));
+        assert_eq!(
+            normalized(&vuln).asset,
+            normalized_asset(&asset_record).asset
+        );
+        assert_eq!(normalized(&vuln).asset.hostname, None);
+    }
+
+    /// The same host facts, written the way each export writes them.
+    fn host_records(
+        hostname: Option<&str>,
+        netbios_name: Option<&str>,
+        fqdn: Option<&str>,
+        ipv4: Option<&str>,
+        operating_system: Option<&str>,
+        device_type: Option<&str>,
+    ) -> (Value, Value) {
+        let mut vuln = minimal_record();
+        let mut embedded = serde_json::Map::new();
+        embedded.insert("uuid".into(), json!(ASSET_UUID));
+        let optional = [
+            ("hostname", hostname),
+            ("netbios_name", netbios_name),
+            ("fqdn", fqdn),
+            ("ipv4", ipv4),
+            ("device_type", device_type),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                embedded.insert(key.into(), json!(value));
+            }
+        }
+        if let Some(operating_system) = operating_system {
+            embedded.insert("operating_system".into(), json!([operating_system]));
+        }
+        vuln["asset"] = Value::Object(embedded);
+        let list = |value: Option<&str>| json!(value.into_iter().collect::<Vec<_>>());
+        let asset = json!({
+            "id": ASSET_UUID,
+            "hostnames": list(hostname),
+            "netbios_names": list(netbios_name),
+            "fqdns": list(fqdn),
+            "ipv4s": list(ipv4),
+            "operating_systems": list(operating_system),
+            "system_types": list(device_type),
+        });
+        (vuln, asset)
+    }
+
+    const ASSET_FIELD_PATHS: &[&str] = &[
+        "id",
+        "hostnames",
+        "netbios_names",
+        "fqdns",
+        "ipv4s",
+        "operating_systems",
+        "system_types",
+        "last_seen",
+        "terminated_at",
+        "deleted_at",
+        "tags",
+        "tags.0",
+        "tags.0.key",
+        "tags.1.value",
+    ];
+
+    fn check_asset_outcome(record: &Value, index: usize) -> Result<(), TestCaseError> {
+        match normalize_asset(record, index) {
+            Ok(NormalizedAsset { asset, tags, .. }) => {
+                prop_assert!(!asset.asset_id.is_empty());
+                prop_assert!(
+                    asset
+                        .hostname
+                        .is_none_or(|name| !name.is_empty() && name.parse::<IpAddr>().is_err())
+                );
+                prop_assert!(
+                    tags.iter()
+                        .all(|(key, value)| !key.is_empty() && !value.is_empty())
+                );
+            }
+            Err(error) => {
+                prop_assert!(!error.field.is_empty());
+                prop_assert_eq!(error.index, index);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn both_sources_agree_on_any_host(
+            hostname in prop::option::of(prop::sample::select(vec!["web-01", " web-01 ", "192.0.2.9", "", "WEB-01"])),
+            netbios_name in prop::option::of(prop::sample::select(vec!["WEB-01", "fe80::1", " "])),
+            fqdn in prop::option::of(prop::sample::select(vec!["web-01.corp.example", " "])),
+            ipv4 in prop::option::of(prop::sample::select(vec!["192.0.2.9", ""])),
+            operating_system in prop::option::of(prop::sample::select(vec![
+                "Microsoft Windows Server 2019 Standard",
+                "Microsoft Windows 11 Enterprise",
+                "Linux Kernel 5.15 on Ubuntu 22.04",
+                "Mac OS X 14.2",
+                "Cisco IOS 15.2(4)M11",
+                "VxWorks 6",
+                "",
+            ])),
+            device_type in prop::option::of(prop::sample::select(vec!["general-purpose", "router", "firewall", " "])),
+        ) {
+            let (vuln, asset) = host_records(hostname, netbios_name, fqdn, ipv4, operating_system, device_type);
+            let from_vuln = normalize_vuln(&vuln, 0).map(|record| record.asset);
+            let from_asset = normalize_asset(&asset, 0).map(|normalized| normalized.asset);
+            prop_assert!(from_vuln.is_ok(), "{from_vuln:?}");
+            prop_assert_eq!(from_vuln, from_asset);
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics_as_an_asset(value in json_value(), index in 0_usize..10_000) {
+            check_asset_outcome(&value, index)?;
+            let as_record = json!({ "id": "x", "hostnames": value.clone(), "tags": value.clone(), "last_seen": value });
+            check_asset_outcome(&as_record, index)?;
+        }
+
+        #[test]
+        fn mutated_asset_records_never_panic(
+            mutations in prop::collection::vec(
+                (prop::sample::select(ASSET_FIELD_PATHS), prop::option::of(json_value())),
+                1..5,
+            ),
+        ) {
+            let mut record = full_asset_record();
+            for (path, replacement) in mutations {
+                mutate(&mut record, path, replacement);
+            }
+            check_asset_outcome(&record, 7)?;
+        }
+
+        #[test]
+        fn arbitrary_assets_chunks_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256), value in json_value()) {
+            let _ = normalize_assets_chunk(&bytes);
+            let chunk = serde_json::to_vec(&json!([full_asset_record(), value])).unwrap_or_default();
+            match normalize_assets_chunk(&chunk) {
+                Ok(assets) => prop_assert_eq!(assets.len(), 2),
                 Err(ChunkError::Record(error)) => prop_assert_eq!(error.index, 1),
                 Err(other) => prop_assert!(false, "unexpected {other}"),
             }

@@ -7,14 +7,16 @@ use serde::{Deserialize, Serialize};
 use super::{ChunkOutput, JobRef, Services};
 use crate::connectors::{ExportRequest, ExportState};
 use crate::errors::{Result, SyncError};
-use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobStatus, Stage};
+use crate::model::{ChunkRecord, ChunkStatus, ExportRef, JobStatus, Stage, SyncMode};
 use crate::store::keys;
 
 /// The fetch function's three calls, told apart by `action`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum FetchEvent {
-    RequestExport { job: JobRef },
+    /// Request the export that follows `previous` in the sync mode's plan (the first
+    /// one when `previous` is null); answers null when every export is done.
+    NextExport { job: JobRef, previous: Option<ExportRef> },
     PollExport { job: JobRef, export: ExportRef },
     FetchChunk { job: JobRef, export: ExportRef, chunk_id: u32 },
 }
@@ -22,7 +24,7 @@ pub enum FetchEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FetchOutput {
-    Export(ExportRef),
+    Export(Option<ExportRef>),
     Poll(PollOutcome),
     Chunk(ChunkOutput),
 }
@@ -42,7 +44,9 @@ pub struct PollOutcome {
 
 pub async fn fetch(services: &Services, event: FetchEvent) -> Result<FetchOutput> {
     match event {
-        FetchEvent::RequestExport { job } => request_export(services, &job).await.map(FetchOutput::Export),
+        FetchEvent::NextExport { job, previous } => {
+            next_export(services, &job, previous.as_ref()).await.map(FetchOutput::Export)
+        }
         FetchEvent::PollExport { job, export } => poll_export(services, &job, &export).await.map(FetchOutput::Poll),
         FetchEvent::FetchChunk { job, export, chunk_id } => {
             fetch_chunk(services, &job, &export, chunk_id).await.map(FetchOutput::Chunk)
@@ -50,23 +54,51 @@ pub async fn fetch(services: &Services, event: FetchEvent) -> Result<FetchOutput
     }
 }
 
-pub async fn request_export(services: &Services, job: &JobRef) -> Result<ExportRef> {
+pub async fn next_export(services: &Services, job_ref: &JobRef, previous: Option<&ExportRef>) -> Result<Option<ExportRef>> {
     services
-        .run_stage(&job.job_id, Stage::Fetching, None, async {
+        .run_stage(&job_ref.job_id, Stage::Fetching, None, async {
+            let job = services
+                .jobs
+                .get_job(&job_ref.job_id)
+                .await?
+                .ok_or_else(|| SyncError::InvalidRequest(format!("there is no job {}", job_ref.job_id)))?;
+            let plan = job.mode.export_kinds();
+            let next = match previous {
+                None => plan.first(),
+                Some(previous) => plan.iter().skip_while(|kind| **kind != previous.kind).nth(1),
+            };
+            let Some(&kind) = next else { return Ok(None) };
+            // A retried request reuses the export the first attempt recorded.
+            if let Some(requested) = job.exports.iter().find(|export| export.kind == kind) {
+                return Ok(Some(requested.clone()));
+            }
             let connector = services.connector(&job.connector_id).await?;
-            // A full sync asks for everything: Tenable's defaults would silently drop
-            // findings older than 30 days and every fixed one.
+            // Explicit filters always: Tenable's defaults would silently drop findings
+            // older than 30 days and every fixed one.
+            let since = match (job.scope.from, job.mode, connector.sync_cursor) {
+                (Some(from), _, _) => from.timestamp(),
+                (None, SyncMode::Incremental, Some(cursor)) => cursor,
+                _ => 0,
+            };
             let request = ExportRequest {
-                kind: ExportKind::Vulns,
-                since: 0,
+                kind,
+                since,
                 include_fixed: true,
                 assets_per_chunk: services.settings.assets_per_chunk,
+                severities: job.scope.severities.clone(),
+                tags: job.scope.tags.clone(),
             };
-            let export_uuid = services.scanner(&connector).await?.request_export(&request).await?;
-            let export = ExportRef { kind: request.kind, export_uuid, requested_at: Utc::now() };
-            services.jobs.set_export(&job.job_id, &export).await?;
-            tracing::info!(job_id = %job.job_id, export_uuid = %export.export_uuid, "export requested");
-            Ok(export)
+            let started = services.scanner(&connector).await?.request_export(&request).await?;
+            let export = ExportRef {
+                kind,
+                export_uuid: started.export_uuid,
+                requested_at: Utc::now(),
+                since,
+                adopted: started.adopted,
+            };
+            services.jobs.add_export(&job.job_id, &export).await?;
+            tracing::info!(job_id = %job.job_id, kind = kind.as_str(), export_uuid = %export.export_uuid, since, "export requested");
+            Ok(Some(export))
         })
         .await
 }
@@ -115,7 +147,7 @@ pub async fn poll_export(services: &Services, job: &JobRef, export: &ExportRef) 
                     let manifest_key = keys::chunk_manifest(&job.connector_id, &job.job_id, export.kind.as_str());
                     let manifest = serde_json::to_vec(&chunk_ids).map_err(|e| SyncError::Internal(e.to_string()))?;
                     services.objects.put_object(&manifest_key, manifest, "application/json").await?;
-                    services.jobs.set_total_chunks(&job.job_id, total).await?;
+                    services.jobs.add_total_chunks(&job.job_id, total).await?;
                     // The chunk map's child executions do the work from here.
                     services.jobs.set_status(&job.job_id, JobStatus::Delegated).await?;
                     Ok(PollOutcome { ready: true, total_chunks: total, manifest_key: Some(manifest_key), wait_seconds: 0 })
@@ -151,7 +183,7 @@ pub async fn fetch_chunk(services: &Services, job: &JobRef, export: &ExportRef, 
                 })
                 .await?;
             tracing::info!(job_id = %job.job_id, chunk = %chunk_key, bytes = size, "chunk fetched");
-            Ok(ChunkOutput { chunk_key: chunk_key.clone(), object_key: raw_key, records: 0 })
+            Ok(ChunkOutput { chunk_key: chunk_key.clone(), kind: export.kind, object_key: raw_key, records: 0 })
         })
         .await
 }
@@ -161,18 +193,57 @@ mod tests {
     use tenable_simulator::SimulatorConfig;
 
     use super::*;
+    use crate::model::{ExportKind, Severity, SyncScope, TagFilter};
     use crate::pipeline::test_support::harness;
     use crate::store::{JobStore, ObjectStore};
 
+    /// The job's vulns export, after its assets export.
+    async fn vulns_export(h: &crate::pipeline::test_support::Harness, job: &JobRef) -> ExportRef {
+        let assets = next_export(&h.services, job, None).await.expect("requests").expect("an assets export");
+        assert_eq!(assets.kind, ExportKind::Assets);
+        next_export(&h.services, job, Some(&assets)).await.expect("requests").expect("a vulns export")
+    }
+
     #[tokio::test]
-    async fn a_full_sync_asks_for_every_state_since_the_beginning() {
+    async fn a_full_sync_asks_for_assets_then_every_vuln_state_since_the_beginning() {
         let h = harness(SimulatorConfig::default()).await;
         let job = h.start_job("job-1").await;
-        request_export(&h.services, &job).await.expect("export requested");
+        let vulns = vulns_export(&h, &job).await;
+        assert_eq!(next_export(&h.services, &job, Some(&vulns)).await.expect("answers"), None, "the plan is done");
         let requests = h.simulator.vuln_export_requests();
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0]["filters"]["since"], 0);
         assert_eq!(requests[0]["filters"]["state"], serde_json::json!(["OPEN", "REOPENED", "FIXED"]));
+        assert_eq!(h.simulator.asset_export_requests().len(), 1);
+        let stored = h.store.get_job("job-1").await.unwrap().unwrap();
+        assert_eq!(stored.exports.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![ExportKind::Assets, ExportKind::Vulns]);
+    }
+
+    #[tokio::test]
+    async fn a_retried_request_reuses_the_recorded_export() {
+        let h = harness(SimulatorConfig::default()).await;
+        let job = h.start_job("job-1").await;
+        let first = next_export(&h.services, &job, None).await.unwrap();
+        let again = next_export(&h.services, &job, None).await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(h.simulator.asset_export_requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_scoped_sync_sends_its_severities_tags_and_start() {
+        let h = harness(SimulatorConfig::default()).await;
+        let from = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let scope = SyncScope {
+            from: Some(from),
+            severities: vec![Severity::High, Severity::Critical],
+            tags: vec![TagFilter { category: "env".into(), values: vec!["prod".into()] }],
+        };
+        let job = h.start_job_with("job-1", SyncMode::VulnsOnly, scope).await;
+        next_export(&h.services, &job, None).await.unwrap();
+        let filters = &h.simulator.vuln_export_requests()[0]["filters"];
+        assert_eq!(filters["since"], from.timestamp());
+        assert_eq!(filters["severity"], serde_json::json!(["high", "critical"]));
+        assert_eq!(filters["tag.env"], serde_json::json!(["prod"]));
     }
 
     #[tokio::test]
@@ -180,7 +251,7 @@ mod tests {
         let config = SimulatorConfig { assets: 120, findings_per_asset: 3, status_polls_before_finished: 2, ..Default::default() };
         let h = harness(config).await;
         let job = h.start_job("job-1").await;
-        let export = request_export(&h.services, &job).await.expect("export requested");
+        let export = vulns_export(&h, &job).await;
         let mut polls = 0;
         let outcome = loop {
             polls += 1;
@@ -202,7 +273,7 @@ mod tests {
     async fn a_fetched_chunk_is_kept_raw_in_s3_under_connector_job_and_chunk() {
         let h = harness(SimulatorConfig { status_polls_before_finished: 0, ..Default::default() }).await;
         let job = h.start_job("job-1").await;
-        let export = request_export(&h.services, &job).await.unwrap();
+        let export = vulns_export(&h, &job).await;
         while !poll_export(&h.services, &job, &export).await.unwrap().ready {}
         let output = fetch_chunk(&h.services, &job, &export, 1).await.expect("fetched");
         assert_eq!(output.object_key, "raw/tenable-test/job-1/vulns-00001.json");

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Services;
 use crate::errors::{Result, SyncError, job_status_for, recommended_action};
-use crate::model::{ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome};
+use crate::model::{ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SyncJob, SyncMode};
 
 /// An error the state machine caught, as Step Functions hands it over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +67,9 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
                 services.jobs.record_failure(&job_id, failure).await?;
                 services.jobs.stage_ended(&job_id, failure.stage, StageOutcome::Failed, failure.occurred_at).await?;
             }
+            if failure.is_none() {
+                settle_connector(services, &job).await?;
+            }
             let mut finished = job.clone();
             finished.status = failure.as_ref().map_or(JobStatus::Finished, |f| f.status);
             finished.chunks = counts;
@@ -78,6 +81,25 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
             Ok(JobSummary { job_id: job_id.clone(), status: stored.status, chunks: counts, counts: stored.counts, failure })
         })
         .await
+}
+
+/// What a sync that processed every chunk settles for the connector: findings a
+/// complete export no longer returns become inactive, and the next incremental sync
+/// starts where this one started. A failed or scoped sync saw only part of the data,
+/// so it settles neither.
+async fn settle_connector(services: &Services, job: &SyncJob) -> Result<()> {
+    if !job.scope.is_everything() {
+        return Ok(());
+    }
+    if matches!(job.mode, SyncMode::Full | SyncMode::VulnsOnly) {
+        let inactivated = services.inventory.deactivate_unseen(&job.connector_id, &job.job_id).await?;
+        let counts = RecordCounts { findings_inactivated: inactivated, ..Default::default() };
+        services.jobs.add_counts(&job.job_id, &counts).await?;
+    }
+    if matches!(job.mode, SyncMode::Full | SyncMode::Incremental) {
+        services.connectors.advance_cursor(&job.connector_id, job.started_at.timestamp()).await?;
+    }
+    Ok(())
 }
 
 /// A failure no function could record itself (a crash, a timeout, retries used up).
@@ -142,7 +164,8 @@ mod tests {
 
     use super::*;
     use crate::errors::error_names;
-    use crate::pipeline::fetch::{fetch_chunk, poll_export, request_export};
+    use crate::pipeline::fetch::{fetch_chunk, next_export, poll_export};
+    use crate::store::{ConnectorStore, InventoryStore, ObjectStore};
     use crate::pipeline::normalize::normalize;
     use crate::pipeline::process::process;
     use crate::pipeline::test_support::{CONNECTOR, Harness, harness};
@@ -161,25 +184,30 @@ mod tests {
 
     async fn sync_chunks(h: &Harness, job: &JobRef) -> Result<()> {
         crate::pipeline::connectivity::test_connectivity(&h.services, job).await?;
-        let export = request_export(&h.services, job).await?;
-        let total = loop {
-            let outcome = poll_export(&h.services, job, &export).await?;
-            if outcome.ready {
-                break outcome.total_chunks as u32;
+        let mut previous = None;
+        while let Some(export) = next_export(&h.services, job, previous.as_ref()).await? {
+            let manifest_key = loop {
+                let outcome = poll_export(&h.services, job, &export).await?;
+                if let Some(key) = outcome.manifest_key {
+                    break key;
+                }
+            };
+            let manifest = h.store.get_object(&manifest_key).await?;
+            for chunk_id in serde_json::from_slice::<Vec<u32>>(&manifest).expect("a chunk id list") {
+                // A failed chunk fails alone, as in the state machine's map.
+                let _ = one_chunk(h, job, &export, chunk_id).await;
             }
-        };
-        for chunk_id in 1..=total {
-            // A failed chunk fails alone, as in the state machine's map.
-            let _ = one_chunk(h, job, &export, chunk_id).await;
+            previous = Some(export);
         }
         Ok(())
     }
 
     async fn one_chunk(h: &Harness, job: &JobRef, export: &crate::model::ExportRef, chunk_id: u32) -> Result<()> {
         let fetched = fetch_chunk(&h.services, job, export, chunk_id).await?;
-        let task = ChunkTask { job: job.clone(), chunk_key: fetched.chunk_key.clone(), object_key: fetched.object_key };
+        let task = ChunkTask { job: job.clone(), kind: fetched.kind, chunk_key: fetched.chunk_key, object_key: fetched.object_key };
         let normalized = normalize(&h.services, task).await?;
-        let task = ChunkTask { job: job.clone(), chunk_key: normalized.chunk_key, object_key: normalized.object_key };
+        let task =
+            ChunkTask { job: job.clone(), kind: normalized.kind, chunk_key: normalized.chunk_key, object_key: normalized.object_key };
         process(&h.services, task).await.map(|_| ())
     }
 
@@ -189,7 +217,9 @@ mod tests {
             .await;
         let summary = run_sync(&h, "job-1").await;
         assert_eq!(summary.status, JobStatus::Finished);
-        assert_eq!(summary.chunks, ChunkCounts { total: 3, processed: 3, failed: 0 });
+        // Two asset chunks (100 assets each at least) and three vuln chunks (50 assets each).
+        assert_eq!(summary.chunks, ChunkCounts { total: 5, processed: 5, failed: 0 });
+        assert_eq!((summary.counts.assets_received, summary.counts.assets_new), (110, 110));
         assert_eq!(summary.counts.findings_received, 440);
         assert_eq!(h.store.all_findings(CONNECTOR).len(), 440);
         let job = h.store.get_job("job-1").await.unwrap().unwrap();
@@ -199,6 +229,24 @@ mod tests {
             assert!(run.duration_ms().is_some_and(|ms| ms >= 0), "{stage} is timed");
         }
         assert!(job.ended_at.is_some() && job.current_stage.is_none());
+        let connector = h.store.get_connector(CONNECTOR).await.unwrap().unwrap();
+        assert_eq!(connector.sync_cursor, Some(job.started_at.timestamp()), "the next incremental sync starts here");
+    }
+
+    #[tokio::test]
+    async fn a_full_sync_makes_findings_it_no_longer_sees_inactive_and_a_failed_one_does_not() {
+        let h = harness(SimulatorConfig { assets: 20, findings_per_asset: 2, ..Default::default() }).await;
+        assert_eq!(run_sync(&h, "job-1").await.status, JobStatus::Finished);
+        let mut gone = h.store.all_findings(CONNECTOR).remove(0);
+        gone.finding.finding_id = format!("{}-retired", gone.finding.finding_id);
+        h.store.put_findings(&[gone.clone()]).await.unwrap();
+
+        let second = run_sync(&h, "job-2").await;
+        assert_eq!(second.counts.findings_inactivated, 1);
+        let stored = h.store.all_findings(CONNECTOR);
+        let retired = stored.iter().find(|f| f.finding.finding_id == gone.finding.finding_id).expect("kept, not deleted");
+        assert!(!retired.active);
+        assert_eq!(stored.iter().filter(|f| f.active).count(), 40);
     }
 
     #[tokio::test]
@@ -207,7 +255,9 @@ mod tests {
         let h = harness(SimulatorConfig { assets: 150, findings_per_asset: 2, faults, ..Default::default() }).await;
         let summary = run_sync(&h, "job-1").await;
         assert_eq!(summary.status, JobStatus::ApiError);
-        assert_eq!(summary.chunks, ChunkCounts { total: 3, processed: 2, failed: 1 });
+        assert_eq!(summary.chunks, ChunkCounts { total: 5, processed: 4, failed: 1 });
+        let connector = h.store.get_connector(CONNECTOR).await.unwrap().unwrap();
+        assert_eq!(connector.sync_cursor, None, "a failed sync does not move the cursor");
         let failure = summary.failure.expect("the failure is explained");
         assert_eq!(failure.stage, Stage::Normalizing);
         assert_eq!(failure.error, error_names::MALFORMED_CHUNK);

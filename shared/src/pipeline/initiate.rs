@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{JobRef, Services};
 use crate::errors::{Result, SyncError};
-use crate::model::{JobStatus, Stage, SyncJob, SyncMode, Trigger};
+use crate::model::{JobStatus, Stage, SyncJob, SyncMode, SyncScope, Trigger};
 
 /// What starts a sync: the state machine's execution input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +17,9 @@ pub struct SyncRequest {
     /// Scheduled when absent.
     #[serde(default)]
     pub trigger: Option<Trigger>,
+    /// A manual run may narrow what it exports; everything when absent.
+    #[serde(default)]
+    pub scope: SyncScope,
 }
 
 /// The request, with the execution's name as the job id: one execution, one job, and
@@ -44,22 +47,23 @@ pub async fn initiate(services: &Services, start: StartSync) -> Result<JobRef> {
     }
     let connector = services.connector(&request.connector_id).await?;
     let mode = request.mode.unwrap_or(connector.default_mode);
-    if !matches!(mode, SyncMode::Full | SyncMode::VulnsOnly) {
-        return Err(SyncError::InvalidRequest(format!(
-            "the {mode:?} sync mode is not available yet: run a full or vulns_only sync"
-        )));
+    if mode == SyncMode::Incremental && !request.scope.is_everything() {
+        return Err(SyncError::InvalidRequest(
+            "an incremental sync starts where the last one ended: give a scope to a full sync instead".into(),
+        ));
     }
     let job = SyncJob {
         job_id: start.job_id.clone(),
         connector_id: connector.connector_id,
         mode,
+        scope: request.scope,
         trigger: request.trigger.unwrap_or(Trigger::Scheduled),
         status: JobStatus::Started,
         current_stage: None,
         stages: Default::default(),
         chunks: Default::default(),
         counts: Default::default(),
-        export: None,
+        exports: Vec::new(),
         failure: None,
         deployment: services.settings.deployment.clone(),
         execution_arn: start.execution_arn,
@@ -105,7 +109,12 @@ mod tests {
         let start = StartSync {
             job_id: "job-2".into(),
             execution_arn: None,
-            input: SyncRequest { connector_id: format!("{CONNECTOR}-missing"), mode: None, trigger: None },
+            input: SyncRequest {
+                connector_id: format!("{CONNECTOR}-missing"),
+                mode: None,
+                trigger: None,
+                scope: SyncScope::default(),
+            },
         };
         let error = initiate(&h.services, start).await.expect_err("no such connector");
         assert_eq!(error.error_name(), "Vulnflow.InvalidRequest");

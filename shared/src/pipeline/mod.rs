@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::connectors::{self, ExportScanner};
 use crate::errors::{Result, SyncError, error_names};
-use crate::model::{Connector, JobFailure, Stage, StageOutcome};
+use crate::model::{Connector, ExportKind, JobFailure, Stage, StageOutcome};
 use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore, SecretStore};
 
 /// What the stages work with. Built once per function process.
@@ -43,6 +43,8 @@ pub struct Settings {
     pub export_timeout: chrono::Duration,
     /// How long the state machine waits between two polls of an unfinished export.
     pub export_poll_seconds: u64,
+    /// How long one scanner call may wait out rate limits before it fails.
+    pub throttle_budget: std::time::Duration,
 }
 
 /// The job a state is working for: what every state after `initiate` receives.
@@ -56,6 +58,7 @@ pub struct JobRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkTask {
     pub job: JobRef,
+    pub kind: ExportKind,
     pub chunk_key: String,
     pub object_key: String,
 }
@@ -64,6 +67,7 @@ pub struct ChunkTask {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkOutput {
     pub chunk_key: String,
+    pub kind: ExportKind,
     pub object_key: String,
     pub records: u64,
 }
@@ -78,7 +82,7 @@ impl Services {
     /// The scanner client of a connector, with its keys read from the secret store.
     pub(crate) async fn scanner(&self, connector: &Connector) -> Result<Box<dyn ExportScanner>> {
         let credentials = self.secrets.tenable_credentials(&connector.secret_id).await?;
-        Ok(connectors::connect(connector, credentials, &self.http))
+        Ok(connectors::connect(connector, credentials, &self.http, self.settings.throttle_budget))
     }
 
     /// Runs one stage's work for a job: times the stage on the job and, when the work
@@ -151,7 +155,7 @@ pub(crate) mod test_support {
     use tenable_simulator::{RunningSimulator, SimulatorConfig};
 
     use super::{JobRef, Services, Settings};
-    use crate::model::{Connector, ScannerKind, SyncMode, TenableCredentials, Trigger};
+    use crate::model::{Connector, ScannerKind, SyncMode, SyncScope, TenableCredentials, Trigger};
     use crate::pipeline::initiate::{self, StartSync, SyncRequest};
     use crate::store::ConnectorStore;
     use crate::store::memory::MemoryStore;
@@ -179,6 +183,7 @@ pub(crate) mod test_support {
                 base_url: simulator.base_url.clone(),
                 secret_id: "tenable-keys".into(),
                 default_mode: SyncMode::Full,
+                sync_cursor: None,
             })
             .await
             .expect("stores the connector");
@@ -194,6 +199,7 @@ pub(crate) mod test_support {
                 assets_per_chunk: 50,
                 export_timeout: chrono::Duration::minutes(5),
                 export_poll_seconds: 1,
+                throttle_budget: std::time::Duration::from_secs(5),
             },
         };
         Harness { store, services, simulator }
@@ -201,13 +207,18 @@ pub(crate) mod test_support {
 
     impl Harness {
         pub async fn start_job(&self, job_id: &str) -> JobRef {
+            self.start_job_with(job_id, SyncMode::Full, SyncScope::default()).await
+        }
+
+        pub async fn start_job_with(&self, job_id: &str, mode: SyncMode, scope: SyncScope) -> JobRef {
             let start = StartSync {
                 job_id: job_id.into(),
                 execution_arn: None,
                 input: SyncRequest {
                     connector_id: CONNECTOR.into(),
-                    mode: None,
+                    mode: Some(mode),
                     trigger: Some(Trigger::Manual { by: "tester@example.com".into() }),
+                    scope,
                 },
             };
             initiate::initiate(&self.services, start).await.expect("initiates")

@@ -2,11 +2,13 @@
 //! write the normalized records to S3 as NDJSON, one per line, in the raw order.
 
 use chrono::Utc;
+use serde::Serialize;
 
 use super::{ChunkOutput, ChunkTask, Services};
 use crate::errors::{Result, SyncError};
-use crate::model::{ChunkRecord, ChunkStatus, Stage};
-use crate::normalize::tenable::normalize_vulns_chunk;
+use crate::model::{ChunkRecord, ChunkStatus, ExportKind, Stage};
+use crate::normalize::ChunkError;
+use crate::normalize::tenable::{normalize_assets_chunk, normalize_vulns_chunk};
 use crate::store::keys;
 
 pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutput> {
@@ -17,16 +19,13 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
             let raw = services.objects.get_object(&task.object_key).await?;
             // The whole chunk is checked before anything is written: a bad record
             // leaves no half-normalized chunk behind.
-            let records = normalize_vulns_chunk(&raw)
-                .map_err(|e| SyncError::MalformedChunk { chunk: chunk_key.to_string(), reason: e.to_string() })?;
-            let mut ndjson = Vec::with_capacity(raw.len() / 2);
-            for record in &records {
-                serde_json::to_writer(&mut ndjson, record).map_err(|e| SyncError::Internal(e.to_string()))?;
-                ndjson.push(b'\n');
-            }
+            let malformed = |e: ChunkError| SyncError::MalformedChunk { chunk: chunk_key.to_string(), reason: e.to_string() };
+            let (ndjson, count) = match task.kind {
+                ExportKind::Vulns => to_ndjson(&normalize_vulns_chunk(&raw).map_err(malformed)?)?,
+                ExportKind::Assets => to_ndjson(&normalize_assets_chunk(&raw).map_err(malformed)?)?,
+            };
             let normalized_key = keys::normalized_chunk(&job.connector_id, &job.job_id, chunk_key);
             services.objects.put_object(&normalized_key, ndjson, "application/x-ndjson").await?;
-            let count = records.len() as u64;
             services
                 .jobs
                 .save_chunk(&ChunkRecord {
@@ -42,9 +41,18 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
                     updated_at: Utc::now(),
                 })
                 .await?;
-            Ok(ChunkOutput { chunk_key: chunk_key.to_string(), object_key: normalized_key, records: count })
+            Ok(ChunkOutput { chunk_key: chunk_key.to_string(), kind: task.kind, object_key: normalized_key, records: count })
         })
         .await
+}
+
+fn to_ndjson<T: Serialize>(records: &[T]) -> Result<(Vec<u8>, u64)> {
+    let mut ndjson = Vec::new();
+    for record in records {
+        serde_json::to_writer(&mut ndjson, record).map_err(|e| SyncError::Internal(e.to_string()))?;
+        ndjson.push(b'\n');
+    }
+    Ok((ndjson, records.len() as u64))
 }
 
 #[cfg(test)]
@@ -58,7 +66,7 @@ mod tests {
     async fn raw_chunk(h: &crate::pipeline::test_support::Harness, job: &super::super::JobRef, body: &[u8]) -> ChunkTask {
         let object_key = keys::raw_chunk(&job.connector_id, &job.job_id, "vulns-00001");
         h.store.put_object(&object_key, body.to_vec(), "application/json").await.unwrap();
-        ChunkTask { job: job.clone(), chunk_key: "vulns-00001".into(), object_key }
+        ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: "vulns-00001".into(), object_key }
     }
 
     #[tokio::test]

@@ -4,12 +4,14 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{ChunkTask, Services};
 use crate::errors::{Result, SyncError};
-use crate::model::{FindingState, NormalizedRecord, RecordCounts, Stage};
+use crate::model::{Asset, ExportKind, FindingState, NormalizedRecord, RecordCounts, Stage};
+use crate::normalize::NormalizedAsset;
 use crate::store::{Change, StoredAsset, StoredFinding};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,39 +27,18 @@ pub async fn process(services: &Services, task: ChunkTask) -> Result<ProcessOutp
     services
         .run_stage(&job.job_id, Stage::Processing, Some(&task.chunk_key), async {
             let ndjson = services.objects.get_object(&task.object_key).await?;
-            let records = read_ndjson(&task.object_key, &ndjson)?;
             let raw_key = services
                 .jobs
                 .get_chunk(&job.job_id, &task.chunk_key)
                 .await?
                 .and_then(|chunk| chunk.raw_key)
                 .unwrap_or_default();
-            let merge = Merge { connector_id: &job.connector_id, job_id: &job.job_id, raw_key: &raw_key };
-            let mut counts = RecordCounts { findings_received: records.len() as u64, ..Default::default() };
-
-            let findings = merge.latest_findings(&records);
-            let ids: Vec<String> = findings.keys().cloned().collect();
-            let stored = services.inventory.findings(&job.connector_id, &ids).await?;
-            let merged: Vec<StoredFinding> =
-                findings.into_values().map(|(index, record)| merge.finding(index, record, stored.get(&record.finding.finding_id))).collect();
-            merged.iter().for_each(|finding| count_finding(&mut counts, finding.last_change));
-
-            let assets = merge.latest_assets(&records);
-            let asset_ids: Vec<String> = assets.keys().cloned().collect();
-            let stored_assets = services.inventory.assets(&job.connector_id, &asset_ids).await?;
-            let merged_assets: Vec<StoredAsset> =
-                assets.into_values().map(|record| merge.asset(record, stored_assets.get(&record.asset.asset_id))).collect();
-            for asset in &merged_assets {
-                match asset.last_change {
-                    Change::New => counts.assets_new += 1,
-                    Change::Unchanged => {}
-                    _ => counts.assets_updated += 1,
-                }
-            }
-
-            // Assets first: a finding is never stored before the asset it points at.
-            services.inventory.put_assets(&merged_assets).await?;
-            services.inventory.put_findings(&merged).await?;
+            let merge =
+                Merge { connector_id: &job.connector_id, job_id: &job.job_id, chunk_key: &task.chunk_key, raw_key: &raw_key };
+            let counts = match task.kind {
+                ExportKind::Vulns => merge.findings_chunk(services, read_ndjson(&task.object_key, &ndjson)?).await?,
+                ExportKind::Assets => merge.assets_chunk(services, read_ndjson(&task.object_key, &ndjson)?).await?,
+            };
             let committed = services.jobs.commit_chunk(&job.job_id, &task.chunk_key, &counts, Utc::now()).await?;
             tracing::info!(job_id = %job.job_id, chunk = %task.chunk_key, committed, ?counts, "chunk processed");
             Ok(ProcessOutput { chunk_key: task.chunk_key.clone(), committed, counts })
@@ -65,7 +46,7 @@ pub async fn process(services: &Services, task: ChunkTask) -> Result<ProcessOutp
         .await
 }
 
-fn read_ndjson(key: &str, bytes: &[u8]) -> Result<Vec<NormalizedRecord>> {
+fn read_ndjson<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<Vec<T>> {
     bytes
         .split(|byte| *byte == b'\n')
         .filter(|line| !line.is_empty())
@@ -92,10 +73,66 @@ fn count_finding(counts: &mut RecordCounts, change: Change) {
 struct Merge<'a> {
     connector_id: &'a str,
     job_id: &'a str,
+    chunk_key: &'a str,
     raw_key: &'a str,
 }
 
 impl Merge<'_> {
+    /// Whether this very chunk of this job wrote the stored record.
+    fn wrote(&self, job_id: &str, chunk_key: &str) -> bool {
+        job_id == self.job_id && chunk_key == self.chunk_key
+    }
+    async fn findings_chunk(&self, services: &Services, records: Vec<NormalizedRecord>) -> Result<RecordCounts> {
+        let mut counts = RecordCounts { findings_received: records.len() as u64, ..Default::default() };
+        let findings = self.latest_findings(&records);
+        let ids: Vec<String> = findings.keys().cloned().collect();
+        let stored = services.inventory.findings(self.connector_id, &ids).await?;
+        let merged: Vec<StoredFinding> = findings
+            .into_values()
+            .map(|(index, record)| self.finding(index, record, stored.get(&record.finding.finding_id)))
+            .collect();
+        merged.iter().for_each(|finding| count_finding(&mut counts, finding.last_change));
+
+        let assets: Vec<(&Asset, DateTime<Utc>)> =
+            self.latest_assets(&records).into_values().map(|r| (&r.asset, r.finding.last_seen)).collect();
+        // Assets first: a finding is never stored before the asset it points at.
+        self.store_assets(services, &assets, &mut counts).await?;
+        services.inventory.put_findings(&merged).await?;
+        Ok(counts)
+    }
+
+    async fn assets_chunk(&self, services: &Services, records: Vec<NormalizedAsset>) -> Result<RecordCounts> {
+        let mut counts = RecordCounts { assets_received: records.len() as u64, ..Default::default() };
+        let now = Utc::now();
+        let assets: Vec<(&Asset, DateTime<Utc>)> =
+            records.iter().filter(|r| !r.deleted).map(|r| (&r.asset, r.last_seen.unwrap_or(now))).collect();
+        self.store_assets(services, &assets, &mut counts).await?;
+        Ok(counts)
+    }
+
+    async fn store_assets(
+        &self,
+        services: &Services,
+        assets: &[(&Asset, DateTime<Utc>)],
+        counts: &mut RecordCounts,
+    ) -> Result<()> {
+        let ids: Vec<String> = assets.iter().map(|(asset, _)| asset.asset_id.clone()).collect();
+        let stored = services.inventory.assets(self.connector_id, &ids).await?;
+        let mut merged: HashMap<String, StoredAsset> = HashMap::new();
+        for (asset, last_seen) in assets {
+            let asset = self.asset(asset, *last_seen, stored.get(&asset.asset_id));
+            merged.insert(asset.asset.asset_id.clone(), asset);
+        }
+        for asset in merged.values() {
+            match asset.last_change {
+                Change::New => counts.assets_new += 1,
+                Change::Unchanged => {}
+                _ => counts.assets_updated += 1,
+            }
+        }
+        services.inventory.put_assets(&merged.into_values().collect::<Vec<_>>()).await
+    }
+
     /// One record per finding id: a chunk that names a finding twice keeps the one
     /// seen last. The index is the record's place in the raw chunk.
     fn latest_findings<'r>(&self, records: &'r [NormalizedRecord]) -> HashMap<String, (usize, &'r NormalizedRecord)> {
@@ -126,8 +163,10 @@ impl Merge<'_> {
     fn finding(&self, index: usize, record: &NormalizedRecord, stored: Option<&StoredFinding>) -> StoredFinding {
         let mut finding = record.finding.clone();
         let (first_job_id, change) = match stored {
-            // This job already merged the chunk (a retried attempt): replay the change.
-            Some(previous) if previous.last_job_id == self.job_id => (previous.first_job_id.clone(), previous.last_change),
+            // This chunk was already merged (a retried attempt): replay the change.
+            Some(previous) if self.wrote(&previous.last_job_id, &previous.last_chunk) => {
+                (previous.first_job_id.clone(), previous.last_change)
+            }
             Some(previous) => {
                 let was_closed = previous.finding.state == FindingState::Fixed || !previous.active;
                 let change = match finding.state {
@@ -150,26 +189,30 @@ impl Merge<'_> {
             active: true,
             first_job_id,
             last_job_id: self.job_id.to_string(),
+            last_chunk: self.chunk_key.to_string(),
             last_change: change,
             raw_ref: format!("{}#{index}", self.raw_key),
             updated_at: Utc::now(),
         }
     }
 
-    fn asset(&self, record: &NormalizedRecord, stored: Option<&StoredAsset>) -> StoredAsset {
+    fn asset(&self, asset: &Asset, last_seen: DateTime<Utc>, stored: Option<&StoredAsset>) -> StoredAsset {
         let (first_job_id, change) = match stored {
-            Some(previous) if previous.last_job_id == self.job_id => (previous.first_job_id.clone(), previous.last_change),
-            Some(previous) if previous.asset == record.asset => (previous.first_job_id.clone(), Change::Unchanged),
+            Some(previous) if self.wrote(&previous.last_job_id, &previous.last_chunk) => {
+                (previous.first_job_id.clone(), previous.last_change)
+            }
+            Some(previous) if &previous.asset == asset => (previous.first_job_id.clone(), Change::Unchanged),
             Some(previous) => (previous.first_job_id.clone(), Change::Updated),
             None => (self.job_id.to_string(), Change::New),
         };
         StoredAsset {
             connector_id: self.connector_id.to_string(),
-            asset: record.asset.clone(),
+            asset: asset.clone(),
             first_job_id,
             last_job_id: self.job_id.to_string(),
+            last_chunk: self.chunk_key.to_string(),
             last_change: change,
-            last_seen: record.finding.last_seen,
+            last_seen: stored.map_or(last_seen, |previous| previous.last_seen.max(last_seen)),
             updated_at: Utc::now(),
         }
     }
@@ -196,9 +239,9 @@ mod tests {
         let raw = serde_json::to_vec(vulns).unwrap();
         let raw_key = keys::raw_chunk(&job.connector_id, &job.job_id, chunk);
         h.store.put_object(&raw_key, raw.clone(), "application/json").await.unwrap();
-        let task = ChunkTask { job: job.clone(), chunk_key: chunk.into(), object_key: raw_key };
+        let task = ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: chunk.into(), object_key: raw_key };
         let output = crate::pipeline::normalize::normalize(&h.services, task).await.expect("normalizes");
-        ChunkTask { job: job.clone(), chunk_key: chunk.into(), object_key: output.object_key }
+        ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: chunk.into(), object_key: output.object_key }
     }
 
     fn sample(h: &Harness, count: usize) -> Vec<serde_json::Value> {

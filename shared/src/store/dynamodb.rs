@@ -216,6 +216,16 @@ impl DynamoStore {
     }
 }
 
+/// `counts.#field :field, ...` with its names and values. Attribute names throughout:
+/// DynamoDB reserves words like `processed`.
+fn counts_addition(counts: &RecordCounts) -> (String, Vec<(String, &'static str)>, Vec<(String, AttributeValue)>) {
+    let fields = counts.fields();
+    let expression = fields.iter().map(|(field, _)| format!("counts.#{field} :{field}")).collect::<Vec<_>>().join(", ");
+    let names = fields.iter().map(|(field, _)| (format!("#{field}"), *field)).collect();
+    let values = fields.iter().map(|(field, value)| (format!(":{field}"), number(*value))).collect();
+    (expression, names, values)
+}
+
 async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt.min(6)))).await;
 }
@@ -233,6 +243,24 @@ impl ConnectorStore for DynamoStore {
             .await
             .map_err(|e| storage_error("GetItem on the connectors table", e))?;
         output.item.map(|item| decode("connectors", item)).transpose()
+    }
+
+    async fn advance_cursor(&self, connector_id: &str, cursor: i64) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connectors)
+            .key("connector_id", string(connector_id))
+            .update_expression("SET sync_cursor = :cursor")
+            .condition_expression("attribute_exists(connector_id) AND (attribute_not_exists(sync_cursor) OR sync_cursor < :cursor)")
+            .expression_attribute_values(":cursor", AttributeValue::N(cursor.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_check_failure(&e) => Ok(()),
+            Err(e) => Err(storage_error("UpdateItem on the connectors table", e)),
+        }
     }
 
     async fn put_connector(&self, connector: &Connector) -> Result<()> {
@@ -329,13 +357,25 @@ impl JobStore for DynamoStore {
             .await
     }
 
-    async fn set_export(&self, job_id: &str, export: &ExportRef) -> Result<()> {
-        self.update_job(job_id, "SET #export = :export", &[("#export", "export")], vec![(":export", attribute(export)?)])
-            .await
+    async fn add_export(&self, job_id: &str, export: &ExportRef) -> Result<()> {
+        self.update_job(
+            job_id,
+            "SET exports = list_append(if_not_exists(exports, :none), :export)",
+            &[],
+            vec![(":export", AttributeValue::L(vec![attribute(export)?])), (":none", AttributeValue::L(vec![]))],
+        )
+        .await
     }
 
-    async fn set_total_chunks(&self, job_id: &str, total: u64) -> Result<()> {
-        self.update_job(job_id, "SET chunks.#total = :total", &[("#total", "total")], vec![(":total", number(total))]).await
+    async fn add_total_chunks(&self, job_id: &str, chunks: u64) -> Result<()> {
+        self.update_job(job_id, "ADD chunks.#total :chunks", &[("#total", "total")], vec![(":chunks", number(chunks))]).await
+    }
+
+    async fn add_counts(&self, job_id: &str, counts: &RecordCounts) -> Result<()> {
+        let (expression, names, values) = counts_addition(counts);
+        let names: Vec<(&str, &str)> = names.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+        let values = values.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+        self.update_job(job_id, &format!("ADD {expression}"), &names, values).await
     }
 
     async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {
@@ -490,30 +530,18 @@ impl JobStore for DynamoStore {
             .expression_attribute_values(":at", attribute(&at)?)
             .build()
             .map_err(|e| SyncError::Internal(e.to_string()))?;
-        let count_fields = [
-            ("findings_received", counts.findings_received),
-            ("findings_new", counts.findings_new),
-            ("findings_updated", counts.findings_updated),
-            ("findings_unchanged", counts.findings_unchanged),
-            ("findings_reopened", counts.findings_reopened),
-            ("findings_fixed", counts.findings_fixed),
-            ("assets_new", counts.assets_new),
-            ("assets_updated", counts.assets_updated),
-        ];
-        // Attribute names throughout: DynamoDB reserves words like `processed`.
-        let additions: Vec<String> = count_fields.iter().map(|(field, _)| format!("counts.#{field} :{field}")).collect();
-        let mut add_counts = Update::builder()
+        let (additions, names, values) = counts_addition(counts);
+        let add_counts = Update::builder()
             .table_name(&self.tables.jobs)
             .set_key(Some(self.job_key(job_id)))
-            .update_expression(format!("ADD chunks.#processed :one, {}", additions.join(", ")))
+            .update_expression(format!("ADD chunks.#processed :one, {additions}"))
+            // The setters replace the whole maps: the chunk counter goes in after them.
+            .set_expression_attribute_names(Some(names.into_iter().map(|(n, a)| (n, a.to_string())).collect()))
+            .set_expression_attribute_values(Some(values.into_iter().collect()))
             .expression_attribute_names("#processed", "processed")
-            .expression_attribute_values(":one", number(1));
-        for (field, value) in count_fields {
-            add_counts = add_counts
-                .expression_attribute_names(format!("#{field}"), field)
-                .expression_attribute_values(format!(":{field}"), number(value));
-        }
-        let add_counts = add_counts.build().map_err(|e| SyncError::Internal(e.to_string()))?;
+            .expression_attribute_values(":one", number(1))
+            .build()
+            .map_err(|e| SyncError::Internal(e.to_string()))?;
         let result = self
             .client
             .transact_write_items()
@@ -559,6 +587,48 @@ impl InventoryStore for DynamoStore {
     async fn put_assets(&self, assets: &[StoredAsset]) -> Result<()> {
         self.batch_put(&self.tables.assets, assets).await
     }
+
+    async fn deactivate_unseen(&self, connector_id: &str, job_id: &str) -> Result<u64> {
+        let unseen = self
+            .client
+            .query()
+            .table_name(&self.tables.findings)
+            .key_condition_expression("connector_id = :connector")
+            .filter_expression("active = :true AND last_job_id <> :job")
+            .projection_expression("finding_id")
+            .expression_attribute_values(":connector", string(connector_id))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":job", string(job_id))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| storage_error("Query on the findings table", e))?;
+        let mut deactivated = 0;
+        for mut key in unseen {
+            key.insert("connector_id".to_string(), string(connector_id));
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.tables.findings)
+                .set_key(Some(key))
+                .update_expression("SET active = :false")
+                // A chunk of a later job may have seen it since the query.
+                .condition_expression("last_job_id <> :job AND active = :true")
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":job", string(job_id))
+                .send()
+                .await;
+            match result {
+                Ok(_) => deactivated += 1,
+                Err(e) if is_conditional_check_failure(&e) => {}
+                Err(e) => return Err(storage_error("UpdateItem on the findings table", e)),
+            }
+        }
+        Ok(deactivated)
+    }
 }
 
 #[cfg(test)]
@@ -573,13 +643,14 @@ mod tests {
             job_id: "job-1".into(),
             connector_id: "c-1".into(),
             mode: SyncMode::Full,
+            scope: Default::default(),
             trigger: Trigger::Manual { by: "ana@example.com".into() },
             status: JobStatus::Started,
             current_stage: Some(Stage::Fetching),
             stages: Default::default(),
             chunks: Default::default(),
             counts: Default::default(),
-            export: None,
+            exports: Vec::new(),
             failure: None,
             deployment: "vulnflow-local".into(),
             execution_arn: None,

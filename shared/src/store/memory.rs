@@ -66,6 +66,13 @@ impl ConnectorStore for MemoryStore {
         lock(&self.connectors).insert(connector.connector_id.clone(), connector.clone());
         Ok(())
     }
+
+    async fn advance_cursor(&self, connector_id: &str, cursor: i64) -> Result<()> {
+        if let Some(connector) = lock(&self.connectors).get_mut(connector_id) {
+            connector.sync_cursor = Some(connector.sync_cursor.map_or(cursor, |current| current.max(cursor)));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -114,12 +121,16 @@ impl JobStore for MemoryStore {
         self.with_job(job_id, |job| job.status = status)
     }
 
-    async fn set_export(&self, job_id: &str, export: &ExportRef) -> Result<()> {
-        self.with_job(job_id, |job| job.export = Some(export.clone()))
+    async fn add_export(&self, job_id: &str, export: &ExportRef) -> Result<()> {
+        self.with_job(job_id, |job| job.exports.push(export.clone()))
     }
 
-    async fn set_total_chunks(&self, job_id: &str, total: u64) -> Result<()> {
-        self.with_job(job_id, |job| job.chunks.total = total)
+    async fn add_total_chunks(&self, job_id: &str, chunks: u64) -> Result<()> {
+        self.with_job(job_id, |job| job.chunks.total += chunks)
+    }
+
+    async fn add_counts(&self, job_id: &str, counts: &RecordCounts) -> Result<()> {
+        self.with_job(job_id, |job| job.counts.add(counts))
     }
 
     async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {
@@ -228,6 +239,17 @@ impl InventoryStore for MemoryStore {
             stored.insert((asset.connector_id.clone(), asset.asset.asset_id.clone()), asset.clone());
         }
         Ok(())
+    }
+
+    async fn deactivate_unseen(&self, connector_id: &str, job_id: &str) -> Result<u64> {
+        let mut deactivated = 0;
+        for finding in lock(&self.findings).values_mut() {
+            if finding.connector_id == connector_id && finding.active && finding.last_job_id != job_id {
+                finding.active = false;
+                deactivated += 1;
+            }
+        }
+        Ok(deactivated)
     }
 }
 

@@ -23,6 +23,8 @@ use crate::model::{
 pub trait ConnectorStore: Send + Sync {
     async fn get_connector(&self, connector_id: &str) -> Result<Option<Connector>>;
     async fn put_connector(&self, connector: &Connector) -> Result<()>;
+    /// Moves the incremental cursor forward; an older cursor never replaces a newer one.
+    async fn advance_cursor(&self, connector_id: &str, cursor: i64) -> Result<()>;
 }
 
 #[async_trait]
@@ -41,8 +43,10 @@ pub trait JobStore: Send + Sync {
     /// Records the stage's end. A failed stage stays failed when a later chunk ends it well.
     async fn stage_ended(&self, job_id: &str, stage: Stage, outcome: StageOutcome, at: DateTime<Utc>) -> Result<()>;
     async fn set_status(&self, job_id: &str, status: JobStatus) -> Result<()>;
-    async fn set_export(&self, job_id: &str, export: &ExportRef) -> Result<()>;
-    async fn set_total_chunks(&self, job_id: &str, total: u64) -> Result<()>;
+    async fn add_export(&self, job_id: &str, export: &ExportRef) -> Result<()>;
+    /// Adds an export's chunks to the job's total.
+    async fn add_total_chunks(&self, job_id: &str, chunks: u64) -> Result<()>;
+    async fn add_counts(&self, job_id: &str, counts: &RecordCounts) -> Result<()>;
     /// Keeps the first failure: it is the cause, what follows is consequence.
     async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()>;
     /// Ends the job with its final status and chunk counts.
@@ -80,8 +84,11 @@ pub struct StoredFinding {
     pub active: bool,
     pub first_job_id: String,
     pub last_job_id: String,
-    /// What the last job changed: replayed as-is if that job's chunk is retried, so a
-    /// retry counts nothing twice.
+    /// The chunk of the last job that wrote it.
+    #[serde(default)]
+    pub last_chunk: String,
+    /// What that chunk changed: replayed as-is if the chunk is retried, so a retry
+    /// counts nothing twice.
     pub last_change: Change,
     /// Where the full plugin output is: `s3://<raw chunk key>#<record index>`.
     pub raw_ref: String,
@@ -95,6 +102,8 @@ pub struct StoredAsset {
     pub asset: Asset,
     pub first_job_id: String,
     pub last_job_id: String,
+    #[serde(default)]
+    pub last_chunk: String,
     pub last_change: Change,
     pub last_seen: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -107,6 +116,9 @@ pub trait InventoryStore: Send + Sync {
     async fn put_findings(&self, findings: &[StoredFinding]) -> Result<()>;
     async fn assets(&self, connector_id: &str, asset_ids: &[String]) -> Result<HashMap<String, StoredAsset>>;
     async fn put_assets(&self, assets: &[StoredAsset]) -> Result<()>;
+    /// Marks inactive every active finding of the connector that this job did not
+    /// see, and says how many.
+    async fn deactivate_unseen(&self, connector_id: &str, job_id: &str) -> Result<u64>;
 }
 
 /// Raw and normalized chunks (S3).

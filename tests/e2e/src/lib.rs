@@ -90,21 +90,30 @@ impl Stack {
             base_url: simulator.base_url.clone(),
             secret_id,
             default_mode: SyncMode::Full,
+            sync_cursor: None,
         };
         self.store.put_connector(&connector).await.expect("stores the connector");
         connector
     }
 
-    /// Starts a manual sync and waits for its execution to end.
+    /// Starts a manual sync in the connector's default mode and waits for its execution to end.
     pub async fn run_sync(&self, connector: &Connector) -> SyncRun {
-        let started = self.start_sync(connector).await;
+        self.run_sync_with(connector, json!({})).await
+    }
+
+    /// The same, with more execution input (`mode`, `scope`).
+    pub async fn run_sync_with(&self, connector: &Connector, request: serde_json::Value) -> SyncRun {
+        let started = self.start_sync(connector, request).await;
         self.wait_for(started, |_| {}).await
     }
 
     /// Starts a manual sync: the execution's name is the job id.
-    pub async fn start_sync(&self, connector: &Connector) -> StartedSync {
+    pub async fn start_sync(&self, connector: &Connector, request: serde_json::Value) -> StartedSync {
         let job_id = uuid::Uuid::new_v4().to_string();
-        let input = json!({ "connector_id": connector.connector_id, "trigger": { "type": "manual", "by": "e2e@example.com" } });
+        let mut input = json!({ "connector_id": connector.connector_id, "trigger": { "type": "manual", "by": "e2e@example.com" } });
+        if let (Some(input), Some(request)) = (input.as_object_mut(), request.as_object()) {
+            input.extend(request.clone());
+        }
         let started = self
             .sfn
             .start_execution()
@@ -143,21 +152,35 @@ impl Stack {
         SyncRun { execution_arn, status: execution.status, output: execution.output, job, chunks }
     }
 
+    pub async fn connector(&self, connector_id: &str) -> Connector {
+        self.store.get_connector(connector_id).await.expect("reads the connector").expect("the connector exists")
+    }
+
     pub async fn count_findings(&self, connector_id: &str) -> usize {
+        self.count_items("FindingsTable", connector_id, None).await
+    }
+
+    pub async fn count_active_findings(&self, connector_id: &str) -> usize {
+        self.count_items("FindingsTable", connector_id, Some("active = :true")).await
+    }
+
+    /// The items of a connector in one of the stack's tables (named by its output).
+    pub async fn count_items(&self, table_output: &str, connector_id: &str, filter: Option<&str>) -> usize {
         let mut count = 0;
         let mut start_key = None;
         loop {
-            let page = self
+            let mut query = self
                 .dynamodb
                 .query()
-                .table_name(self.output("FindingsTable"))
+                .table_name(self.output(table_output))
                 .key_condition_expression("connector_id = :c")
                 .expression_attribute_values(":c", AttributeValue::S(connector_id.into()))
                 .select(Select::Count)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .expect("counts the findings");
+                .set_exclusive_start_key(start_key);
+            if let Some(filter) = filter {
+                query = query.filter_expression(filter).expression_attribute_values(":true", AttributeValue::Bool(true));
+            }
+            let page = query.send().await.expect("counts the items");
             count += page.count as usize;
             start_key = page.last_evaluated_key;
             if start_key.is_none() {

@@ -44,10 +44,12 @@ async fn a_full_sync_stores_every_finding_and_every_chunk() {
     let request = &sim.vuln_export_requests()[0];
     assert_eq!(request["filters"]["since"], 0, "a full sync sends an explicit time filter");
 
-    // 120 assets at 50 per chunk (the local stack's ExportAssetsPerChunk).
-    assert_eq!(job.chunks.total, 3);
-    assert_eq!((job.chunks.processed, job.chunks.failed), (3, 0));
-    assert_eq!(run.chunks.len(), 3);
+    // 120 assets: 2 asset-export chunks (at least 100 assets each) and 3 vulns-export
+    // chunks (50 assets each: the local stack's ExportAssetsPerChunk).
+    assert_eq!(job.chunks.total, 5);
+    assert_eq!((job.chunks.processed, job.chunks.failed), (5, 0));
+    assert_eq!(run.chunks.len(), 5);
+    assert_eq!(job.counts.assets_new, 120);
     for chunk in &run.chunks {
         assert_eq!(chunk.status, ChunkStatus::Processed, "{}", chunk.chunk_key);
         assert!(!chunk.retried);
@@ -101,7 +103,8 @@ async fn a_finding_is_keyed_by_asset_plugin_port_and_protocol() {
     let run = stack.run_sync(&connector).await;
     assert_eq!(run.job.status, JobStatus::Finished);
 
-    let vulns = sim.dataset().vulns();
+    let dataset = sim.dataset();
+    let vulns = dataset.vulns();
     let asset_plugin: HashSet<(String, String)> =
         vulns.iter().map(|v| (v["asset"]["uuid"].to_string(), v["plugin"]["id"].to_string())).collect();
     assert!(asset_plugin.len() < vulns.len(), "the tenant has one plugin on two ports of an asset");
@@ -138,7 +141,7 @@ async fn a_chunk_that_is_not_json_fails_the_sync_at_normalizing_and_keeps_the_re
     assert_eq!(job.stages[&Stage::Normalizing].outcome, StageOutcome::Failed);
 
     // Nothing half-written counts as processed; the good chunks are kept.
-    assert_eq!((job.chunks.total, job.chunks.processed, job.chunks.failed), (3, 2, 1));
+    assert_eq!((job.chunks.total, job.chunks.processed, job.chunks.failed), (5, 4, 1));
     let bad = run.chunks.iter().find(|c| c.chunk_key == "vulns-00002").expect("the bad chunk has a record");
     assert_eq!(bad.status, ChunkStatus::Failed);
     assert_eq!(bad.failed_attempts, 1, "a malformed chunk is not retried");
@@ -160,7 +163,7 @@ async fn a_record_without_an_asset_fails_naming_the_chunk_and_the_field() {
     assert_eq!(failure.stage, Stage::Normalizing);
     assert!(failure.message.contains("vulns-00001") && failure.message.contains("record 0"), "{}", failure.message);
     assert!(failure.message.contains("`asset"), "names the field: {}", failure.message);
-    assert_eq!(run.job.chunks.processed, 0);
+    assert_eq!(run.job.chunks.processed, 1, "only the asset chunk");
     assert_eq!(stack.count_findings(&connector.connector_id).await, 0);
 }
 

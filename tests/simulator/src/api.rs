@@ -1,13 +1,13 @@
-//! The HTTP routes of the Tenable export API v2, behind `X-ApiKeys` authentication.
+//! The HTTP routes of the Tenable export API v2, behind the layers of [`crate::middleware`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,52 +15,133 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::SimulatorConfig;
-use crate::data::Dataset;
+use crate::data::{ChangeReport, Changes, Dataset};
 use crate::exports::{ExportJob, ExportKind};
-use crate::filters::{AssetFilters, VulnFilters};
+use crate::faults::{self, FaultInjector};
+use crate::filters::{AssetFilters, VulnFilters, VulnState};
+use crate::traffic::Traffic;
+use crate::{SimulatorConfig, lock, middleware as layers};
 
 const NUM_ASSETS_DEFAULT: u32 = 50;
 const NUM_ASSETS_RANGE: (u32, u32) = (50, 5000);
 const CHUNK_SIZE_RANGE: (u32, u32) = (100, 10_000);
+/// The simulated tenant.
+pub(crate) const CONTAINER_UUID: &str = "0b7d3e8a-1c2f-4e5d-8a9b-c0d1e2f3a4b5";
 
 pub(crate) struct SimulatorState {
+    /// Its `faults` are moved into `faults` below.
     config: SimulatorConfig,
-    pub(crate) dataset: Dataset,
+    /// Replaced whole on each change: exports keep the records they were created with.
+    dataset: RwLock<Arc<Dataset>>,
     exports: Mutex<HashMap<Uuid, ExportJob>>,
-    export_requests: Mutex<Vec<(ExportKind, Value)>>,
-    chunk_downloads: AtomicU64,
     exports_created: AtomicU64,
+    /// The export already running at start-up, when so configured.
+    preexisting_export: Option<Uuid>,
+    pub(crate) traffic: Traffic,
+    pub(crate) faults: FaultInjector,
 }
 
 impl SimulatorState {
-    pub(crate) fn new(config: SimulatorConfig, dataset: Dataset) -> Self {
-        Self {
+    pub(crate) fn new(mut config: SimulatorConfig, dataset: Dataset) -> Self {
+        let faults = FaultInjector::new(std::mem::take(&mut config.faults));
+        let mut state = Self {
             config,
-            dataset,
+            dataset: RwLock::new(Arc::new(dataset)),
             exports: Mutex::default(),
-            export_requests: Mutex::default(),
-            chunk_downloads: AtomicU64::new(0),
             exports_created: AtomicU64::new(0),
+            preexisting_export: None,
+            traffic: Traffic::default(),
+            faults,
+        };
+        if state.faults.duplicate_export_running() {
+            state.preexisting_export = Some(state.start_export_of_everything());
         }
+        state
     }
 
-    pub(crate) fn export_requests(&self, kind: Option<ExportKind>) -> Vec<Value> {
-        lock(&self.export_requests)
-            .iter()
-            .filter(|(request_kind, _)| kind.is_none_or(|kind| kind == *request_kind))
-            .map(|(_, body)| body.clone())
-            .collect()
+    /// An export of every record, as an earlier client would have created it.
+    fn start_export_of_everything(&self) -> Uuid {
+        let states: Vec<&str> = VulnState::ALL.iter().map(|state| state.as_str()).collect();
+        let request =
+            json!({"num_assets": NUM_ASSETS_DEFAULT, "filters": {"since": 0, "state": states}});
+        let job = match self.create_job(ExportKind::Vulns, &request) {
+            Ok(job) => job,
+            Err(message) => unreachable!("a valid request was refused: {message}"),
+        };
+        let uuid = job.uuid();
+        lock(&self.exports).insert(uuid, job);
+        uuid
     }
 
-    pub(crate) fn chunk_downloads(&self) -> u64 {
-        self.chunk_downloads.load(Ordering::Relaxed)
+    pub(crate) fn access_key(&self) -> &str {
+        &self.config.access_key
+    }
+
+    pub(crate) fn secret_key(&self) -> &str {
+        &self.config.secret_key
+    }
+
+    pub(crate) fn preexisting_export(&self) -> Option<Uuid> {
+        self.preexisting_export
+    }
+
+    pub(crate) fn dataset(&self) -> Arc<Dataset> {
+        Arc::clone(&self.dataset.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub(crate) fn apply_changes(&self, changes: Changes) -> ChangeReport {
+        let mut dataset = self.dataset.write().unwrap_or_else(PoisonError::into_inner);
+        let mut changed = Dataset::clone(&dataset);
+        let report = changed.apply_changes(changes, Utc::now().timestamp_millis());
+        *dataset = Arc::new(changed);
+        report
+    }
+
+    fn create_job(&self, kind: ExportKind, request: &Value) -> Result<ExportJob, String> {
+        let dataset = self.dataset();
+        let (chunk_size, chunks) = match kind {
+            ExportKind::Vulns => {
+                let num_assets = bounded(
+                    request,
+                    "num_assets",
+                    Some(NUM_ASSETS_DEFAULT),
+                    NUM_ASSETS_RANGE,
+                )?;
+                let filters = VulnFilters::from_json(&request["filters"])?;
+                let now_ms = Utc::now().timestamp_millis();
+                let chunks = dataset.vuln_chunks(&filters, now_ms, num_assets as usize);
+                (num_assets, records(chunks, |index| dataset.vuln(index)))
+            }
+            ExportKind::Assets => {
+                let chunk_size = bounded(request, "chunk_size", None, CHUNK_SIZE_RANGE)?;
+                let filters = AssetFilters::from_json(&request["filters"])?;
+                let chunks = dataset.asset_chunks(&filters, chunk_size as usize);
+                (chunk_size, records(chunks, |index| dataset.asset(index)))
+            }
+        };
+        let sequence = self.exports_created.fetch_add(1, Ordering::Relaxed);
+        Ok(ExportJob::new(
+            kind,
+            request.get("filters").cloned().unwrap_or_else(|| json!({})),
+            chunk_size,
+            chunks,
+            self.config.seed.wrapping_add(sequence),
+            self.faults.export_faults(kind),
+        ))
     }
 }
 
-/// A panic in one handler must not take every later request down with it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+/// The records of each chunk of dataset indexes.
+fn records<'a>(chunks: Vec<Vec<usize>>, record: impl Fn(usize) -> &'a Value) -> Vec<Vec<Value>> {
+    chunks
+        .into_iter()
+        .map(|chunk| {
+            chunk
+                .into_iter()
+                .map(|index| record(index).clone())
+                .collect()
+        })
+        .collect()
 }
 
 type Shared = State<Arc<SimulatorState>>;
@@ -76,52 +157,30 @@ pub(crate) fn router(state: Arc<SimulatorState>) -> Router {
         )
         .route("/{kind}/export/{uuid}/cancel", post(cancel_export))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "Not Found") })
+        // The last layer added runs first.
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            require_api_keys,
+            layers::throttle,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::require_api_keys,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::count_calls,
         ))
         .with_state(state)
 }
 
 /// Tenable's error body: `{"statusCode", "error", "message"}`.
-fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     let body = json!({
         "statusCode": status.as_u16(),
         "error": status.canonical_reason().unwrap_or_default(),
         "message": message,
     });
     (status, Json(body)).into_response()
-}
-
-async fn require_api_keys(State(state): Shared, request: Request, next: Next) -> Response {
-    let keys = request
-        .headers()
-        .get("x-apikeys")
-        .and_then(|value| value.to_str().ok())
-        .map(parse_api_keys);
-    let config = &state.config;
-    let authorized = keys.is_some_and(|(access, secret)| {
-        access == Some(config.access_key.as_str()) && secret == Some(config.secret_key.as_str())
-    });
-    if authorized {
-        next.run(request).await
-    } else {
-        error(StatusCode::UNAUTHORIZED, "Invalid Credentials")
-    }
-}
-
-/// `accessKey=<a>;secretKey=<b>`, in any order, with spaces around the parts.
-fn parse_api_keys(header: &str) -> (Option<&str>, Option<&str>) {
-    let mut access = None;
-    let mut secret = None;
-    for (name, value) in header.split(';').filter_map(|part| part.split_once('=')) {
-        match name.trim() {
-            "accessKey" => access = Some(value.trim()),
-            "secretKey" => secret = Some(value.trim()),
-            _ => {}
-        }
-    }
-    (access, secret)
 }
 
 async fn session() -> Json<Value> {
@@ -134,7 +193,7 @@ async fn session() -> Json<Value> {
         "type": "local",
         "permissions": 64,
         "enabled": true,
-        "container_uuid": "0b7d3e8a-1c2f-4e5d-8a9b-c0d1e2f3a4b5",
+        "container_uuid": CONTAINER_UUID,
     }))
 }
 
@@ -151,17 +210,17 @@ async fn create_export(State(state): Shared, Path(kind): Path<String>, body: Byt
         Ok(request) => request.clone(),
         Err(_) => Value::String(String::from_utf8_lossy(&body).into_owned()),
     };
-    lock(&state.export_requests).push((kind, received));
+    state.traffic.record_export_request(kind, received);
+    if kind == ExportKind::Vulns
+        && let Some(running) = state.preexisting_export
+        && state.faults.claim_duplicate()
+    {
+        return faults::duplicate_export(running);
+    }
     let Ok(request) = request else {
         return error(StatusCode::BAD_REQUEST, "Request body is not valid JSON");
     };
-    let sequence = state.exports_created.fetch_add(1, Ordering::Relaxed);
-    let order_seed = state.config.seed.wrapping_add(sequence);
-    let job = match kind {
-        ExportKind::Vulns => vuln_export(&state, &request, order_seed),
-        ExportKind::Assets => asset_export(&state, &request, order_seed),
-    };
-    match job {
+    match state.create_job(kind, &request) {
         Ok(job) => {
             let uuid = job.uuid();
             tracing::info!(?kind, %uuid, filters = %request["filters"], "export created");
@@ -170,52 +229,6 @@ async fn create_export(State(state): Shared, Path(kind): Path<String>, body: Byt
         }
         Err(message) => error(StatusCode::BAD_REQUEST, &message),
     }
-}
-
-fn vuln_export(
-    state: &SimulatorState,
-    request: &Value,
-    order_seed: u64,
-) -> Result<ExportJob, String> {
-    let num_assets = bounded(
-        request,
-        "num_assets",
-        Some(NUM_ASSETS_DEFAULT),
-        NUM_ASSETS_RANGE,
-    )?;
-    let filters = VulnFilters::from_json(&request["filters"])?;
-    let now_ms = Utc::now().timestamp_millis();
-    let chunks = state
-        .dataset
-        .vuln_chunks(&filters, now_ms, num_assets as usize);
-    Ok(ExportJob::new(
-        ExportKind::Vulns,
-        echoed_filters(request),
-        num_assets,
-        chunks,
-        order_seed,
-    ))
-}
-
-fn asset_export(
-    state: &SimulatorState,
-    request: &Value,
-    order_seed: u64,
-) -> Result<ExportJob, String> {
-    let chunk_size = bounded(request, "chunk_size", None, CHUNK_SIZE_RANGE)?;
-    let filters = AssetFilters::from_json(&request["filters"])?;
-    let chunks = state.dataset.asset_chunks(&filters, chunk_size as usize);
-    Ok(ExportJob::new(
-        ExportKind::Assets,
-        echoed_filters(request),
-        chunk_size,
-        chunks,
-        order_seed,
-    ))
-}
-
-fn echoed_filters(request: &Value) -> Value {
-    request.get("filters").cloned().unwrap_or_else(|| json!({}))
 }
 
 /// An integer field within `range` (inclusive); `default` when absent, required without one.
@@ -280,7 +293,10 @@ async fn download_chunk(
     State(state): Shared,
     Path((kind, uuid, chunk_id)): Path<(String, String, String)>,
 ) -> Response {
-    let (kind, chunk_id, indexes) = {
+    if let Some(delay) = state.faults.chunk_delay() {
+        tokio::time::sleep(delay).await;
+    }
+    let (kind, chunk_id, records) = {
         let mut exports = lock(&state.exports);
         let Some(job) = find_export(&mut exports, &kind, &uuid) else {
             return export_not_found(&uuid);
@@ -288,68 +304,29 @@ async fn download_chunk(
         let chunk = chunk_id
             .parse::<u32>()
             .ok()
-            .and_then(|id| Some((id, job.available_chunk(id)?.to_vec())));
-        let Some((id, indexes)) = chunk else {
+            .and_then(|id| Some((id, job.available_chunk(id)?)));
+        let Some((id, records)) = chunk else {
             return error(
                 StatusCode::NOT_FOUND,
                 &format!("Chunk {chunk_id} not found"),
             );
         };
-        (job.kind, id, indexes)
+        (job.kind, id, records)
     };
-    state.chunk_downloads.fetch_add(1, Ordering::Relaxed);
-    let body = chunk_body(&state, kind, chunk_id, &indexes);
+    if let Some(failure) = state.faults.chunk_failure(kind, chunk_id) {
+        return failure;
+    }
+    state.traffic.count_chunk_download();
+    let body = match kind {
+        ExportKind::Vulns => state.faults.vuln_chunk_body(chunk_id, &records),
+        ExportKind::Assets => serde_json::to_vec(&*records).unwrap_or_default(),
+    };
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn chunk_body(
-    state: &SimulatorState,
-    kind: ExportKind,
-    chunk_id: u32,
-    indexes: &[usize],
-) -> Vec<u8> {
-    let faults = &state.config.faults;
-    let dataset = &state.dataset;
-    let mut records: Vec<Value> = match kind {
-        ExportKind::Vulns => indexes
-            .iter()
-            .map(|&index| dataset.vuln(index).clone())
-            .collect(),
-        ExportKind::Assets => indexes
-            .iter()
-            .map(|&index| dataset.asset(index).clone())
-            .collect(),
-    };
-    if kind == ExportKind::Vulns
-        && faults.records_missing_asset_chunks.contains(&chunk_id)
-        && let Some(Value::Object(first)) = records.first_mut()
-    {
-        first.remove("asset");
-    }
-    let body = serde_json::to_vec(&records).unwrap_or_default();
-    if kind == ExportKind::Vulns && faults.malformed_json_chunks.contains(&chunk_id) {
-        // A body cut mid-stream, as a dropped connection or a truncating proxy produces.
-        return body[..body.len() / 2].to_vec();
-    }
-    body
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn api_keys_tolerate_order_and_spaces() {
-        assert_eq!(
-            parse_api_keys("accessKey=a;secretKey=s"),
-            (Some("a"), Some("s"))
-        );
-        assert_eq!(
-            parse_api_keys(" secretKey = s ; accessKey=a "),
-            (Some("a"), Some("s"))
-        );
-        assert_eq!(parse_api_keys("accessKey=a"), (Some("a"), None));
-    }
 
     #[test]
     fn bounded_applies_default_and_range() {

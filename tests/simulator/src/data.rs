@@ -5,6 +5,7 @@
 //! 30-day default window of Tenable stays meaningful against the real clock while the data is
 //! identical for every run on the same day. Recent findings are 2 to 25 days old and stale ones
 //! 45 to 400 days old: no record sits near the window's edge, whatever the time of day.
+//! Changes applied later (see [`changes`]) stamp the records they touch with their own time.
 
 use std::collections::HashSet;
 
@@ -15,6 +16,10 @@ use uuid::Uuid;
 use crate::catalog::{OS_PROFILES, OsProfile, PLUGINS, Placement, Platform, Plugin, SYN_SCANNER};
 use crate::filters::{AssetFilters, Severity, VulnFilters, VulnState};
 use crate::prng::SplitMix64;
+
+mod changes;
+
+pub use changes::{ChangeReport, Changes, FindingKey};
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -32,14 +37,18 @@ const TAG_CATEGORIES: &[(&str, &[&str])] = &[
     ("owner", &["platform-team", "it-workplace", "network-ops"]),
 ];
 
-/// What the generator knows about an asset, for filtering without re-reading JSON.
+/// What the generator knows about an asset, for filtering without re-reading JSON and for
+/// growing it new findings later.
+#[derive(Clone)]
 pub(crate) struct AssetFacts {
     pub created_ms: i64,
     pub updated_ms: i64,
     pub last_seen_ms: i64,
     pub tags: Vec<AssetTag>,
+    host: Host,
 }
 
+#[derive(Clone)]
 pub(crate) struct AssetTag {
     pub key: &'static str,
     pub value: &'static str,
@@ -47,19 +56,39 @@ pub(crate) struct AssetTag {
 }
 
 /// What the generator knows about a finding, for filtering without re-reading JSON.
+#[derive(Clone)]
 pub(crate) struct VulnFacts {
     pub asset_index: usize,
     pub plugin_id: u32,
+    pub port: u16,
+    pub protocol: &'static str,
     pub severity: Severity,
+    pub lifecycle: Lifecycle,
+}
+
+/// A finding's state and when it was found and fixed.
+#[derive(Clone, Copy)]
+pub(crate) struct Lifecycle {
     pub state: VulnState,
     pub first_found_ms: i64,
     pub last_found_ms: i64,
     pub last_fixed_ms: Option<i64>,
 }
 
+impl Lifecycle {
+    /// When the finding last changed: fixed, or found.
+    pub(crate) fn changed_ms(&self) -> i64 {
+        self.last_fixed_ms.unwrap_or(self.last_found_ms)
+    }
+}
+
 /// The records the simulator serves. Vuln records are grouped by asset, in asset order.
+#[derive(Clone)]
 pub struct Dataset {
+    seed: u64,
     anchor_ms: i64,
+    /// How many batches of changes were applied since generation.
+    revision: u64,
     assets: Vec<Value>,
     asset_facts: Vec<AssetFacts>,
     vulns: Vec<Value>,
@@ -76,7 +105,9 @@ impl Dataset {
     ) -> Dataset {
         let anchor_ms = anchor_unix_secs.div_euclid(86_400) * DAY_MS;
         let mut dataset = Dataset {
+            seed,
             anchor_ms,
+            revision: 0,
             assets: Vec::new(),
             asset_facts: Vec::new(),
             vulns: Vec::new(),
@@ -195,6 +226,7 @@ struct Candidate {
     location: Location,
 }
 
+#[derive(Clone)]
 struct Identity {
     uuid: Uuid,
     hostname: String,
@@ -259,13 +291,19 @@ impl AssetGenerator {
             && self.rng.percent(50);
         let tags = self.pick_tags();
         let banner = *self.rng.pick(self.profile.http_banners);
-        let asset_object = self.vuln_asset_object();
+        let host = Host {
+            identity: self.identity.clone(),
+            profile: self.profile,
+            banner,
+        };
         let asset_index = dataset.assets.len();
 
         let mut last_seen_ms = self.first_seen_ms;
         for candidate in self.pick_findings(findings_per_asset as usize) {
-            let (record, facts) = self.finding(&candidate, &asset_object, banner, asset_index);
-            last_seen_ms = last_seen_ms.max(facts.last_fixed_ms.unwrap_or(facts.last_found_ms));
+            let sighting = self.sighting();
+            let port_as_text = self.rng.percent(20);
+            let (record, facts) = host.finding(asset_index, &candidate, port_as_text, &sighting);
+            last_seen_ms = last_seen_ms.max(facts.lifecycle.changed_ms());
             dataset.vulns.push(record);
             dataset.vuln_facts.push(facts);
         }
@@ -275,6 +313,7 @@ impl AssetGenerator {
             updated_ms: last_seen_ms,
             last_seen_ms,
             tags,
+            host,
         };
         dataset.assets.push(self.asset_record(has_agent, &facts));
         dataset.asset_facts.push(facts);
@@ -328,15 +367,8 @@ impl AssetGenerator {
         picked
     }
 
-    fn finding(
-        &mut self,
-        candidate: &Candidate,
-        asset_object: &Value,
-        banner: &str,
-        asset_index: usize,
-    ) -> (Value, VulnFacts) {
-        let plugin = candidate.plugin;
-        let location = candidate.location;
+    /// When a finding was first and last found, by which scan, and whether it is fixed.
+    fn sighting(&mut self) -> Sighting {
         let state = match self.rng.below(100) {
             0..62 => VulnState::Open,
             62..78 => VulnState::Reopened,
@@ -357,58 +389,17 @@ impl AssetGenerator {
         let first_found_ms = self.rng.between(self.first_seen_ms, last_found_ms);
         let indexed_ms =
             last_fixed_ms.unwrap_or(last_found_ms) + self.rng.between(5, 90) * MINUTE_MS;
-        let severity = Severity::from_id(plugin.severity);
-
-        // Tenable sends `port.port` as a number or as a string; clients must accept both.
-        let port = if self.rng.percent(20) {
-            json!(location.port.to_string())
-        } else {
-            json!(location.port)
-        };
-        let mut record = Map::new();
-        record.insert("asset".into(), asset_object.clone());
-        let output = plugin
-            .output
-            .replace("{host}", &self.identity.hostname)
-            .replace("{port}", &location.port.to_string())
-            .replace("{service}", location.service)
-            .replace("{os}", self.profile.operating_system.unwrap_or("unknown"))
-            .replace("{banner}", banner)
-            .replace("{scan_start}", &iso_millis(scan_start_ms));
-        if !output.is_empty() {
-            record.insert("output".into(), json!(output));
+        Sighting {
+            lifecycle: Lifecycle {
+                state,
+                first_found_ms,
+                last_found_ms,
+                last_fixed_ms,
+            },
+            indexed_ms,
+            scan_uuid,
+            scan_start_ms,
         }
-        record.insert("plugin".into(), plugin_object(plugin));
-        record.insert(
-            "port".into(),
-            json!({"port": port, "protocol": location.protocol, "service": location.service}),
-        );
-        record.insert(
-            "scan".into(),
-            json!({"uuid": scan_uuid, "started_at": iso_millis(scan_start_ms)}),
-        );
-        record.insert("severity".into(), json!(severity.as_str()));
-        record.insert("severity_id".into(), json!(severity.id()));
-        record.insert("severity_default_id".into(), json!(severity.id()));
-        record.insert("severity_modification_type".into(), json!("NONE"));
-        record.insert("state".into(), json!(state.as_str()));
-        record.insert("first_found".into(), json!(iso_millis(first_found_ms)));
-        record.insert("last_found".into(), json!(iso_millis(last_found_ms)));
-        if let Some(last_fixed_ms) = last_fixed_ms {
-            record.insert("last_fixed".into(), json!(iso_millis(last_fixed_ms)));
-        }
-        record.insert("indexed".into(), json!(iso_millis(indexed_ms)));
-
-        let facts = VulnFacts {
-            asset_index,
-            plugin_id: plugin.id,
-            severity,
-            state,
-            first_found_ms,
-            last_found_ms,
-            last_fixed_ms,
-        };
-        (Value::Object(record), facts)
     }
 
     /// Days before the anchor a finding was last found: three in four are recent (2..=25 days,
@@ -426,29 +417,6 @@ impl AssetGenerator {
         let mut rng = SplitMix64::for_stream(self.seed, SCAN_STREAM + days_ago as u64);
         let start_ms = self.anchor_ms - days_ago * DAY_MS + rng.between(0, 11) * HOUR_MS;
         (rng.uuid(), start_ms)
-    }
-
-    fn vuln_asset_object(&self) -> Value {
-        let identity = &self.identity;
-        let mut asset = Map::new();
-        asset.insert("uuid".into(), json!(identity.uuid));
-        asset.insert("hostname".into(), json!(identity.hostname));
-        if let Some(fqdn) = &identity.fqdn {
-            asset.insert("fqdn".into(), json!(fqdn));
-        }
-        asset.insert("ipv4".into(), json!(identity.ipv4));
-        if let Some(netbios_name) = &identity.netbios_name {
-            asset.insert("netbios_name".into(), json!(netbios_name));
-        }
-        if let Some(operating_system) = self.profile.operating_system {
-            asset.insert("operating_system".into(), json!([operating_system]));
-        }
-        if let Some(device_type) = self.profile.device_type {
-            asset.insert("device_type".into(), json!(device_type));
-        }
-        asset.insert("network_id".into(), json!(Uuid::nil()));
-        asset.insert("tracked".into(), json!(true));
-        Value::Object(asset)
     }
 
     fn asset_record(&mut self, has_agent: bool, facts: &AssetFacts) -> Value {
@@ -500,6 +468,128 @@ impl AssetGenerator {
             asset["agent_uuid"] = json!(self.rng.uuid().simple().to_string());
         }
         asset
+    }
+}
+
+/// Who an asset is, as each of its vuln records describes it.
+#[derive(Clone)]
+struct Host {
+    identity: Identity,
+    profile: &'static OsProfile,
+    banner: &'static str,
+}
+
+impl Host {
+    /// A vuln record of this asset and its facts; `port_as_text` sends `port.port` as a string.
+    fn finding(
+        &self,
+        asset_index: usize,
+        candidate: &Candidate,
+        port_as_text: bool,
+        sighting: &Sighting,
+    ) -> (Value, VulnFacts) {
+        let plugin = candidate.plugin;
+        let location = candidate.location;
+        // Tenable sends `port.port` as a number or as a string; clients must accept both.
+        let port = if port_as_text {
+            json!(location.port.to_string())
+        } else {
+            json!(location.port)
+        };
+        let severity = Severity::from_id(plugin.severity);
+        let mut record = Map::new();
+        record.insert("asset".into(), self.vuln_asset_object());
+        let output = plugin
+            .output
+            .replace("{host}", &self.identity.hostname)
+            .replace("{port}", &location.port.to_string())
+            .replace("{service}", location.service)
+            .replace("{os}", self.profile.operating_system.unwrap_or("unknown"))
+            .replace("{banner}", self.banner)
+            .replace("{scan_start}", &iso_millis(sighting.scan_start_ms));
+        if !output.is_empty() {
+            record.insert("output".into(), json!(output));
+        }
+        record.insert("plugin".into(), plugin_object(plugin));
+        record.insert(
+            "port".into(),
+            json!({"port": port, "protocol": location.protocol, "service": location.service}),
+        );
+        record.insert("severity".into(), json!(severity.as_str()));
+        record.insert("severity_id".into(), json!(severity.id()));
+        record.insert("severity_default_id".into(), json!(severity.id()));
+        record.insert("severity_modification_type".into(), json!("NONE"));
+
+        sighting.write(&mut record);
+        let facts = VulnFacts {
+            asset_index,
+            plugin_id: plugin.id,
+            port: location.port,
+            protocol: location.protocol,
+            severity,
+            lifecycle: sighting.lifecycle,
+        };
+        (Value::Object(record), facts)
+    }
+
+    fn vuln_asset_object(&self) -> Value {
+        let identity = &self.identity;
+        let mut asset = Map::new();
+        asset.insert("uuid".into(), json!(identity.uuid));
+        asset.insert("hostname".into(), json!(identity.hostname));
+        if let Some(fqdn) = &identity.fqdn {
+            asset.insert("fqdn".into(), json!(fqdn));
+        }
+        asset.insert("ipv4".into(), json!(identity.ipv4));
+        if let Some(netbios_name) = &identity.netbios_name {
+            asset.insert("netbios_name".into(), json!(netbios_name));
+        }
+        if let Some(operating_system) = self.profile.operating_system {
+            asset.insert("operating_system".into(), json!([operating_system]));
+        }
+        if let Some(device_type) = self.profile.device_type {
+            asset.insert("device_type".into(), json!(device_type));
+        }
+        asset.insert("network_id".into(), json!(Uuid::nil()));
+        asset.insert("tracked".into(), json!(true));
+        Value::Object(asset)
+    }
+}
+
+/// When and by which scan a finding was seen, and in what state that left it.
+struct Sighting {
+    lifecycle: Lifecycle,
+    indexed_ms: i64,
+    scan_uuid: Uuid,
+    scan_start_ms: i64,
+}
+
+impl Sighting {
+    /// Writes the sighting over the scan, state and timestamps of a vuln record.
+    fn write(&self, record: &mut Map<String, Value>) {
+        let lifecycle = &self.lifecycle;
+        record.insert(
+            "scan".into(),
+            json!({"uuid": self.scan_uuid, "started_at": iso_millis(self.scan_start_ms)}),
+        );
+        record.insert("state".into(), json!(lifecycle.state.as_str()));
+        record.insert(
+            "first_found".into(),
+            json!(iso_millis(lifecycle.first_found_ms)),
+        );
+        record.insert(
+            "last_found".into(),
+            json!(iso_millis(lifecycle.last_found_ms)),
+        );
+        match lifecycle.last_fixed_ms {
+            Some(last_fixed_ms) => {
+                record.insert("last_fixed".into(), json!(iso_millis(last_fixed_ms)));
+            }
+            None => {
+                record.remove("last_fixed");
+            }
+        }
+        record.insert("indexed".into(), json!(iso_millis(self.indexed_ms)));
     }
 }
 
@@ -739,7 +829,7 @@ mod tests {
         let dataset = dataset();
         let anchor_ms = dataset.anchor_ms;
         let mut stale = 0;
-        for facts in &dataset.vuln_facts {
+        for facts in dataset.vuln_facts.iter().map(|facts| facts.lifecycle) {
             let age_days = (anchor_ms - facts.last_found_ms) / DAY_MS;
             assert!(
                 (1..25).contains(&age_days) || (44..=400).contains(&age_days),
@@ -793,7 +883,7 @@ mod tests {
         assert_eq!(everything.len(), dataset.vulns().len());
         assert!(!exported.is_empty() && exported.len() < everything.len() * 3 / 4);
         for index in exported {
-            let facts = &dataset.vuln_facts[index];
+            let facts = dataset.vuln_facts[index].lifecycle;
             assert_ne!(facts.state, VulnState::Fixed);
             assert!(facts.last_found_ms >= now_ms - 30 * DAY_MS);
         }

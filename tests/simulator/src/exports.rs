@@ -1,6 +1,10 @@
 //! Export jobs and their status lifecycle: QUEUED on the first status poll, PROCESSING for a
 //! configured number of polls while chunks become available (out of order, as on Tenable),
-//! then FINISHED. `total_chunks` stays 0 until FINISHED, as the real API only knows it then.
+//! then FINISHED, or ERROR when so configured. `total_chunks` stays 0 until FINISHED, as the
+//! real API only knows it then. A job holds its records from its creation on: later changes
+//! to the dataset do not show in it.
+
+use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -25,12 +29,22 @@ impl ExportKind {
     }
 }
 
+/// How an export goes wrong, if it does.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ExportFaults {
+    /// Chunk ids that fail: listed in `chunks_failed` instead of `chunks_available`.
+    pub failed_chunks: Vec<u32>,
+    /// The export ends in ERROR once this many chunks are available.
+    pub error_after_chunks: Option<u32>,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Queued,
     Processing,
     Finished,
     Cancelled,
+    Error,
 }
 
 impl Phase {
@@ -40,6 +54,7 @@ impl Phase {
             Phase::Processing => "PROCESSING",
             Phase::Finished => "FINISHED",
             Phase::Cancelled => "CANCELLED",
+            Phase::Error => "ERROR",
         }
     }
 }
@@ -51,13 +66,14 @@ pub(crate) struct ExportJob {
     filters: Value,
     /// Assets per chunk (`num_assets` or `chunk_size`).
     chunk_size: u32,
-    /// Dataset record indexes of each chunk; chunk id N is `chunks[N - 1]`.
-    chunks: Vec<Vec<usize>>,
+    /// The records of each chunk; chunk id N is `chunks[N - 1]`.
+    chunks: Vec<Arc<[Value]>>,
     /// Chunk ids in the order they become available.
     availability_order: Vec<u32>,
     available: usize,
     status_polls: u32,
     phase: Phase,
+    faults: ExportFaults,
 }
 
 impl ExportJob {
@@ -65,8 +81,9 @@ impl ExportJob {
         kind: ExportKind,
         filters: Value,
         chunk_size: u32,
-        chunks: Vec<Vec<usize>>,
+        chunks: Vec<Vec<Value>>,
         order_seed: u64,
+        faults: ExportFaults,
     ) -> Self {
         let mut availability_order: Vec<u32> = (1..=chunks.len() as u32).collect();
         SplitMix64::new(order_seed).shuffle(&mut availability_order);
@@ -76,11 +93,12 @@ impl ExportJob {
             created_ms: Utc::now().timestamp_millis(),
             filters,
             chunk_size,
-            chunks,
+            chunks: chunks.into_iter().map(Arc::from).collect(),
             availability_order,
             available: 0,
             status_polls: 0,
             phase: Phase::Queued,
+            faults,
         }
     }
 
@@ -103,29 +121,44 @@ impl ExportJob {
                 self.phase = Phase::Finished;
                 self.available = total;
             }
+            if let Some(limit) = self.faults.error_after_chunks
+                && poll > 0
+                && self.available >= (limit as usize).min(total)
+            {
+                self.phase = Phase::Error;
+                self.available = (limit as usize).min(total);
+            }
         }
         self.status()
     }
 
-    /// Cancels a running export; a finished one stays finished.
+    /// Cancels a running export; a finished or failed one stays so.
     pub(crate) fn cancel(&mut self) -> Value {
-        if self.phase != Phase::Finished {
+        if matches!(self.phase, Phase::Queued | Phase::Processing) {
             self.phase = Phase::Cancelled;
         }
         json!({"status": self.phase.as_str()})
     }
 
-    /// The record indexes of an available chunk; `None` for unknown or not yet available ids.
-    pub(crate) fn available_chunk(&self, chunk_id: u32) -> Option<&[usize]> {
-        self.availability_order[..self.available]
+    /// The records of an available chunk; `None` for unknown, failed or not yet available ids.
+    pub(crate) fn available_chunk(&self, chunk_id: u32) -> Option<Arc<[Value]>> {
+        let (available, _) = self.revealed_chunks();
+        available
             .contains(&chunk_id)
-            .then(|| self.chunks[chunk_id as usize - 1].as_slice())
+            .then(|| Arc::clone(&self.chunks[chunk_id as usize - 1]))
+    }
+
+    /// The chunks processed so far, split into (available, failed).
+    fn revealed_chunks(&self) -> (Vec<u32>, Vec<u32>) {
+        self.availability_order[..self.available]
+            .iter()
+            .partition(|chunk_id| !self.faults.failed_chunks.contains(chunk_id))
     }
 
     fn status(&self) -> Value {
-        let (available, pending) = self.availability_order.split_at(self.available);
+        let (available, failed) = self.revealed_chunks();
         let cancelled: &[u32] = if self.phase == Phase::Cancelled {
-            pending
+            &self.availability_order[self.available..]
         } else {
             &[]
         };
@@ -142,7 +175,7 @@ impl ExportJob {
             "uuid": self.uuid,
             "status": self.phase.as_str(),
             "chunks_available": available,
-            "chunks_failed": [],
+            "chunks_failed": failed,
             "chunks_cancelled": cancelled,
             "total_chunks": total_chunks,
             "finished_chunks": available.len(),
@@ -158,8 +191,22 @@ impl ExportJob {
 mod tests {
     use super::*;
 
+    fn job_with(chunks: usize, faults: ExportFaults) -> ExportJob {
+        let records = vec![vec![json!({})]; chunks];
+        ExportJob::new(ExportKind::Vulns, json!({}), 50, records, 7, faults)
+    }
+
     fn job(chunks: usize) -> ExportJob {
-        ExportJob::new(ExportKind::Vulns, json!({}), 50, vec![vec![0]; chunks], 7)
+        job_with(chunks, ExportFaults::default())
+    }
+
+    fn ids(status: &Value, field: &str) -> Vec<u64> {
+        let mut ids: Vec<u64> = status[field]
+            .as_array()
+            .map(|ids| ids.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids
     }
 
     #[test]
@@ -206,5 +253,45 @@ mod tests {
         let status = job.poll(2);
         assert_eq!(status["status"], "CANCELLED");
         assert_eq!(status["chunks_cancelled"].as_array().map_or(0, Vec::len), 3);
+    }
+
+    #[test]
+    fn error_after_chunks_ends_in_error_with_those_chunks_available() {
+        let faults = ExportFaults {
+            error_after_chunks: Some(3),
+            ..ExportFaults::default()
+        };
+        let mut job = job_with(6, faults);
+        let statuses: Vec<Value> = (0..5).map(|_| job.poll(2)).collect();
+        let phases: Vec<&Value> = statuses.iter().map(|status| &status["status"]).collect();
+        assert_eq!(phases, ["QUEUED", "PROCESSING", "ERROR", "ERROR", "ERROR"]);
+        let error = &statuses[2];
+        assert_eq!(ids(error, "chunks_available").len(), 3);
+        assert_eq!(error["total_chunks"], 0);
+        let available = ids(error, "chunks_available");
+        assert!(
+            available
+                .iter()
+                .all(|&id| job.available_chunk(id as u32).is_some())
+        );
+        assert_eq!(job.cancel()["status"], "ERROR");
+    }
+
+    #[test]
+    fn failed_chunks_are_listed_apart_and_never_served() {
+        let faults = ExportFaults {
+            failed_chunks: vec![2, 4],
+            ..ExportFaults::default()
+        };
+        let mut job = job_with(4, faults);
+        job.poll(0);
+        let finished = job.poll(0);
+        assert_eq!(finished["status"], "FINISHED");
+        assert_eq!(ids(&finished, "chunks_available"), [1, 3]);
+        assert_eq!(ids(&finished, "chunks_failed"), [2, 4]);
+        assert_eq!(finished["total_chunks"], 4);
+        assert_eq!(finished["finished_chunks"], 2);
+        assert!(job.available_chunk(2).is_none());
+        assert!(job.available_chunk(3).is_some());
     }
 }

@@ -149,23 +149,21 @@ impl VulnFilters {
     }
 
     pub(crate) fn matches(&self, vuln: &VulnFacts, asset: &AssetFacts, now_ms: i64) -> bool {
+        let lifecycle = &vuln.lifecycle;
         let state_wanted = if self.states.is_empty() {
-            vuln.state != VulnState::Fixed
+            lifecycle.state != VulnState::Fixed
         } else {
-            self.states.contains(&vuln.state)
+            self.states.contains(&lifecycle.state)
         };
         let window_start_ms = now_ms - DEFAULT_WINDOW_DAYS * DAY_MS;
-        let in_default_window = self.has_time_filter() || vuln.last_found_ms >= window_start_ms;
-        let changed_ms = match vuln.state {
-            VulnState::Fixed => vuln.last_fixed_ms.unwrap_or(vuln.last_found_ms),
-            VulnState::Open | VulnState::Reopened => vuln.last_found_ms,
-        };
+        let in_default_window =
+            self.has_time_filter() || lifecycle.last_found_ms >= window_start_ms;
         state_wanted
             && in_default_window
-            && at_or_after(Some(changed_ms), self.since)
-            && at_or_after(Some(vuln.first_found_ms), self.first_found)
-            && at_or_after(Some(vuln.last_found_ms), self.last_found)
-            && at_or_after(vuln.last_fixed_ms, self.last_fixed)
+            && at_or_after(Some(lifecycle.changed_ms()), self.since)
+            && at_or_after(Some(lifecycle.first_found_ms), self.first_found)
+            && at_or_after(Some(lifecycle.last_found_ms), self.last_found)
+            && at_or_after(lifecycle.last_fixed_ms, self.last_fixed)
             && (self.severities.is_empty() || self.severities.contains(&vuln.severity))
             && (self.plugin_ids.is_empty() || self.plugin_ids.contains(&u64::from(vuln.plugin_id)))
             && self.tags.iter().all(|tag| tag.matches(&asset.tags))

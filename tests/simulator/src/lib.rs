@@ -5,16 +5,22 @@
 //! It emulates Tenable's traps: a vulns export without a `state` filter returns only OPEN and
 //! REOPENED records, and one without a time filter only records last found in the last 30
 //! days. Timestamps are anchored to the current UTC day (see [`Dataset`]).
+//!
+//! It also reproduces the real API's failure modes on demand ([`Faults`]), and the estate
+//! changing between syncs ([`RunningSimulator::apply_changes`]).
 
 mod api;
 mod catalog;
 mod data;
 mod exports;
+mod faults;
 mod filters;
+mod middleware;
 mod prng;
+mod traffic;
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::Utc;
 use serde_json::Value;
@@ -24,10 +30,12 @@ use tokio::task::JoinHandle;
 use crate::api::SimulatorState;
 use crate::exports::ExportKind;
 
-pub use crate::data::Dataset;
+pub use crate::data::{ChangeReport, Changes, Dataset, FindingKey};
+pub use crate::faults::{Faults, ServerErrors, Throttle, ThrottledPaths};
 pub use crate::filters::{
     AssetFilters, DEFAULT_WINDOW_DAYS, Severity, TagFilter, VulnFilters, VulnState,
 };
+pub use crate::traffic::Route;
 
 pub struct SimulatorConfig {
     pub access_key: String,
@@ -53,16 +61,6 @@ impl Default for SimulatorConfig {
             faults: Faults::default(),
         }
     }
-}
-
-/// Misbehaviours to inject. Build with `Faults { field: ..., ..Default::default() }` so that
-/// fields added later do not break callers.
-#[derive(Clone, Debug, Default)]
-pub struct Faults {
-    /// These vulns chunk ids answer 200 with a truncated body that is not JSON.
-    pub malformed_json_chunks: Vec<u32>,
-    /// In these vulns chunk ids, the first record has no `asset` object.
-    pub records_missing_asset_chunks: Vec<u32>,
 }
 
 /// A simulator serving on 127.0.0.1 until dropped.
@@ -106,30 +104,48 @@ impl RunningSimulator {
         })
     }
 
-    /// What the simulator holds, so tests can compute expectations.
-    pub fn dataset(&self) -> &Dataset {
-        &self.state.dataset
+    /// What the simulator holds now, so tests can compute expectations: a snapshot, which
+    /// later [`apply_changes`](Self::apply_changes) do not alter.
+    pub fn dataset(&self) -> Arc<Dataset> {
+        self.state.dataset()
     }
 
-    /// Bodies of every `POST /vulns/export` and `POST /assets/export` received, in order
-    /// (including rejected ones; a body that is not JSON is kept as a JSON string).
+    /// Changes the estate as a new scan would: exports created afterwards see the changed
+    /// records, stamped with the current time; exports created before do not.
+    pub fn apply_changes(&self, changes: Changes) -> ChangeReport {
+        self.state.apply_changes(changes)
+    }
+
+    /// The export already running at start-up, with [`Faults::duplicate_export_running`].
+    pub fn preexisting_export_uuid(&self) -> Option<String> {
+        self.state.preexisting_export().map(|uuid| uuid.to_string())
+    }
+
+    /// Calls received for this route, whatever their answer (401, 403, 429 and 5xx included).
+    pub fn requests_received(&self, route: Route) -> u32 {
+        self.state.traffic.calls(route)
+    }
+
+    /// Bodies of every `POST /vulns/export` and `POST /assets/export` that reached the
+    /// handler, in order: those answered 400 or 409 included (a body that is not JSON is
+    /// kept as a JSON string), those refused for their keys or throttled not.
     pub fn export_requests(&self) -> Vec<Value> {
-        self.state.export_requests(None)
+        self.state.traffic.export_requests(None)
     }
 
     /// Bodies of `POST /vulns/export` only.
     pub fn vuln_export_requests(&self) -> Vec<Value> {
-        self.state.export_requests(Some(ExportKind::Vulns))
+        self.state.traffic.export_requests(Some(ExportKind::Vulns))
     }
 
     /// Bodies of `POST /assets/export` only.
     pub fn asset_export_requests(&self) -> Vec<Value> {
-        self.state.export_requests(Some(ExportKind::Assets))
+        self.state.traffic.export_requests(Some(ExportKind::Assets))
     }
 
     /// Chunk downloads answered with 200 (vulns and assets, faulty chunks included).
     pub fn chunk_downloads(&self) -> u64 {
-        self.state.chunk_downloads()
+        self.state.traffic.chunk_downloads()
     }
 }
 
@@ -137,4 +153,9 @@ impl Drop for RunningSimulator {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// A panic in one handler must not take every later request down with it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -20,7 +20,7 @@ async fn main() {
 
     let mut history = Vec::new();
     for round in 1..=2 {
-        let started = stack.start_sync(&connector).await;
+        let started = stack.start_sync(&connector, serde_json::json!({})).await;
         println!("\nsync {round}: job {} (execution {})", started.job_id, started.execution_arn);
         let mut last_line = String::new();
         let run = stack

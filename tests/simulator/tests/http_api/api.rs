@@ -1,104 +1,14 @@
-//! The simulator over HTTP, as vulnflow's connector sees it.
+//! The export API's normal behaviour and Tenable's traps.
 
 use std::collections::HashMap;
 
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tenable_simulator::{Faults, RunningSimulator, SimulatorConfig, VulnFilters};
+use tenable_simulator::{SimulatorConfig, VulnFilters};
 
-const API_KEYS: &str = "accessKey=sim-access-key;secretKey=sim-secret-key";
-
-async fn start(config: SimulatorConfig) -> (RunningSimulator, Client) {
-    let simulator = RunningSimulator::start(config)
-        .await
-        .expect("simulator starts");
-    (simulator, Client::new())
-}
-
-async fn call(
-    client: &Client,
-    method: reqwest::Method,
-    url: String,
-    body: Option<Value>,
-) -> (StatusCode, String) {
-    let mut request = client.request(method, url).header("X-ApiKeys", API_KEYS);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status();
-    (status, response.text().await.expect("body read"))
-}
-
-async fn get_json(client: &Client, url: String) -> (StatusCode, Value) {
-    let (status, body) = call(client, reqwest::Method::GET, url, None).await;
-    (status, serde_json::from_str(&body).expect("JSON body"))
-}
-
-async fn start_export(
-    simulator: &RunningSimulator,
-    client: &Client,
-    kind: &str,
-    body: Value,
-) -> String {
-    let url = format!("{}/{kind}/export", simulator.base_url);
-    let (status, response) = call(client, reqwest::Method::POST, url, Some(body)).await;
-    assert_eq!(status, StatusCode::OK, "{response}");
-    let response: Value = serde_json::from_str(&response).expect("JSON body");
-    response["export_uuid"]
-        .as_str()
-        .expect("export_uuid")
-        .to_owned()
-}
-
-/// Polls until FINISHED and returns the chunks by id.
-async fn finished_chunks(
-    simulator: &RunningSimulator,
-    client: &Client,
-    kind: &str,
-    uuid: &str,
-) -> HashMap<u64, Vec<Value>> {
-    let status_url = format!("{}/{kind}/export/{uuid}/status", simulator.base_url);
-    let mut status = Value::Null;
-    for _ in 0..20 {
-        status = get_json(client, status_url.clone()).await.1;
-        if status["status"] == "FINISHED" {
-            break;
-        }
-    }
-    assert_eq!(status["status"], "FINISHED");
-    let mut chunks = HashMap::new();
-    for chunk_id in status["chunks_available"]
-        .as_array()
-        .expect("chunks_available")
-    {
-        let chunk_id = chunk_id.as_u64().expect("chunk id");
-        let url = format!(
-            "{}/{kind}/export/{uuid}/chunks/{chunk_id}",
-            simulator.base_url
-        );
-        let (code, records) = get_json(client, url).await;
-        assert_eq!(code, StatusCode::OK);
-        chunks.insert(
-            chunk_id,
-            records.as_array().expect("array of records").clone(),
-        );
-    }
-    chunks
-}
-
-async fn export_vulns(simulator: &RunningSimulator, client: &Client, body: Value) -> Vec<Value> {
-    let uuid = start_export(simulator, client, "vulns", body).await;
-    let mut chunks: Vec<(u64, Vec<Value>)> = finished_chunks(simulator, client, "vulns", &uuid)
-        .await
-        .into_iter()
-        .collect();
-    chunks.sort_by_key(|(chunk_id, _)| *chunk_id);
-    chunks
-        .into_iter()
-        .flat_map(|(_, records)| records)
-        .collect()
-}
+use crate::support::{
+    call, export_vulns, finished_chunks, get_json, start, start_export, status_url,
+};
 
 #[tokio::test]
 async fn wrong_or_missing_api_keys_answer_401_and_key_order_does_not_matter() {
@@ -158,7 +68,7 @@ async fn status_goes_queued_processing_finished_with_total_chunks_known_only_at_
         json!({"num_assets": 50, "filters": {"since": 0}}),
     )
     .await;
-    let status_url = format!("{}/vulns/export/{uuid}/status", simulator.base_url);
+    let status_url = status_url(&simulator, "vulns", &uuid);
 
     let (_, queued) = get_json(&client, status_url.clone()).await;
     assert_eq!(queued["status"], "QUEUED");
@@ -403,58 +313,4 @@ async fn cancel_answers_cancelled_and_status_stays_cancelled() {
     )
     .await;
     assert_eq!(status["status"], "CANCELLED");
-}
-
-#[tokio::test]
-async fn faulty_chunks_are_served_as_configured() {
-    let config = SimulatorConfig {
-        assets: 150,
-        findings_per_asset: 2,
-        faults: Faults {
-            malformed_json_chunks: vec![2],
-            records_missing_asset_chunks: vec![3],
-        },
-        ..Default::default()
-    };
-    let (simulator, client) = start(config).await;
-    let uuid = start_export(
-        &simulator,
-        &client,
-        "vulns",
-        json!({"filters": {"since": 0}}),
-    )
-    .await;
-    let status_url = format!("{}/vulns/export/{uuid}/status", simulator.base_url);
-    for _ in 0..4 {
-        get_json(&client, status_url.clone()).await;
-    }
-    let chunk_url = |chunk_id: u32| {
-        format!(
-            "{}/vulns/export/{uuid}/chunks/{chunk_id}",
-            simulator.base_url
-        )
-    };
-
-    let (status, malformed) = call(&client, reqwest::Method::GET, chunk_url(2), None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(serde_json::from_str::<Value>(&malformed).is_err());
-
-    let (_, missing_asset) = get_json(&client, chunk_url(3)).await;
-    let records = missing_asset.as_array().expect("records");
-    assert!(records[0].get("asset").is_none());
-    assert!(
-        records[1..]
-            .iter()
-            .all(|record| record.get("asset").is_some())
-    );
-
-    let (_, healthy) = get_json(&client, chunk_url(1)).await;
-    assert!(
-        healthy
-            .as_array()
-            .expect("records")
-            .iter()
-            .all(|record| record.get("asset").is_some())
-    );
-    assert_eq!(simulator.chunk_downloads(), 3);
 }
