@@ -357,6 +357,10 @@ pub struct SyncJob {
     pub exports: Vec<ExportRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<JobFailure>,
+    /// The last failure the state machine may still cure by retrying. It becomes the
+    /// job's failure only if the retries run out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_retryable_failure: Option<JobFailure>,
     /// The deployment (CloudFormation stack) whose functions ran the job.
     pub deployment: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -394,8 +398,9 @@ pub struct ChunkRecord {
     pub normalized_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<u64>,
+    /// Why the last failed attempt failed, as the job would show it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
+    pub last_failure: Option<JobFailure>,
     /// True once a chunk succeeded after a failed attempt: shown as retried, not as an error.
     #[serde(default)]
     pub retried: bool,

@@ -177,7 +177,7 @@ pub async fn fetch_chunk(services: &Services, job: &JobRef, export: &ExportRef, 
                     raw_key: Some(raw_key.clone()),
                     normalized_key: None,
                     records: None,
-                    last_error: None,
+                    last_failure: None,
                     retried: false,
                     updated_at: Utc::now(),
                 })

@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::Services;
-use crate::errors::{Result, SyncError, job_status_for, recommended_action};
+use crate::errors::{Result, error_names, job_status_for, recommended_action};
 use crate::model::{ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SyncJob, SyncMode};
 
 /// An error the state machine caught, as Step Functions hands it over.
@@ -59,7 +59,11 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
 
             let failure = match (&job.failure, &event.failure) {
                 (Some(recorded), _) => Some(recorded.clone()),
-                (None, Some(caught)) => Some(caught_failure(caught, job.current_stage.unwrap_or(Stage::Finalizing))),
+                // Retries ran out: the failure the function kept has the scanner's answer.
+                (None, Some(caught)) => match &job.last_retryable_failure {
+                    Some(kept) if kept.error == caught.error => Some(kept.clone()),
+                    _ => Some(caught_failure(caught, job.current_stage.unwrap_or(Stage::Finalizing))),
+                },
                 (None, None) if counts.failed > 0 => Some(unprocessed_chunks_failure(&chunks, counts)),
                 (None, None) => None,
             };
@@ -130,31 +134,25 @@ fn caught_failure(caught: &CaughtError, stage: Stage) -> JobFailure {
 
 fn unprocessed_chunks_failure(chunks: &[crate::model::ChunkRecord], counts: ChunkCounts) -> JobFailure {
     let failed = chunks.iter().find(|c| c.status != ChunkStatus::Processed);
-    // Chunk errors are stored as "<error name>: <message>".
-    let error_name = failed
-        .and_then(|c| c.last_error.as_deref())
-        .and_then(|e| e.split_once(':').map(|(name, _)| name.to_string()))
-        .unwrap_or_else(|| SyncError::Internal(String::new()).error_name().to_string());
-    let stage = match failed.map(|c| c.status) {
-        Some(ChunkStatus::Fetched) => Stage::Normalizing,
-        Some(ChunkStatus::Normalized) => Stage::Processing,
-        _ => Stage::Fetching,
-    };
-    JobFailure {
-        status: job_status_for(&error_name),
-        stage,
-        message: format!(
-            "{} of {} chunks were not processed{}",
-            counts.failed,
-            counts.total,
-            failed.and_then(|c| c.last_error.as_deref()).map(|e| format!("; first error: {e}")).unwrap_or_default()
-        ),
-        action: recommended_action(&error_name).to_string(),
-        error: error_name,
-        http_status: None,
-        payload: None,
-        chunk: failed.map(|c| c.chunk_key.clone()),
-        occurred_at: Utc::now(),
+    let summary = format!("{} of {} chunks were not processed", counts.failed, counts.total);
+    match failed.and_then(|c| c.last_failure.clone()) {
+        // The chunk kept why its last attempt failed, with the scanner's answer.
+        Some(last) => JobFailure { message: format!("{summary}; {}", last.message), ..last },
+        // A chunk that never ran, or whose function died without a word.
+        None => {
+            let error = error_names::INTERNAL;
+            JobFailure {
+                status: job_status_for(error),
+                stage: Stage::Fetching,
+                error: error.to_string(),
+                message: format!("{summary}; a chunk ended without an error (the function may have crashed or timed out)"),
+                action: recommended_action(error).to_string(),
+                http_status: None,
+                payload: None,
+                chunk: failed.map(|c| c.chunk_key.clone()),
+                occurred_at: Utc::now(),
+            }
+        }
     }
 }
 
@@ -163,7 +161,6 @@ mod tests {
     use tenable_simulator::{Faults, SimulatorConfig};
 
     use super::*;
-    use crate::errors::error_names;
     use crate::pipeline::fetch::{fetch_chunk, next_export, poll_export};
     use crate::store::{ConnectorStore, InventoryStore, ObjectStore};
     use crate::pipeline::normalize::normalize;

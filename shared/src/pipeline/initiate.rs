@@ -65,6 +65,7 @@ pub async fn initiate(services: &Services, start: StartSync) -> Result<JobRef> {
         counts: Default::default(),
         exports: Vec::new(),
         failure: None,
+        last_retryable_failure: None,
         deployment: services.settings.deployment.clone(),
         execution_arn: start.execution_arn,
         started_at: Utc::now(),

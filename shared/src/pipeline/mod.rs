@@ -111,14 +111,16 @@ impl Services {
         let now = Utc::now();
         tracing::warn!(job_id, %stage, chunk = chunk_key, error = error.error_name(), message = %error, "stage failed");
         let transient = error_names::TRANSIENT.contains(&error.error_name());
+        let failure = failure_of(error, stage, chunk_key, now);
         let mut bookkeeping = Vec::new();
         if let Some(chunk_key) = chunk_key {
-            let text = format!("{}: {error}", error.error_name());
-            bookkeeping.push(self.jobs.chunk_attempt_failed(job_id, chunk_key, &text, now).await);
+            bookkeeping.push(self.jobs.chunk_attempt_failed(job_id, chunk_key, &failure).await);
         }
         if !transient {
             bookkeeping.push(self.jobs.stage_ended(job_id, stage, StageOutcome::Failed, now).await);
-            bookkeeping.push(self.jobs.record_failure(job_id, &failure_of(error, stage, chunk_key, now)).await);
+            bookkeeping.push(self.jobs.record_failure(job_id, &failure).await);
+        } else if chunk_key.is_none() {
+            bookkeeping.push(self.jobs.note_retryable_failure(job_id, &failure).await);
         }
         // The stage's own error is what the state machine must see; a bookkeeping
         // failure on top of it is logged, and finalize rebuilds what it can.

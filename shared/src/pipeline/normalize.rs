@@ -36,7 +36,7 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
                     raw_key: Some(task.object_key.clone()),
                     normalized_key: Some(normalized_key.clone()),
                     records: Some(count),
-                    last_error: None,
+                    last_failure: None,
                     retried: false,
                     updated_at: Utc::now(),
                 })

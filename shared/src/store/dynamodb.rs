@@ -396,6 +396,10 @@ impl JobStore for DynamoStore {
         }
     }
 
+    async fn note_retryable_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {
+        self.update_job(job_id, "SET last_retryable_failure = :failure", &[], vec![(":failure", attribute(failure)?)]).await
+    }
+
     async fn finish_job(&self, job: &SyncJob) -> Result<()> {
         let mut values = vec![
             (":status", attribute(&job.status)?),
@@ -484,22 +488,22 @@ impl JobStore for DynamoStore {
         }
     }
 
-    async fn chunk_attempt_failed(&self, job_id: &str, chunk_key: &str, error: &str, at: DateTime<Utc>) -> Result<()> {
+    async fn chunk_attempt_failed(&self, job_id: &str, chunk_key: &str, failure: &JobFailure) -> Result<()> {
         let result = self
             .client
             .update_item()
             .table_name(&self.tables.chunks)
             .set_key(Some(Self::chunk_key(job_id, chunk_key)))
             .update_expression(
-                "SET #status = :failed, last_error = :error, updated_at = :at, retried = if_not_exists(retried, :false) \
+                "SET #status = :failed, last_failure = :failure, updated_at = :at, retried = if_not_exists(retried, :false) \
                  ADD failed_attempts :one",
             )
             .condition_expression("attribute_not_exists(#status) OR #status <> :processed")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":failed", attribute(&ChunkStatus::Failed)?)
             .expression_attribute_values(":processed", attribute(&ChunkStatus::Processed)?)
-            .expression_attribute_values(":error", string(error))
-            .expression_attribute_values(":at", attribute(&at)?)
+            .expression_attribute_values(":failure", attribute(failure)?)
+            .expression_attribute_values(":at", attribute(&failure.occurred_at)?)
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":one", number(1))
             .send()
@@ -652,6 +656,7 @@ mod tests {
             counts: Default::default(),
             exports: Vec::new(),
             failure: None,
+            last_retryable_failure: None,
             deployment: "vulnflow-local".into(),
             execution_arn: None,
             started_at: now,

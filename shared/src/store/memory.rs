@@ -139,6 +139,10 @@ impl JobStore for MemoryStore {
         })
     }
 
+    async fn note_retryable_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {
+        self.with_job(job_id, |job| job.last_retryable_failure = Some(failure.clone()))
+    }
+
     async fn finish_job(&self, finished: &SyncJob) -> Result<()> {
         self.with_job(&finished.job_id, |job| {
             job.status = finished.status;
@@ -165,7 +169,8 @@ impl JobStore for MemoryStore {
         Ok(())
     }
 
-    async fn chunk_attempt_failed(&self, job_id: &str, chunk_key: &str, error: &str, at: DateTime<Utc>) -> Result<()> {
+    async fn chunk_attempt_failed(&self, job_id: &str, chunk_key: &str, failure: &JobFailure) -> Result<()> {
+        let at = failure.occurred_at;
         let mut chunks = lock(&self.chunks);
         let chunk = chunks.entry((job_id.to_string(), chunk_key.to_string())).or_insert_with(|| ChunkRecord {
             job_id: job_id.to_string(),
@@ -175,14 +180,14 @@ impl JobStore for MemoryStore {
             raw_key: None,
             normalized_key: None,
             records: None,
-            last_error: None,
+            last_failure: None,
             retried: false,
             updated_at: at,
         });
         if chunk.status != ChunkStatus::Processed {
             chunk.status = ChunkStatus::Failed;
             chunk.failed_attempts += 1;
-            chunk.last_error = Some(error.to_string());
+            chunk.last_failure = Some(failure.clone());
             chunk.updated_at = at;
         }
         Ok(())

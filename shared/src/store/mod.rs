@@ -49,6 +49,8 @@ pub trait JobStore: Send + Sync {
     async fn add_counts(&self, job_id: &str, counts: &RecordCounts) -> Result<()>;
     /// Keeps the first failure: it is the cause, what follows is consequence.
     async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()>;
+    /// Keeps the latest failure a retry may still cure.
+    async fn note_retryable_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()>;
     /// Ends the job with its final status and chunk counts.
     async fn finish_job(&self, job: &SyncJob) -> Result<()>;
 
@@ -56,8 +58,8 @@ pub trait JobStore: Send + Sync {
     async fn chunks(&self, job_id: &str) -> Result<Vec<ChunkRecord>>;
     /// Saves a chunk's progress (fetched, normalized) unless it is already processed.
     async fn save_chunk(&self, chunk: &ChunkRecord) -> Result<()>;
-    /// Counts a failed attempt on the chunk, keeping its error.
-    async fn chunk_attempt_failed(&self, job_id: &str, chunk_key: &str, error: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Counts a failed attempt on the chunk, keeping why it failed.
+    async fn chunk_attempt_failed(&self, job_id: &str, chunk_key: &str, failure: &JobFailure) -> Result<()>;
     /// Marks the chunk processed and adds its counts to the job, atomically and once:
     /// returns false, changing nothing, if the chunk was already processed.
     async fn commit_chunk(&self, job_id: &str, chunk_key: &str, counts: &RecordCounts, at: DateTime<Utc>) -> Result<bool>;

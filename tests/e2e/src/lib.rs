@@ -207,6 +207,30 @@ impl Stack {
         items.into_iter().filter_map(|mut item| item.remove("finding_id")?.as_s().ok().cloned()).collect()
     }
 
+    /// Findings whose plugin output was cut for display, as stored items.
+    pub async fn findings_with_truncated_output(&self, connector_id: &str) -> Vec<serde_json::Value> {
+        let items = self
+            .dynamodb
+            .query()
+            .table_name(self.output("FindingsTable"))
+            .key_condition_expression("connector_id = :c")
+            .filter_expression("output_truncated = :true")
+            .expression_attribute_values(":c", AttributeValue::S(connector_id.into()))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .expect("queries the findings");
+        serde_dynamo::aws_sdk_dynamodb_1::from_items(items).expect("findings are JSON-shaped")
+    }
+
+    pub async fn object_size(&self, key: &str) -> i64 {
+        let head = self.s3.head_object().bucket(self.output("DataBucket")).key(key).send().await;
+        head.unwrap_or_else(|e| panic!("s3 object {key}: {e}")).content_length.unwrap_or_default()
+    }
+
     pub async fn object_exists(&self, key: &str) -> bool {
         self.s3.head_object().bucket(self.output("DataBucket")).key(key).send().await.is_ok()
     }

@@ -1,0 +1,149 @@
+//! How a sync meets the Tenable export API's real behaviour, one case per test, on the
+//! local stack: each ends in the status a user would expect, with the job record
+//! checked as a user would read it.
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use tenable_simulator::{Faults, Route, ServerErrors, SimulatorConfig, Throttle, ThrottledPaths};
+use vulnflow_e2e::{ACCESS_KEY, SECRET_KEY, Stack, SyncRun, simulator};
+use vulnflow_shared::errors::error_names;
+use vulnflow_shared::model::{ChunkStatus, ExportKind, JobStatus, Stage};
+
+fn tenant_with(faults: Faults) -> SimulatorConfig {
+    SimulatorConfig { seed: 31, assets: 120, findings_per_asset: 3, status_polls_before_finished: 1, faults, ..Default::default() }
+}
+
+async fn sync_against(faults: Faults) -> (Stack, tenable_simulator::RunningSimulator, SyncRun) {
+    let stack = Stack::local().await;
+    let sim = simulator(tenant_with(faults)).await;
+    let connector = stack.connector_for(&sim, ACCESS_KEY, SECRET_KEY).await;
+    let run = stack.run_sync(&connector).await;
+    (stack, sim, run)
+}
+
+fn assert_failed(run: &SyncRun, status: JobStatus, stage: Stage, error: &str) {
+    assert_eq!(run.status, ExecutionStatus::Failed, "the execution fails");
+    assert_eq!(run.job.status, status, "{:?}", run.job.failure);
+    let failure = run.job.failure.as_ref().expect("the job says why it failed");
+    assert_eq!((failure.stage, failure.error.as_str()), (stage, error), "{failure:?}");
+    assert!(!failure.action.is_empty());
+    assert!(run.job.ended_at.is_some());
+}
+
+#[tokio::test]
+async fn an_identical_export_already_running_is_adopted() {
+    let (stack, sim, run) = sync_against(Faults { duplicate_export_running: true, ..Default::default() }).await;
+
+    assert_eq!(run.job.status, JobStatus::Finished, "{:?}", run.job.failure);
+    let vulns = run.job.exports.iter().find(|e| e.kind == ExportKind::Vulns).expect("a vulns export");
+    assert!(vulns.adopted);
+    assert_eq!(Some(vulns.export_uuid.clone()), sim.preexisting_export_uuid());
+    assert_eq!(stack.count_findings(&run.job.connector_id).await, 360);
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out_as_retry_after_says() {
+    let throttle = Throttle { requests: 2, retry_after_seconds: 1, paths: ThrottledPaths::ExportCreation };
+    let (_stack, sim, run) = sync_against(Faults { throttle: Some(throttle), ..Default::default() }).await;
+
+    assert_eq!(run.job.status, JobStatus::Finished, "{:?}", run.job.failure);
+    assert!(run.job.failure.is_none() && run.job.last_retryable_failure.is_none());
+    // Two 429s, then the assets export; then the vulns export.
+    assert_eq!(sim.requests_received(Route::ExportCreation), 4);
+}
+
+#[tokio::test]
+async fn a_rate_limit_longer_than_the_wait_budget_fails_with_the_answer_kept() {
+    // Retry-After 30 s is beyond the local stack's 5 s budget, on every attempt.
+    let throttle = Throttle { requests: 1_000, retry_after_seconds: 30, paths: ThrottledPaths::ExportCreation };
+    let (_stack, _sim, run) = sync_against(Faults { throttle: Some(throttle), ..Default::default() }).await;
+
+    assert_failed(&run, JobStatus::ApiError, Stage::Fetching, error_names::SCANNER_UNAVAILABLE);
+    let failure = run.job.failure.as_ref().expect("failure");
+    assert_eq!(failure.http_status, Some(429));
+    let payload = failure.payload.as_ref().expect("the scanner's answer is kept").to_string();
+    assert!(payload.to_ascii_lowercase().contains("retry-after"), "{payload}");
+}
+
+#[tokio::test]
+async fn a_chunk_that_fails_with_5xx_then_succeeds_is_shown_as_retried() {
+    let errors = ServerErrors { status: 503, chunk_ids: vec![2], times: 2 };
+    let (stack, _sim, run) = sync_against(Faults { server_errors: Some(errors), ..Default::default() }).await;
+
+    assert_eq!(run.status, ExecutionStatus::Succeeded);
+    assert_eq!(run.job.status, JobStatus::Finished);
+    assert!(run.job.failure.is_none(), "a cured error is not left on the job");
+    let chunk = run.chunks.iter().find(|c| c.chunk_key == "vulns-00002").expect("the chunk");
+    assert_eq!((chunk.status, chunk.failed_attempts, chunk.retried), (ChunkStatus::Processed, 2, true));
+    assert_eq!(stack.count_findings(&run.job.connector_id).await, 360);
+}
+
+#[tokio::test]
+async fn a_chunk_that_keeps_failing_with_5xx_fails_the_sync_after_the_retries() {
+    let errors = ServerErrors { status: 502, chunk_ids: vec![1], times: 100 };
+    let (stack, _sim, run) = sync_against(Faults { server_errors: Some(errors), ..Default::default() }).await;
+
+    assert_failed(&run, JobStatus::ApiError, Stage::Fetching, error_names::SCANNER_UNAVAILABLE);
+    let failure = run.job.failure.as_ref().expect("failure");
+    assert_eq!(failure.http_status, Some(502));
+    assert_eq!(failure.chunk.as_deref(), Some("vulns-00001"));
+    assert!(failure.message.contains("1 of 5 chunks were not processed"), "{}", failure.message);
+    let chunk = run.chunks.iter().find(|c| c.chunk_key == "vulns-00001").expect("the chunk");
+    assert_eq!((chunk.status, chunk.failed_attempts), (ChunkStatus::Failed, 5), "1 attempt + 4 retries");
+    assert_eq!(stack.count_findings(&run.job.connector_id).await, 360 - 150, "the other chunks are kept");
+}
+
+#[tokio::test]
+async fn keys_without_permission_end_in_a_credential_error() {
+    let (_stack, _sim, run) = sync_against(Faults { reject_keys_with: Some(403), ..Default::default() }).await;
+
+    assert_failed(&run, JobStatus::CredentialError, Stage::ConnectivityTest, error_names::CREDENTIAL_ERROR);
+    let failure = run.job.failure.as_ref().expect("failure");
+    assert_eq!(failure.http_status, Some(403));
+    assert!(failure.action.contains("permissions"), "{}", failure.action);
+}
+
+#[tokio::test]
+async fn an_export_that_ends_in_error_fails_the_sync() {
+    let (_stack, _sim, run) = sync_against(Faults { export_error_after_chunks: Some(1), ..Default::default() }).await;
+
+    assert_failed(&run, JobStatus::ApiError, Stage::Fetching, error_names::SCANNER_ERROR);
+    assert!(run.job.failure.as_ref().is_some_and(|f| f.message.contains("ERROR")));
+    assert!(run.chunks.iter().all(|c| c.chunk_key.starts_with("assets-")), "no chunk of a failed export is processed");
+}
+
+#[tokio::test]
+async fn an_export_finished_with_failed_chunks_fails_the_sync() {
+    let (_stack, _sim, run) = sync_against(Faults { failed_chunks: vec![2], ..Default::default() }).await;
+
+    assert_failed(&run, JobStatus::ApiError, Stage::Fetching, error_names::SCANNER_ERROR);
+    let message = &run.job.failure.as_ref().expect("failure").message;
+    assert!(message.contains("failed chunks [2]"), "{message}");
+}
+
+#[tokio::test]
+async fn an_expired_chunk_fails_that_chunk_without_retrying_it() {
+    let (stack, _sim, run) = sync_against(Faults { expired_chunks: vec![3], ..Default::default() }).await;
+
+    assert_failed(&run, JobStatus::ApiError, Stage::Fetching, error_names::SCANNER_ERROR);
+    let failure = run.job.failure.as_ref().expect("failure");
+    assert_eq!((failure.http_status, failure.chunk.as_deref()), (Some(404), Some("vulns-00003")));
+    assert!(failure.message.contains("24 hours"), "{}", failure.message);
+    let chunk = run.chunks.iter().find(|c| c.chunk_key == "vulns-00003").expect("the chunk");
+    assert_eq!((chunk.status, chunk.failed_attempts), (ChunkStatus::Failed, 1));
+    assert_eq!(stack.count_findings(&run.job.connector_id).await, 300);
+}
+
+#[tokio::test]
+async fn a_megabyte_of_plugin_output_is_cut_for_display_and_kept_whole_in_s3() {
+    let (stack, _sim, run) = sync_against(Faults { huge_output_finding: Some(1_048_576), ..Default::default() }).await;
+
+    assert_eq!(run.job.status, JobStatus::Finished, "{:?}", run.job.failure);
+    let findings = stack.findings_with_truncated_output(&run.job.connector_id).await;
+    assert_eq!(findings.len(), 1);
+    let output = findings[0]["output"].as_str().expect("an output");
+    assert!(output.chars().count() < 20_000, "cut for display");
+    assert!(!output.contains("<script>") && output.contains("&lt;script&gt;"), "markup escaped");
+    let raw_ref = findings[0]["raw_ref"].as_str().expect("a reference to the raw record");
+    let raw_key = raw_ref.split('#').next().expect("a key");
+    assert!(stack.object_size(raw_key).await > 1_048_576, "the raw chunk keeps the whole output");
+}
