@@ -1,6 +1,7 @@
 //! vulnflow's library: the domain model, scanner connectors and normalizers, storage
 //! ports and adapters, and the pipeline stages the Lambda functions run.
 
+pub mod auth;
 pub mod config;
 pub mod connectors;
 pub mod errors;
