@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use aws_sdk_sfn::types::ExecutionStatus;
 use serde_json::json;
 use tenable_simulator::{RunningSimulator, SimulatorConfig};
+use vulnflow_shared::auth::{self, Role, signing_key};
 use vulnflow_shared::config::s3_client;
 use vulnflow_shared::model::{ChunkRecord, Connector, ScannerKind, SyncJob, SyncMode};
 use vulnflow_shared::store::dynamodb::{DynamoStore, Tables};
@@ -229,6 +230,31 @@ impl Stack {
     pub async fn object_size(&self, key: &str) -> i64 {
         let head = self.s3.head_object().bucket(self.output("DataBucket")).key(key).send().await;
         head.unwrap_or_else(|e| panic!("s3 object {key}: {e}")).content_length.unwrap_or_default()
+    }
+
+    /// A bearer token for the sync API, signed with the deployment's key as an
+    /// operator's token service would sign it.
+    pub async fn token(&self, principal: &str, role: Role) -> String {
+        let key = signing_key(&self.secrets, self.output("ApiSigningKeySecret")).await.expect("reads the API signing key");
+        auth::mint(&key, principal, role, chrono::Duration::hours(1), chrono::Utc::now())
+    }
+
+    /// Invokes the deployed authorizer as API Gateway would, through LocalStack's Lambda
+    /// API: the policy it answers, or the error message it fails with.
+    pub async fn invoke_authorizer(&self, token: &str, method_arn: &str) -> Result<serde_json::Value, String> {
+        let url = format!("{LOCAL_ENDPOINT}/2015-03-31/functions/{}/invocations", self.output("AuthorizerFunctionName"));
+        let event = json!({ "type": "TOKEN", "authorizationToken": token, "methodArn": method_arn });
+        let response = reqwest::Client::new()
+            .post(url)
+            // LocalStack reads the region and account from the credential scope only.
+            .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0")
+            .json(&event)
+            .send()
+            .await
+            .expect("LocalStack's Lambda API answers");
+        let failed = response.headers().contains_key("x-amz-function-error");
+        let body: serde_json::Value = response.json().await.expect("a JSON answer");
+        if failed { Err(body["errorMessage"].as_str().unwrap_or_default().to_string()) } else { Ok(body) }
     }
 
     pub async fn object_exists(&self, key: &str) -> bool {
