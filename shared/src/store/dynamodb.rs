@@ -216,9 +216,12 @@ impl DynamoStore {
     }
 }
 
+/// An update expression's text with its attribute names and values.
+type ExpressionParts = (String, Vec<(String, &'static str)>, Vec<(String, AttributeValue)>);
+
 /// `counts.#field :field, ...` with its names and values. Attribute names throughout:
 /// DynamoDB reserves words like `processed`.
-fn counts_addition(counts: &RecordCounts) -> (String, Vec<(String, &'static str)>, Vec<(String, AttributeValue)>) {
+fn counts_addition(counts: &RecordCounts) -> ExpressionParts {
     let fields = counts.fields();
     let expression = fields.iter().map(|(field, _)| format!("counts.#{field} :{field}")).collect::<Vec<_>>().join(", ");
     let names = fields.iter().map(|(field, _)| (format!("#{field}"), *field)).collect();

@@ -69,7 +69,7 @@ fn env_number(name: &str, default: u32) -> u32 {
 fn progress_line(job: &SyncJob) -> String {
     let stage = job.current_stage.map_or("-".to_string(), |s| s.to_string());
     let chunks = job.chunks;
-    let percent = if chunks.total > 0 { chunks.processed * 100 / chunks.total } else { 0 };
+    let percent = (chunks.processed * 100).checked_div(chunks.total).unwrap_or(0);
     format!("{:<10} stage {:<16} chunks {}/{} ({percent}%)", job.status.as_str(), stage, chunks.processed, chunks.total)
 }
 
