@@ -4,11 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::ApiServices;
+use crate::api::http::HttpApi;
+use crate::auth;
 use crate::errors::SyncError;
 use crate::pipeline::{Services, Settings};
 use crate::store::dynamodb::{DynamoStore, Tables};
 use crate::store::s3::S3Store;
 use crate::store::secrets::SecretsManagerStore;
+use crate::workflow::StepFunctions;
 
 fn required(name: &str) -> Result<String, SyncError> {
     std::env::var(name)
@@ -56,14 +60,18 @@ pub fn s3_client(config: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3
     aws_sdk_s3::Client::from_conf(s3_config)
 }
 
+fn dynamo_store_from_env(config: &aws_config::SdkConfig) -> Result<Arc<DynamoStore>, SyncError> {
+    Ok(Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(config),
+        tables_from_env()?,
+        chrono::Duration::days(optional_number("JOB_RETENTION_DAYS", 14)? as i64),
+    )))
+}
+
 /// Every port backed by AWS, for a Lambda function's `main`.
 pub async fn services_from_env() -> Result<Services, SyncError> {
     let (config, path_style) = aws_config().await;
-    let dynamo = Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        tables_from_env()?,
-        chrono::Duration::days(optional_number("JOB_RETENTION_DAYS", 14)? as i64),
-    ));
+    let dynamo = dynamo_store_from_env(&config)?;
     let objects = Arc::new(S3Store::new(s3_client(&config, path_style), required("DATA_BUCKET")?));
     let secrets = Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&config)));
     let http = reqwest::Client::builder()
@@ -81,6 +89,27 @@ pub async fn services_from_env() -> Result<Services, SyncError> {
         http,
         settings: settings_from_env()?,
     })
+}
+
+/// The API function's ports: the tables, the connectors' secrets, and the state machine
+/// (`STATE_MACHINE_ARN`). With `API_SIGNING_SECRET_ID` set, the function also checks
+/// bearer tokens itself where no authorizer ran.
+pub async fn http_api_from_env() -> Result<HttpApi, SyncError> {
+    let (config, _) = aws_config().await;
+    let dynamo = dynamo_store_from_env(&config)?;
+    let secrets_client = aws_sdk_secretsmanager::Client::new(&config);
+    let token_key = match std::env::var("API_SIGNING_SECRET_ID") {
+        Ok(secret_id) => Some(auth::signing_key(&secrets_client, &secret_id).await?),
+        Err(_) => None,
+    };
+    let services = ApiServices {
+        connectors: dynamo.clone(),
+        secrets: Arc::new(SecretsManagerStore::new(secrets_client)),
+        jobs: dynamo,
+        workflow: Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&config), required("STATE_MACHINE_ARN")?)),
+        deployment: required("DEPLOYMENT_NAME")?,
+    };
+    Ok(HttpApi::new(services, token_key))
 }
 
 /// JSON logs, one line per event, as CloudWatch reads them.

@@ -21,19 +21,25 @@ pub mod error_names {
     pub const MALFORMED_CHUNK: &str = "Vulnflow.MalformedChunk";
     /// The request to the function is wrong (unknown connector, bad event).
     pub const INVALID_REQUEST: &str = "Vulnflow.InvalidRequest";
-    /// DynamoDB, S3 or Secrets Manager failed in a way that may pass. Retried.
+    /// What the request names does not exist (a connector, a job).
+    pub const NOT_FOUND: &str = "Vulnflow.NotFound";
+    /// The request contradicts the current state (a sync already runs, a job already ended).
+    pub const CONFLICT: &str = "Vulnflow.Conflict";
+    /// DynamoDB, S3, Secrets Manager or Step Functions failed in a way that may pass. Retried.
     pub const STORAGE_UNAVAILABLE: &str = "Vulnflow.StorageUnavailable";
     /// Our own fault.
     pub const INTERNAL: &str = "Vulnflow.Internal";
 
     /// The errors that a retry may cure.
     pub const TRANSIENT: [&str; 2] = [SCANNER_UNAVAILABLE, STORAGE_UNAVAILABLE];
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 9] = [
         CREDENTIAL_ERROR,
         SCANNER_UNAVAILABLE,
         SCANNER_ERROR,
         MALFORMED_CHUNK,
         INVALID_REQUEST,
+        NOT_FOUND,
+        CONFLICT,
         STORAGE_UNAVAILABLE,
         INTERNAL,
     ];
@@ -65,6 +71,17 @@ pub enum SyncError {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
 
+    /// One field of a request is wrong: the API names it to the caller. The reason
+    /// reads on from the field's name: `must be ...`, `is not ...`.
+    #[error("{field} {reason}")]
+    InvalidField { field: String, reason: String },
+
+    #[error("{0}")]
+    NotFound(String),
+
+    #[error("{0}")]
+    Conflict(String),
+
     #[error("{operation} failed: {reason}")]
     Storage { operation: String, reason: String, transient: bool },
 
@@ -79,6 +96,10 @@ impl SyncError {
         SyncError::Storage { operation: operation.into(), reason: error.to_string(), transient }
     }
 
+    pub fn invalid_field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        SyncError::InvalidField { field: field.into(), reason: reason.into() }
+    }
+
     /// The stable name the state machine matches.
     pub fn error_name(&self) -> &'static str {
         use error_names::*;
@@ -87,7 +108,9 @@ impl SyncError {
             SyncError::ScannerUnavailable { .. } => SCANNER_UNAVAILABLE,
             SyncError::ScannerRejected { .. } => SCANNER_ERROR,
             SyncError::MalformedChunk { .. } => MALFORMED_CHUNK,
-            SyncError::InvalidRequest(_) => INVALID_REQUEST,
+            SyncError::InvalidRequest(_) | SyncError::InvalidField { .. } => INVALID_REQUEST,
+            SyncError::NotFound(_) => NOT_FOUND,
+            SyncError::Conflict(_) => CONFLICT,
             SyncError::Storage { transient: true, .. } => STORAGE_UNAVAILABLE,
             SyncError::Storage { transient: false, .. } | SyncError::Internal(_) => INTERNAL,
         }
@@ -153,6 +176,8 @@ pub fn recommended_action(error_name: &str) -> &'static str {
              again to re-export it; if the same record fails, report it with the chunk kept in S3."
         }
         INVALID_REQUEST => "Check the connector id and the sync parameters, then start the sync again.",
+        NOT_FOUND => "Check the id: the connector may have been deleted, or the job's history expired.",
+        CONFLICT => "Wait for the running sync to end, or cancel it, then try again.",
         _ => "This is a vulnflow fault: keep the job id and the execution, check the function logs, and report it.",
     }
 }

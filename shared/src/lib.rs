@@ -1,6 +1,8 @@
 //! vulnflow's library: the domain model, scanner connectors and normalizers, storage
-//! ports and adapters, and the pipeline stages the Lambda functions run.
+//! ports and adapters, the pipeline stages the Lambda functions run, and the
+//! control-plane API.
 
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod connectors;
@@ -10,3 +12,4 @@ pub mod model;
 pub mod normalize;
 pub mod pipeline;
 pub mod store;
+pub mod workflow;

@@ -45,6 +45,51 @@ pub struct Connector {
     pub sync_cursor: Option<i64>,
 }
 
+/// A connector as the control plane keeps it: the connector the pipeline reads, and
+/// what only the API manages. One item of the connectors table; a connector put there
+/// by hand reads as a record with no schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorRecord {
+    #[serde(flatten)]
+    pub connector: Connector,
+    /// Hours between two scheduled syncs (1 to 168); none: scheduled syncs are off.
+    /// Stored as null rather than left out, so that an update turns the schedule off.
+    #[serde(default)]
+    pub schedule_hours: Option<u32>,
+    /// A scheduled sync starts within this many minutes after its time (1 to 1440, as
+    /// EventBridge Scheduler's flexible window), spreading load; none: on time.
+    #[serde(default)]
+    pub sync_window_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The last sync the API started. Its job appears only once the workflow's first
+    /// state ran, so until then this is what shows the connector busy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_claim: Option<SyncClaim>,
+}
+
+impl From<Connector> for ConnectorRecord {
+    fn from(connector: Connector) -> Self {
+        ConnectorRecord {
+            connector,
+            schedule_hours: None,
+            sync_window_minutes: None,
+            created_at: None,
+            updated_at: None,
+            sync_claim: None,
+        }
+    }
+}
+
+/// A sync the API started on a connector: its job id (the execution's name) and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncClaim {
+    pub job_id: String,
+    pub claimed_at: DateTime<Utc>,
+}
+
 /// The API keys of a Tenable connector. `Debug` never prints them.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenableCredentials {
@@ -110,6 +155,23 @@ pub struct TagFilter {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Trigger {
     Manual { by: String },
+    Scheduled,
+}
+
+impl Trigger {
+    pub fn kind(&self) -> TriggerKind {
+        match self {
+            Trigger::Manual { .. } => TriggerKind::Manual,
+            Trigger::Scheduled => TriggerKind::Scheduled,
+        }
+    }
+}
+
+/// A trigger without who pulled it: what a sync history is filtered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    Manual,
     Scheduled,
 }
 
@@ -202,6 +264,19 @@ pub enum StageOutcome {
     Running,
     Succeeded,
     Failed,
+    /// The sync was cancelled while the stage ran.
+    Cancelled,
+}
+
+impl StageOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageOutcome::Running => "running",
+            StageOutcome::Succeeded => "succeeded",
+            StageOutcome::Failed => "failed",
+            StageOutcome::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// One stage's timing on a job. Chunk stages (fetching, normalizing, processing) run
@@ -226,6 +301,16 @@ pub struct ChunkCounts {
     pub total: u64,
     pub processed: u64,
     pub failed: u64,
+}
+
+impl ChunkCounts {
+    /// The counts a job ends with. The chunk records are the truth, whatever the map's
+    /// own status says; a chunk that never got a record still counts as not processed.
+    pub fn settled(announced_total: u64, chunks: &[ChunkRecord]) -> ChunkCounts {
+        let processed = chunks.iter().filter(|c| c.status == ChunkStatus::Processed).count() as u64;
+        let total = announced_total.max(chunks.len() as u64);
+        ChunkCounts { total, processed, failed: total - processed }
+    }
 }
 
 /// What processing did to the stored findings and assets.
@@ -368,6 +453,17 @@ pub struct SyncJob {
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl SyncJob {
+    /// The last stage the sync started: how far it got.
+    pub fn stage_reached(&self) -> Option<Stage> {
+        self.stages.keys().next_back().copied()
+    }
+
+    pub fn duration_ms(&self) -> Option<i64> {
+        self.ended_at.map(|end| (end - self.started_at).num_milliseconds())
+    }
 }
 
 /// Where a chunk is in the pipeline. A chunk counts as processed only once its

@@ -1,11 +1,11 @@
 //! Initiating: create the job record for an execution.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{JobRef, Services};
 use crate::errors::{Result, SyncError};
-use crate::model::{JobStatus, Stage, SyncJob, SyncMode, SyncScope, Trigger};
+use crate::model::{Connector, JobStatus, Stage, SyncJob, SyncMode, SyncScope, Trigger};
 
 /// What starts a sync: the state machine's execution input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,29 +32,54 @@ pub struct StartSync {
     pub input: SyncRequest,
 }
 
+/// Creates the job, or takes over the one its starter (the API, the dispatcher)
+/// created so that it could be followed from the moment it was started.
 pub async fn initiate(services: &Services, start: StartSync) -> Result<JobRef> {
     let request = start.input;
     if request.connector_id.trim().is_empty() || start.job_id.trim().is_empty() {
         return Err(SyncError::InvalidRequest("connector_id and job_id must not be empty".into()));
     }
     let job_ref = JobRef { job_id: start.job_id.clone(), connector_id: request.connector_id.clone() };
-    if let Some(existing) = services.jobs.get_job(&start.job_id).await? {
-        // The state machine retried this state after the job was created.
-        if existing.connector_id == request.connector_id {
-            return Ok(job_ref);
+    let job = match services.jobs.get_job(&start.job_id).await? {
+        Some(existing) if existing.connector_id != request.connector_id => {
+            return Err(SyncError::InvalidRequest(format!("job {} belongs to another connector", start.job_id)));
         }
-        return Err(SyncError::InvalidRequest(format!("job {} belongs to another connector", start.job_id)));
+        // Retried after the job had initiated.
+        Some(existing) if existing.stages.contains_key(&Stage::Initiating) => return Ok(job_ref),
+        Some(existing) => existing,
+        None => {
+            let connector = services.connector(&request.connector_id).await?;
+            let job = new_job(&start.job_id, &connector, request, &services.settings.deployment, Utc::now())?;
+            services.jobs.create_job(&job).await?;
+            job
+        }
+    };
+    if let Some(execution_arn) = start.execution_arn.as_deref().filter(|_| job.execution_arn.is_none()) {
+        services.jobs.set_execution_arn(&job.job_id, execution_arn).await?;
     }
-    let connector = services.connector(&request.connector_id).await?;
+    services.run_stage(&job.job_id, Stage::Initiating, None, async { Ok(()) }).await?;
+    tracing::info!(job_id = %job.job_id, connector_id = %job.connector_id, mode = ?job.mode, "sync job initiated");
+    Ok(job_ref)
+}
+
+/// A started job of `connector`, before any stage ran: what [`initiate`] records, and
+/// what a starter records first so that the job can be followed at once.
+pub fn new_job(
+    job_id: &str,
+    connector: &Connector,
+    request: SyncRequest,
+    deployment: &str,
+    now: DateTime<Utc>,
+) -> Result<SyncJob> {
     let mode = request.mode.unwrap_or(connector.default_mode);
     if mode == SyncMode::Incremental && !request.scope.is_everything() {
         return Err(SyncError::InvalidRequest(
             "an incremental sync starts where the last one ended: give a scope to a full sync instead".into(),
         ));
     }
-    let job = SyncJob {
-        job_id: start.job_id.clone(),
-        connector_id: connector.connector_id,
+    Ok(SyncJob {
+        job_id: job_id.to_string(),
+        connector_id: connector.connector_id.clone(),
         mode,
         scope: request.scope,
         trigger: request.trigger.unwrap_or(Trigger::Scheduled),
@@ -66,15 +91,11 @@ pub async fn initiate(services: &Services, start: StartSync) -> Result<JobRef> {
         exports: Vec::new(),
         failure: None,
         last_retryable_failure: None,
-        deployment: services.settings.deployment.clone(),
-        execution_arn: start.execution_arn,
-        started_at: Utc::now(),
+        deployment: deployment.to_string(),
+        execution_arn: None,
+        started_at: now,
         ended_at: None,
-    };
-    services.jobs.create_job(&job).await?;
-    services.run_stage(&job.job_id, Stage::Initiating, None, async { Ok(()) }).await?;
-    tracing::info!(job_id = %job.job_id, connector_id = %job.connector_id, ?mode, "sync job created");
-    Ok(job_ref)
+    })
 }
 
 #[cfg(test)]
@@ -102,6 +123,28 @@ mod tests {
         let first = h.start_job("job-1").await;
         let again = h.start_job("job-1").await;
         assert_eq!(first, again);
+    }
+
+    #[tokio::test]
+    async fn takes_over_the_job_its_starter_created() {
+        let h = harness(SimulatorConfig::default()).await;
+        let connector = h.services.connector(CONNECTOR).await.unwrap();
+        let request = SyncRequest {
+            connector_id: CONNECTOR.into(),
+            mode: Some(SyncMode::AssetsOnly),
+            trigger: Some(Trigger::Manual { by: "ana@example.com".into() }),
+            scope: SyncScope::default(),
+        };
+        let created = new_job("job-3", &connector, request.clone(), "unit-tests", Utc::now()).unwrap();
+        h.store.create_job(&created).await.unwrap();
+
+        let start = StartSync { job_id: "job-3".into(), execution_arn: Some("arn:execution:job-3".into()), input: request };
+        initiate(&h.services, start).await.expect("initiates the existing job");
+        let job = h.store.get_job("job-3").await.unwrap().expect("the job exists");
+        assert_eq!(job.mode, SyncMode::AssetsOnly);
+        assert_eq!(job.started_at, created.started_at, "the job started when it was requested");
+        assert_eq!(job.execution_arn.as_deref(), Some("arn:execution:job-3"));
+        assert!(job.stages[&Stage::Initiating].ended_at.is_some());
     }
 
     #[tokio::test]

@@ -9,17 +9,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, TransactWriteItem, Update, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
-use super::{ConnectorStore, InventoryStore, JobStore, StoredAsset, StoredFinding};
+use super::{ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, StoredAsset, StoredFinding};
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkRecord, ChunkStatus, Connector, ExportRef, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, StageRun,
-    SyncJob,
+    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
+    StageOutcome, StageRun, SyncClaim, SyncJob,
 };
 
 /// The table names of one deployment (the template passes them to every function).
@@ -45,6 +47,12 @@ const BATCH_GET_LIMIT: usize = 100;
 const BATCH_WRITE_LIMIT: usize = 25;
 /// Unprocessed items of a batch are retried this often, with backoff, before giving up.
 const BATCH_RETRIES: u32 = 8;
+/// The jobs table's index of a connector's jobs by start time (infra/template.yaml).
+const JOBS_BY_CONNECTOR: &str = "by-connector";
+/// Jobs a history query reads per call; the filter then keeps what the page asked for.
+const HISTORY_QUERY_PAGE: i32 = 100;
+/// Connector attributes that syncs write, which an update from the API must leave alone.
+const SYNC_OWNED_CONNECTOR_ATTRIBUTES: [&str; 2] = ["sync_cursor", "sync_claim"];
 
 const TRANSIENT_CODES: [&str; 7] = [
     "ProvisionedThroughputExceededException",
@@ -95,6 +103,15 @@ fn string(value: &str) -> AttributeValue {
 
 fn number(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
+}
+
+/// A bound on `started_at` for the history index's key condition. Stored times carry
+/// a varying number of fraction digits, so the bound is widened to the whole second;
+/// the filter then decides exactly.
+fn started_at_bound(at: DateTime<Utc>, upper: bool) -> AttributeValue {
+    let second = at.format("%Y-%m-%dT%H:%M:%S").to_string();
+    // `~` sorts after the `.` and `Z` any time of that second goes on with.
+    string(&if upper { format!("{second}~") } else { second })
 }
 
 impl DynamoStore {
@@ -229,13 +246,34 @@ fn counts_addition(counts: &RecordCounts) -> ExpressionParts {
     (expression, names, values)
 }
 
+/// What an update from the API sets on a connector item: everything but its key and
+/// what syncs write.
+fn api_managed_attributes(record: &ConnectorRecord) -> Result<HashMap<String, AttributeValue>> {
+    let mut attributes = item(record)?;
+    attributes.remove("connector_id");
+    for owned in SYNC_OWNED_CONNECTOR_ATTRIBUTES {
+        attributes.remove(owned);
+    }
+    Ok(attributes)
+}
+
+/// The key a history query resumes after: the job's keys in the `by-connector` index,
+/// encoded exactly as the job item stores them.
+fn history_start_key(cursor: &HistoryCursor) -> Result<HashMap<String, AttributeValue>> {
+    Ok(HashMap::from([
+        ("connector_id".to_string(), string(&cursor.connector_id)),
+        ("started_at".to_string(), attribute(&cursor.started_at)?),
+        ("job_id".to_string(), string(&cursor.job_id)),
+    ]))
+}
+
 async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt.min(6)))).await;
 }
 
 #[async_trait]
 impl ConnectorStore for DynamoStore {
-    async fn get_connector(&self, connector_id: &str) -> Result<Option<Connector>> {
+    async fn connector_record(&self, connector_id: &str) -> Result<Option<ConnectorRecord>> {
         let output = self
             .client
             .get_item()
@@ -246,6 +284,119 @@ impl ConnectorStore for DynamoStore {
             .await
             .map_err(|e| storage_error("GetItem on the connectors table", e))?;
         output.item.map(|item| decode("connectors", item)).transpose()
+    }
+
+    async fn list_connectors(&self) -> Result<Vec<ConnectorRecord>> {
+        let items = self
+            .client
+            .scan()
+            .table_name(&self.tables.connectors)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| storage_error("Scan on the connectors table", e))?;
+        items.into_iter().map(|item| decode("connectors", item)).collect()
+    }
+
+    async fn create_connector(&self, record: &ConnectorRecord) -> Result<()> {
+        let connector_id = &record.connector.connector_id;
+        self.client
+            .put_item()
+            .table_name(&self.tables.connectors)
+            .set_item(Some(item(record)?))
+            .condition_expression("attribute_not_exists(connector_id)")
+            .send()
+            .await
+            .map_err(|e| {
+                if is_conditional_check_failure(&e) {
+                    SyncError::Conflict(format!("a connector {connector_id} already exists: choose another id"))
+                } else {
+                    storage_error("PutItem on the connectors table", e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn update_connector(&self, record: &ConnectorRecord) -> Result<()> {
+        let connector_id = &record.connector.connector_id;
+        let attributes = api_managed_attributes(record)?;
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connectors)
+            .key("connector_id", string(connector_id))
+            .condition_expression("attribute_exists(connector_id)");
+        let mut assignments = Vec::with_capacity(attributes.len());
+        for (index, (name, value)) in attributes.into_iter().enumerate() {
+            assignments.push(format!("#a{index} = :a{index}"));
+            request = request
+                .expression_attribute_names(format!("#a{index}"), name)
+                .expression_attribute_values(format!(":a{index}"), value);
+        }
+        request.update_expression(format!("SET {}", assignments.join(", "))).send().await.map_err(|e| {
+            if is_conditional_check_failure(&e) {
+                SyncError::NotFound(format!("there is no connector {connector_id}"))
+            } else {
+                storage_error("UpdateItem on the connectors table", e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn delete_connector(&self, connector_id: &str) -> Result<bool> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.connectors)
+            .key("connector_id", string(connector_id))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| storage_error("DeleteItem on the connectors table", e))?;
+        Ok(output.attributes.is_some_and(|old| !old.is_empty()))
+    }
+
+    async fn claim_sync(&self, connector_id: &str, previous: Option<&str>, claim: &SyncClaim) -> Result<bool> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connectors)
+            .key("connector_id", string(connector_id))
+            .update_expression("SET sync_claim = :claim")
+            .expression_attribute_values(":claim", attribute(claim)?);
+        request = match previous {
+            Some(job_id) => request
+                .condition_expression("sync_claim.job_id = :previous")
+                .expression_attribute_values(":previous", string(job_id)),
+            None => request.condition_expression("attribute_exists(connector_id) AND attribute_not_exists(sync_claim)"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_check_failure(&e) => Ok(false),
+            Err(e) => Err(storage_error("UpdateItem on the connectors table", e)),
+        }
+    }
+
+    async fn release_sync(&self, connector_id: &str, job_id: &str) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connectors)
+            .key("connector_id", string(connector_id))
+            .update_expression("REMOVE sync_claim")
+            .condition_expression("sync_claim.job_id = :job")
+            .expression_attribute_values(":job", string(job_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Another start claimed the connector since: that claim stays.
+            Err(e) if is_conditional_check_failure(&e) => Ok(()),
+            Err(e) => Err(storage_error("UpdateItem on the connectors table", e)),
+        }
     }
 
     async fn advance_cursor(&self, connector_id: &str, cursor: i64) -> Result<()> {
@@ -399,6 +550,11 @@ impl JobStore for DynamoStore {
         }
     }
 
+    async fn set_execution_arn(&self, job_id: &str, execution_arn: &str) -> Result<()> {
+        let arn = AttributeValue::S(execution_arn.to_string());
+        self.update_job(job_id, "SET execution_arn = :arn", &[], vec![(":arn", arn)]).await
+    }
+
     async fn note_retryable_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {
         self.update_job(job_id, "SET last_retryable_failure = :failure", &[], vec![(":failure", attribute(failure)?)]).await
     }
@@ -417,6 +573,68 @@ impl JobStore for DynamoStore {
             None => "SET #status = :status, chunks = :chunks, ended_at = :ended_at REMOVE current_stage",
         };
         self.update_job(&job.job_id, expression, &[("#status", "status")], values).await
+    }
+
+    async fn history(
+        &self,
+        connector_id: &str,
+        filter: &HistoryFilter,
+        page: &HistoryPage,
+    ) -> Result<(Vec<SyncJob>, Option<String>)> {
+        let mut start_key = match page.token.as_deref() {
+            Some(token) => Some(history_start_key(&HistoryCursor::from_token(token, connector_id)?)?),
+            None => None,
+        };
+        let (condition, bounds) = match (filter.from, filter.to) {
+            (Some(from), Some(to)) => (
+                "connector_id = :connector AND started_at BETWEEN :from AND :to",
+                vec![(":from", started_at_bound(from, false)), (":to", started_at_bound(to, true))],
+            ),
+            (Some(from), None) => {
+                ("connector_id = :connector AND started_at >= :from", vec![(":from", started_at_bound(from, false))])
+            }
+            (None, Some(to)) => {
+                ("connector_id = :connector AND started_at <= :to", vec![(":to", started_at_bound(to, true))])
+            }
+            (None, None) => ("connector_id = :connector", vec![]),
+        };
+        let mut values: HashMap<String, AttributeValue> =
+            bounds.into_iter().map(|(name, value)| (name.to_string(), value)).collect();
+        values.insert(":connector".to_string(), string(connector_id));
+        let mut kept = Vec::new();
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.jobs)
+                .index_name(JOBS_BY_CONNECTOR)
+                .key_condition_expression(condition)
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(false)
+                .limit(HISTORY_QUERY_PAGE)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| storage_error("Query on the jobs table's by-connector index", e))?;
+            let items = output.items.unwrap_or_default();
+            let read = items.len();
+            for (index, item) in items.into_iter().enumerate() {
+                let job: SyncJob = decode("jobs", item)?;
+                if !filter.matches(&job) {
+                    continue;
+                }
+                kept.push(job);
+                if kept.len() == page.limit {
+                    let more = index + 1 < read || output.last_evaluated_key.is_some();
+                    let token = more.then(|| kept.last().map(|last| HistoryCursor::after(last).token())).flatten();
+                    return Ok((kept, token));
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) => start_key = Some(key),
+                None => return Ok((kept, None)),
+            }
+        }
     }
 
     async fn get_chunk(&self, job_id: &str, chunk_key: &str) -> Result<Option<ChunkRecord>> {
@@ -668,7 +886,66 @@ mod tests {
         job.stages.insert(Stage::Initiating, StageRun { outcome: StageOutcome::Succeeded, started_at: now, ended_at: Some(now) });
         let encoded = item(&job).expect("encodes");
         assert!(matches!(encoded.get("stages"), Some(AttributeValue::M(stages)) if stages.contains_key("Initiating")));
-        let decoded: SyncJob = decode("jobs", encoded).expect("decodes");
+        let decoded: SyncJob = decode("jobs", encoded.clone()).expect("decodes");
         assert_eq!(decoded, job);
+
+        let start_key = history_start_key(&HistoryCursor::after(&job)).expect("encodes");
+        for key in ["connector_id", "started_at", "job_id"] {
+            assert_eq!(start_key.get(key), encoded.get(key), "a page resumes after exactly the stored {key}");
+        }
+    }
+
+    fn record() -> ConnectorRecord {
+        ConnectorRecord {
+            connector: Connector {
+                connector_id: "tenable-1".into(),
+                name: "Tenable".into(),
+                kind: crate::model::ScannerKind::Tenable,
+                base_url: "https://cloud.tenable.com".into(),
+                secret_id: "vulnflow/tenable-1".into(),
+                default_mode: SyncMode::Full,
+                sync_cursor: Some(1_700_000_000),
+            },
+            schedule_hours: Some(24),
+            sync_window_minutes: None,
+            created_at: Some(Utc::now()),
+            updated_at: Some(Utc::now()),
+            sync_claim: Some(SyncClaim { job_id: "job-1".into(), claimed_at: Utc::now() }),
+        }
+    }
+
+    #[test]
+    fn a_connector_record_round_trips_and_a_hand_made_connector_reads_as_one() {
+        let record = record();
+        let decoded: ConnectorRecord = decode("connectors", item(&record).expect("encodes")).expect("decodes");
+        assert_eq!(decoded, record);
+        let by_hand: ConnectorRecord = decode("connectors", item(&record.connector).expect("encodes")).expect("decodes");
+        assert_eq!(by_hand, ConnectorRecord::from(record.connector.clone()));
+    }
+
+    #[test]
+    fn an_update_from_the_api_leaves_what_syncs_wrote_and_clears_a_schedule_turned_off() {
+        let attributes = api_managed_attributes(&record()).expect("encodes");
+        for kept in ["connector_id", "sync_cursor", "sync_claim"] {
+            assert!(!attributes.contains_key(kept), "{kept} is not the API's to set");
+        }
+        let window = attributes.get("sync_window_minutes");
+        assert_eq!(window, Some(&AttributeValue::Null(true)), "null, so an update turns it off");
+        assert_eq!(attributes.get("schedule_hours"), Some(&AttributeValue::N("24".into())));
+    }
+
+    #[test]
+    fn history_time_bounds_take_in_every_stored_fraction_of_their_second() {
+        let at = DateTime::parse_from_rfc3339("2024-03-01T08:00:05Z").expect("a time").with_timezone(&Utc);
+        let stored = |at: DateTime<Utc>| match attribute(&at) {
+            Ok(AttributeValue::S(text)) => text,
+            other => panic!("a time is stored as a string, not {other:?}"),
+        };
+        let bounds = (started_at_bound(at, false), started_at_bound(at, true));
+        let (AttributeValue::S(lower), AttributeValue::S(upper)) = bounds else { panic!("bounds are strings") };
+        for inside in [at, at + chrono::Duration::milliseconds(999), at + chrono::Duration::nanoseconds(1)] {
+            assert!(lower <= stored(inside) && stored(inside) <= upper, "{} within {lower}..{upper}", stored(inside));
+        }
+        assert!(stored(at + chrono::Duration::seconds(1)) > upper && stored(at - chrono::Duration::milliseconds(1)) < lower);
     }
 }

@@ -8,17 +8,20 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{ConnectorStore, InventoryStore, JobStore, ObjectStore, SecretStore, StoredAsset, StoredFinding};
+use super::{
+    ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, ObjectStore, SecretStore,
+    StoredAsset, StoredFinding,
+};
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkRecord, ChunkStatus, Connector, ExportRef, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, StageRun,
-    SyncJob, TenableCredentials,
+    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
+    StageOutcome, StageRun, SyncClaim, SyncJob, TenableCredentials,
 };
 
 /// Every port in one struct, so a test builds one value and passes it everywhere.
 #[derive(Default)]
 pub struct MemoryStore {
-    connectors: Mutex<HashMap<String, Connector>>,
+    connectors: Mutex<HashMap<String, ConnectorRecord>>,
     secrets: Mutex<HashMap<String, TenableCredentials>>,
     jobs: Mutex<HashMap<String, SyncJob>>,
     chunks: Mutex<BTreeMap<(String, String), ChunkRecord>>,
@@ -35,6 +38,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl MemoryStore {
     pub fn put_secret(&self, secret_id: &str, credentials: TenableCredentials) {
         lock(&self.secrets).insert(secret_id.to_string(), credentials);
+    }
+
+    pub fn secret(&self, secret_id: &str) -> Option<TenableCredentials> {
+        lock(&self.secrets).get(secret_id).cloned()
     }
 
     pub fn all_findings(&self, connector_id: &str) -> Vec<StoredFinding> {
@@ -58,18 +65,69 @@ impl MemoryStore {
 
 #[async_trait]
 impl ConnectorStore for MemoryStore {
-    async fn get_connector(&self, connector_id: &str) -> Result<Option<Connector>> {
-        Ok(lock(&self.connectors).get(connector_id).cloned())
-    }
-
     async fn put_connector(&self, connector: &Connector) -> Result<()> {
-        lock(&self.connectors).insert(connector.connector_id.clone(), connector.clone());
+        lock(&self.connectors).insert(connector.connector_id.clone(), ConnectorRecord::from(connector.clone()));
         Ok(())
     }
 
     async fn advance_cursor(&self, connector_id: &str, cursor: i64) -> Result<()> {
-        if let Some(connector) = lock(&self.connectors).get_mut(connector_id) {
+        if let Some(record) = lock(&self.connectors).get_mut(connector_id) {
+            let connector = &mut record.connector;
             connector.sync_cursor = Some(connector.sync_cursor.map_or(cursor, |current| current.max(cursor)));
+        }
+        Ok(())
+    }
+
+    async fn connector_record(&self, connector_id: &str) -> Result<Option<ConnectorRecord>> {
+        Ok(lock(&self.connectors).get(connector_id).cloned())
+    }
+
+    async fn list_connectors(&self) -> Result<Vec<ConnectorRecord>> {
+        Ok(lock(&self.connectors).values().cloned().collect())
+    }
+
+    async fn create_connector(&self, record: &ConnectorRecord) -> Result<()> {
+        let mut connectors = lock(&self.connectors);
+        let connector_id = &record.connector.connector_id;
+        if connectors.contains_key(connector_id) {
+            return Err(SyncError::Conflict(format!("a connector {connector_id} already exists: choose another id")));
+        }
+        connectors.insert(connector_id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn update_connector(&self, record: &ConnectorRecord) -> Result<()> {
+        let mut connectors = lock(&self.connectors);
+        let connector_id = &record.connector.connector_id;
+        let stored = connectors
+            .get_mut(connector_id)
+            .ok_or_else(|| SyncError::NotFound(format!("there is no connector {connector_id}")))?;
+        let mut updated = record.clone();
+        updated.connector.sync_cursor = stored.connector.sync_cursor;
+        updated.sync_claim = stored.sync_claim.clone();
+        *stored = updated;
+        Ok(())
+    }
+
+    async fn delete_connector(&self, connector_id: &str) -> Result<bool> {
+        Ok(lock(&self.connectors).remove(connector_id).is_some())
+    }
+
+    async fn claim_sync(&self, connector_id: &str, previous: Option<&str>, claim: &SyncClaim) -> Result<bool> {
+        let mut connectors = lock(&self.connectors);
+        let Some(record) = connectors.get_mut(connector_id) else { return Ok(false) };
+        if record.sync_claim.as_ref().map(|c| c.job_id.as_str()) != previous {
+            return Ok(false);
+        }
+        record.sync_claim = Some(claim.clone());
+        Ok(true)
+    }
+
+    async fn release_sync(&self, connector_id: &str, job_id: &str) -> Result<()> {
+        if let Some(record) = lock(&self.connectors).get_mut(connector_id)
+            && record.sync_claim.as_ref().is_some_and(|c| c.job_id == job_id)
+        {
+            record.sync_claim = None;
         }
         Ok(())
     }
@@ -78,10 +136,17 @@ impl ConnectorStore for MemoryStore {
 #[async_trait]
 impl SecretStore for MemoryStore {
     async fn tenable_credentials(&self, secret_id: &str) -> Result<TenableCredentials> {
-        lock(&self.secrets)
-            .get(secret_id)
-            .cloned()
-            .ok_or_else(|| SyncError::InvalidRequest(format!("the secret {secret_id} does not exist")))
+        self.secret(secret_id).ok_or_else(|| SyncError::InvalidRequest(format!("the secret {secret_id} does not exist")))
+    }
+
+    async fn put_tenable_credentials(&self, secret_id: &str, credentials: &TenableCredentials) -> Result<()> {
+        self.put_secret(secret_id, credentials.clone());
+        Ok(())
+    }
+
+    async fn delete_secret(&self, secret_id: &str) -> Result<()> {
+        lock(&self.secrets).remove(secret_id);
+        Ok(())
     }
 }
 
@@ -139,6 +204,10 @@ impl JobStore for MemoryStore {
         })
     }
 
+    async fn set_execution_arn(&self, job_id: &str, execution_arn: &str) -> Result<()> {
+        self.with_job(job_id, |job| job.execution_arn = Some(execution_arn.to_string()))
+    }
+
     async fn note_retryable_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {
         self.with_job(job_id, |job| job.last_retryable_failure = Some(failure.clone()))
     }
@@ -150,6 +219,30 @@ impl JobStore for MemoryStore {
             job.ended_at = finished.ended_at;
             job.current_stage = finished.current_stage;
         })
+    }
+
+    async fn history(
+        &self,
+        connector_id: &str,
+        filter: &HistoryFilter,
+        page: &HistoryPage,
+    ) -> Result<(Vec<SyncJob>, Option<String>)> {
+        let after = page.token.as_deref().map(|token| HistoryCursor::from_token(token, connector_id)).transpose()?;
+        let mut jobs: Vec<SyncJob> =
+            lock(&self.jobs).values().filter(|job| job.connector_id == connector_id).cloned().collect();
+        // The index's order: newest first. A page starts after the job the last one ended on.
+        jobs.sort_by(|a, b| (b.started_at, &b.job_id).cmp(&(a.started_at, &a.job_id)));
+        let mut rest = jobs
+            .into_iter()
+            .skip_while(|job| after.as_ref().is_some_and(|end| (job.started_at, &job.job_id) >= (end.started_at, &end.job_id)))
+            .filter(|job| filter.matches(job))
+            .peekable();
+        let kept: Vec<SyncJob> = rest.by_ref().take(page.limit).collect();
+        let token = match (rest.peek(), kept.last()) {
+            (Some(_), Some(last)) => Some(HistoryCursor::after(last).token()),
+            _ => None,
+        };
+        Ok((kept, token))
     }
 
     async fn get_chunk(&self, job_id: &str, chunk_key: &str) -> Result<Option<ChunkRecord>> {

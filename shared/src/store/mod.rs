@@ -1,6 +1,6 @@
-//! Storage ports: what the pipeline needs from DynamoDB, S3 and Secrets Manager, as
-//! small traits. Adapters: [`dynamodb`], [`s3`], [`secrets`] for AWS, and [`memory`]
-//! for unit tests of the pipeline logic.
+//! Storage ports: what the pipeline and the API need from DynamoDB, S3 and Secrets
+//! Manager, as small traits. Adapters: [`dynamodb`], [`s3`], [`secrets`] for AWS, and
+//! [`memory`] for unit tests of the logic.
 
 pub mod dynamodb;
 pub mod memory;
@@ -10,26 +10,123 @@ pub mod secrets;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::errors::Result;
+use crate::errors::{Result, SyncError};
 use crate::model::{
-    Asset, ChunkRecord, Connector, ExportRef, Finding, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome,
-    SyncJob, TenableCredentials,
+    Asset, ChunkRecord, Connector, ConnectorRecord, ExportRef, Finding, JobFailure, JobStatus, RecordCounts, Stage,
+    StageOutcome, SyncClaim, SyncJob, SyncMode, TenableCredentials, TriggerKind,
 };
 
 #[async_trait]
 pub trait ConnectorStore: Send + Sync {
-    async fn get_connector(&self, connector_id: &str) -> Result<Option<Connector>>;
+    async fn get_connector(&self, connector_id: &str) -> Result<Option<Connector>> {
+        Ok(self.connector_record(connector_id).await?.map(|record| record.connector))
+    }
+    /// Replaces the whole record with a connector that has no schedule.
     async fn put_connector(&self, connector: &Connector) -> Result<()>;
     /// Moves the incremental cursor forward; an older cursor never replaces a newer one.
     async fn advance_cursor(&self, connector_id: &str, cursor: i64) -> Result<()>;
+
+    async fn connector_record(&self, connector_id: &str) -> Result<Option<ConnectorRecord>>;
+    async fn list_connectors(&self) -> Result<Vec<ConnectorRecord>>;
+    /// Fails with `Conflict` if a connector with that id exists.
+    async fn create_connector(&self, record: &ConnectorRecord) -> Result<()>;
+    /// Replaces what the API manages, keeping what syncs wrote (the cursor and the
+    /// claim): a sync that ends meanwhile loses nothing. `NotFound` if it is gone.
+    async fn update_connector(&self, record: &ConnectorRecord) -> Result<()>;
+    /// False if there was no such connector.
+    async fn delete_connector(&self, connector_id: &str) -> Result<bool>;
+    /// Makes `claim` the connector's last started sync if the last one still is
+    /// `previous` (a job id; none: no sync was ever claimed). False, changing nothing,
+    /// when another start came first.
+    async fn claim_sync(&self, connector_id: &str, previous: Option<&str>, claim: &SyncClaim) -> Result<bool>;
+    /// Drops the claim of a sync that could not start, if it still is `job_id`'s.
+    async fn release_sync(&self, connector_id: &str, job_id: &str) -> Result<()>;
 }
 
 #[async_trait]
 pub trait SecretStore: Send + Sync {
     async fn tenable_credentials(&self, secret_id: &str) -> Result<TenableCredentials>;
+    /// Creates the secret, or replaces its keys if it exists.
+    async fn put_tenable_credentials(&self, secret_id: &str, credentials: &TenableCredentials) -> Result<()>;
+    /// Deletes the secret at once (no recovery window, so the id can be used again);
+    /// a secret that is already gone is fine.
+    async fn delete_secret(&self, secret_id: &str) -> Result<()>;
+}
+
+/// Which of a connector's jobs a history lists. Empty lists and absent bounds keep all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryFilter {
+    pub modes: Vec<SyncMode>,
+    pub statuses: Vec<JobStatus>,
+    /// The stage reached: the last stage the job started.
+    pub stages: Vec<Stage>,
+    pub trigger: Option<TriggerKind>,
+    /// Jobs started at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Jobs started at or before this time.
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl HistoryFilter {
+    pub fn matches(&self, job: &SyncJob) -> bool {
+        fn one_of<T: PartialEq>(allowed: &[T], value: Option<T>) -> bool {
+            allowed.is_empty() || value.is_some_and(|value| allowed.contains(&value))
+        }
+        one_of(&self.modes, Some(job.mode))
+            && one_of(&self.statuses, Some(job.status))
+            && one_of(&self.stages, job.stage_reached())
+            && self.trigger.is_none_or(|kind| job.trigger.kind() == kind)
+            && self.from.is_none_or(|from| job.started_at >= from)
+            && self.to.is_none_or(|to| job.started_at <= to)
+    }
+}
+
+/// One page of a history, newest first: at most `limit` jobs, after where the page
+/// `token` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    /// At least 1.
+    pub limit: usize,
+    pub token: Option<String>,
+}
+
+/// Where a history page ended: the last job's keys in the jobs table's `by-connector`
+/// index (the shape of DynamoDB's LastEvaluatedKey). Callers see it as an opaque token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryCursor {
+    pub connector_id: String,
+    pub started_at: DateTime<Utc>,
+    pub job_id: String,
+}
+
+impl HistoryCursor {
+    pub fn after(job: &SyncJob) -> Self {
+        HistoryCursor { connector_id: job.connector_id.clone(), started_at: job.started_at, job_id: job.job_id.clone() }
+    }
+
+    pub fn token(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// The cursor a token names; it must come from a page of the same connector.
+    pub fn from_token(token: &str, connector_id: &str) -> Result<Self> {
+        let cursor: HistoryCursor = URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or_else(|| {
+                SyncError::invalid_field("next_token", "is not a token this API gave: pass next_token back as it came")
+            })?;
+        if cursor.connector_id != connector_id {
+            return Err(SyncError::invalid_field("next_token", "belongs to another connector's history"));
+        }
+        Ok(cursor)
+    }
 }
 
 /// Jobs and their chunk records.
@@ -43,6 +140,7 @@ pub trait JobStore: Send + Sync {
     /// Records the stage's end. A failed stage stays failed when a later chunk ends it well.
     async fn stage_ended(&self, job_id: &str, stage: Stage, outcome: StageOutcome, at: DateTime<Utc>) -> Result<()>;
     async fn set_status(&self, job_id: &str, status: JobStatus) -> Result<()>;
+    async fn set_execution_arn(&self, job_id: &str, execution_arn: &str) -> Result<()>;
     async fn add_export(&self, job_id: &str, export: &ExportRef) -> Result<()>;
     /// Adds an export's chunks to the job's total.
     async fn add_total_chunks(&self, job_id: &str, chunks: u64) -> Result<()>;
@@ -53,6 +151,14 @@ pub trait JobStore: Send + Sync {
     async fn note_retryable_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()>;
     /// Ends the job with its final status and chunk counts.
     async fn finish_job(&self, job: &SyncJob) -> Result<()>;
+    /// A connector's jobs that pass `filter`, newest first, and the token of the next
+    /// page when more jobs may follow.
+    async fn history(
+        &self,
+        connector_id: &str,
+        filter: &HistoryFilter,
+        page: &HistoryPage,
+    ) -> Result<(Vec<SyncJob>, Option<String>)>;
 
     async fn get_chunk(&self, job_id: &str, chunk_key: &str) -> Result<Option<ChunkRecord>>;
     async fn chunks(&self, job_id: &str) -> Result<Vec<ChunkRecord>>;

@@ -1,0 +1,276 @@
+//! Connectors: create, list, read, change and delete. The keys go to the secret store
+//! and never come back out.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::ApiServices;
+use super::input;
+use super::syncs;
+use crate::errors::{Result, SyncError};
+use crate::model::{Connector, ConnectorRecord, ScannerKind, SyncMode, TenableCredentials};
+
+const SCHEDULE_HOURS: std::ops::RangeInclusive<u32> = 1..=168;
+/// EventBridge Scheduler's limits on a flexible window.
+const SYNC_WINDOW_MINUTES: std::ops::RangeInclusive<u32> = 1..=1440;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_KEY_CHARS: usize = 512;
+
+/// The secret the API keeps a connector's keys in, and the pipeline reads them from.
+fn secret_id_for(connector_id: &str) -> String {
+    format!("vulnflow/{connector_id}")
+}
+
+#[derive(Deserialize)]
+struct NewConnector {
+    #[serde(default)]
+    connector_id: Option<String>,
+    name: String,
+    #[serde(rename = "type")]
+    kind: ScannerKind,
+    base_url: String,
+    access_key: String,
+    secret_key: String,
+    #[serde(default)]
+    schedule_hours: Option<u32>,
+    #[serde(default)]
+    sync_window_minutes: Option<u32>,
+    #[serde(default)]
+    default_mode: SyncMode,
+}
+
+/// A partial update: absent fields stay as they are; `null` turns a schedule off.
+#[derive(Deserialize)]
+struct ConnectorChanges {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    access_key: Option<String>,
+    #[serde(default)]
+    secret_key: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    schedule_hours: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    sync_window_minutes: Option<Option<u32>>,
+    #[serde(default)]
+    default_mode: Option<SyncMode>,
+}
+
+/// Tells `"field": null` (Some(None)) from a field left out (None).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A connector as the API shows it: never a key.
+#[derive(Debug, Serialize)]
+pub(super) struct ConnectorView {
+    connector_id: String,
+    name: String,
+    #[serde(rename = "type")]
+    kind: ScannerKind,
+    base_url: String,
+    default_mode: SyncMode,
+    schedule_hours: Option<u32>,
+    sync_window_minutes: Option<u32>,
+    /// Where the keys are kept (the secret's name, not its value).
+    secret_id: String,
+    /// Where the next incremental sync starts: the start of the last complete sync.
+    incremental_from: Option<DateTime<Utc>>,
+    created_at: Option<DateTime<Utc>>,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ConnectorRecord> for ConnectorView {
+    fn from(record: &ConnectorRecord) -> Self {
+        let connector = &record.connector;
+        ConnectorView {
+            connector_id: connector.connector_id.clone(),
+            name: connector.name.clone(),
+            kind: connector.kind,
+            base_url: connector.base_url.clone(),
+            default_mode: connector.default_mode,
+            schedule_hours: record.schedule_hours,
+            sync_window_minutes: record.sync_window_minutes,
+            secret_id: connector.secret_id.clone(),
+            incremental_from: connector.sync_cursor.and_then(|cursor| DateTime::from_timestamp(cursor, 0)),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct ConnectorList {
+    connectors: Vec<ConnectorView>,
+}
+
+/// The connector, or `NotFound` naming it.
+pub(super) async fn found(services: &ApiServices, connector_id: &str) -> Result<ConnectorRecord> {
+    services
+        .connectors
+        .connector_record(connector_id)
+        .await?
+        .ok_or_else(|| SyncError::NotFound(format!("there is no connector {connector_id}: GET /connectors lists them")))
+}
+
+pub(super) async fn create(services: &ApiServices, body: &[u8]) -> Result<ConnectorView> {
+    let new: NewConnector = input::body(body)?;
+    let connector_id = match new.connector_id {
+        Some(connector_id) => valid_connector_id(connector_id)?,
+        None => format!("{}-{}", new.kind.as_str(), &uuid::Uuid::new_v4().simple().to_string()[..12]),
+    };
+    let credentials = valid_credentials(new.access_key, new.secret_key)?;
+    let now = Utc::now();
+    let record = ConnectorRecord {
+        connector: Connector {
+            secret_id: secret_id_for(&connector_id),
+            connector_id,
+            name: valid_name(new.name)?,
+            kind: new.kind,
+            base_url: valid_base_url(new.base_url)?,
+            default_mode: new.default_mode,
+            sync_cursor: None,
+        },
+        schedule_hours: within("schedule_hours", new.schedule_hours, SCHEDULE_HOURS)?,
+        sync_window_minutes: within("sync_window_minutes", new.sync_window_minutes, SYNC_WINDOW_MINUTES)?,
+        created_at: Some(now),
+        updated_at: Some(now),
+        sync_claim: None,
+    };
+    // The record first: it fails on a taken id before any existing connector's keys are touched.
+    services.connectors.create_connector(&record).await?;
+    let connector = &record.connector;
+    if let Err(error) = services.secrets.put_tenable_credentials(&connector.secret_id, &credentials).await {
+        // A connector without its keys would fail every sync: take it back.
+        if let Err(cleanup) = services.connectors.delete_connector(&connector.connector_id).await {
+            let connector_id = &connector.connector_id;
+            tracing::error!(connector_id, error = %cleanup, "could not remove a connector whose keys were not stored");
+        }
+        return Err(error);
+    }
+    tracing::info!(connector_id = %connector.connector_id, "connector created");
+    Ok(ConnectorView::from(&record))
+}
+
+pub(super) async fn list(services: &ApiServices) -> Result<ConnectorList> {
+    let mut records = services.connectors.list_connectors().await?;
+    records.sort_by(|a, b| a.connector.connector_id.cmp(&b.connector.connector_id));
+    Ok(ConnectorList { connectors: records.iter().map(ConnectorView::from).collect() })
+}
+
+pub(super) async fn get(services: &ApiServices, connector_id: &str) -> Result<ConnectorView> {
+    Ok(ConnectorView::from(&found(services, connector_id).await?))
+}
+
+pub(super) async fn update(services: &ApiServices, connector_id: &str, body: &[u8]) -> Result<ConnectorView> {
+    let changes: ConnectorChanges = input::body(body)?;
+    let mut record = found(services, connector_id).await?;
+    let connector = &mut record.connector;
+    if let Some(name) = changes.name {
+        connector.name = valid_name(name)?;
+    }
+    if let Some(base_url) = changes.base_url {
+        connector.base_url = valid_base_url(base_url)?;
+    }
+    if let Some(mode) = changes.default_mode {
+        connector.default_mode = mode;
+    }
+    if let Some(hours) = changes.schedule_hours {
+        record.schedule_hours = within("schedule_hours", hours, SCHEDULE_HOURS)?;
+    }
+    if let Some(minutes) = changes.sync_window_minutes {
+        record.sync_window_minutes = within("sync_window_minutes", minutes, SYNC_WINDOW_MINUTES)?;
+    }
+    let credentials = match (changes.access_key, changes.secret_key) {
+        (None, None) => None,
+        (Some(access_key), Some(secret_key)) => Some(valid_credentials(access_key, secret_key)?),
+        (Some(_), None) => {
+            return Err(SyncError::invalid_field("secret_key", "is required with access_key: keys are rotated as a pair"));
+        }
+        (None, Some(_)) => {
+            return Err(SyncError::invalid_field("access_key", "is required with secret_key: keys are rotated as a pair"));
+        }
+    };
+    if let Some(credentials) = credentials {
+        services.secrets.put_tenable_credentials(&record.connector.secret_id, &credentials).await?;
+        tracing::info!(connector_id, "connector keys rotated");
+    }
+    record.updated_at = Some(Utc::now());
+    services.connectors.update_connector(&record).await?;
+    Ok(ConnectorView::from(&record))
+}
+
+pub(super) async fn delete(services: &ApiServices, connector_id: &str) -> Result<()> {
+    let record = found(services, connector_id).await?;
+    syncs::ensure_idle(services, &record).await?;
+    // The secret first: should the record's deletion fail, deleting again finishes the work.
+    // A secret named by hand (not the API's own) may serve others: it stays.
+    let connector = &record.connector;
+    if connector.secret_id == secret_id_for(connector_id) {
+        services.secrets.delete_secret(&connector.secret_id).await?;
+    }
+    services.connectors.delete_connector(connector_id).await?;
+    tracing::info!(connector_id, "connector deleted");
+    Ok(())
+}
+
+fn valid_connector_id(connector_id: String) -> Result<String> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if (3..=64).contains(&connector_id.len()) && connector_id.chars().all(allowed) {
+        Ok(connector_id)
+    } else {
+        Err(SyncError::invalid_field(
+            "connector_id",
+            "must be 3 to 64 characters of a-z, 0-9 and -, or left out to have one generated",
+        ))
+    }
+}
+
+fn valid_name(name: String) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(SyncError::invalid_field("name", format!("must be 1 to {MAX_NAME_CHARS} characters")));
+    }
+    Ok(name.to_string())
+}
+
+fn valid_base_url(base_url: String) -> Result<String> {
+    let parsed =
+        reqwest::Url::parse(base_url.trim()).ok().filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
+    match parsed {
+        Some(url) if url.username().is_empty() && url.password().is_none() => {
+            Ok(url.as_str().trim_end_matches('/').to_string())
+        }
+        Some(_) => Err(SyncError::invalid_field(
+            "base_url",
+            "must not carry credentials: give the keys as access_key and secret_key",
+        )),
+        None => Err(SyncError::invalid_field("base_url", "must be an http or https URL such as https://cloud.tenable.com")),
+    }
+}
+
+fn valid_credentials(access_key: String, secret_key: String) -> Result<TenableCredentials> {
+    for (field, key) in [("access_key", &access_key), ("secret_key", &secret_key)] {
+        if key.trim().is_empty() || key.len() > MAX_KEY_CHARS {
+            return Err(SyncError::invalid_field(
+                field,
+                format!("must be a non-empty string of at most {MAX_KEY_CHARS} characters"),
+            ));
+        }
+    }
+    Ok(TenableCredentials { access_key: access_key.trim().to_string(), secret_key: secret_key.trim().to_string() })
+}
+
+fn within(field: &str, value: Option<u32>, allowed: std::ops::RangeInclusive<u32>) -> Result<Option<u32>> {
+    match value {
+        Some(number) if !allowed.contains(&number) => Err(SyncError::invalid_field(
+            field,
+            format!("must be a whole number from {} to {}, or null to turn it off", allowed.start(), allowed.end()),
+        )),
+        _ => Ok(value),
+    }
+}

@@ -1,0 +1,253 @@
+//! A job as the API shows it: the full view with its stages and log, and the light
+//! status a progress bar polls.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ApiServices;
+use super::input::Query;
+use crate::errors::{Result, SyncError};
+use crate::model::{
+    ChunkCounts, ChunkRecord, ChunkStatus, ExportRef, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SyncJob,
+    SyncMode, SyncScope, Trigger,
+};
+
+/// Below this share of chunks processed, the rate so far says little about the rest
+/// (exports start slowly): no estimate.
+const ETA_MIN_FRACTION: f64 = 0.15;
+/// Estimates beyond this are noise: the job has more likely stalled.
+const ETA_CAP_SECONDS: f64 = 14_400.0;
+
+/// How far a job got, and how long it may still take.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(super) struct Progress {
+    chunks: ChunkCounts,
+    /// Chunks processed, in whole percent; 0 while the total is unknown.
+    percent: u64,
+    /// Absent before 15% of the chunks are processed, and once the job ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eta_seconds: Option<u64>,
+    /// The estimate went past its cap.
+    likely_stalled: bool,
+}
+
+pub(super) fn progress(job: &SyncJob, now: DateTime<Utc>) -> Progress {
+    let ChunkCounts { total, processed, .. } = job.chunks;
+    let percent = (processed.min(total) * 100).checked_div(total).unwrap_or(0);
+    let fraction = if total == 0 { 0.0 } else { processed as f64 / total as f64 };
+    let estimate = (!job.status.is_terminal() && fraction >= ETA_MIN_FRACTION).then(|| {
+        let elapsed = (now - job.started_at).num_milliseconds().max(0) as f64 / 1000.0;
+        elapsed / fraction - elapsed
+    });
+    Progress {
+        chunks: job.chunks,
+        percent,
+        eta_seconds: estimate.map(|seconds| seconds.clamp(0.0, ETA_CAP_SECONDS).round() as u64),
+        likely_stalled: estimate.is_some_and(|seconds| seconds > ETA_CAP_SECONDS),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct StatusView {
+    job_id: String,
+    status: JobStatus,
+    current_stage: Option<Stage>,
+    #[serde(flatten)]
+    progress: Progress,
+}
+
+#[derive(Debug, Serialize)]
+struct StageView {
+    stage: Stage,
+    outcome: StageOutcome,
+    started_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    duration_ms: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct JobView {
+    job_id: String,
+    connector_id: String,
+    status: JobStatus,
+    mode: SyncMode,
+    trigger: Trigger,
+    scope: SyncScope,
+    current_stage: Option<Stage>,
+    #[serde(flatten)]
+    progress: Progress,
+    /// The stages that started, in the order a sync passes through them.
+    stages: Vec<StageView>,
+    counts: RecordCounts,
+    exports: Vec<ExportRef>,
+    /// Why the job failed; secrets were redacted before it was stored.
+    failure: Option<JobFailure>,
+    execution_arn: Option<String>,
+    started_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    duration_ms: Option<i64>,
+    log: Vec<LogEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Serialize)]
+struct LogEntry {
+    at: DateTime<Utc>,
+    level: Level,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage: Option<Stage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunk: Option<String>,
+    message: String,
+}
+
+impl LogEntry {
+    fn new(at: DateTime<Utc>, level: Level, stage: Option<Stage>, message: String) -> Self {
+        LogEntry { at, level, stage, chunk: None, message }
+    }
+}
+
+/// The job, or `NotFound` naming it.
+pub(super) async fn found(services: &ApiServices, job_id: &str) -> Result<SyncJob> {
+    services.jobs.get_job(job_id).await?.ok_or_else(|| {
+        SyncError::NotFound(format!(
+            "there is no job {job_id}: a sync started seconds ago appears once its workflow ran its first state, \
+             and history expires"
+        ))
+    })
+}
+
+pub(super) async fn get(services: &ApiServices, job_id: &str, query: &Query<'_>) -> Result<JobView> {
+    let level = query.one("level")?;
+    get_view(services, &found(services, job_id).await?, level).await
+}
+
+pub(super) async fn status(services: &ApiServices, job_id: &str) -> Result<StatusView> {
+    let job = found(services, job_id).await?;
+    Ok(StatusView {
+        progress: progress(&job, Utc::now()),
+        job_id: job.job_id,
+        status: job.status,
+        current_stage: job.current_stage,
+    })
+}
+
+/// The full view, its log cut to entries at `minimum` level or above.
+pub(super) async fn get_view(services: &ApiServices, job: &SyncJob, minimum: Option<Level>) -> Result<JobView> {
+    let chunks = services.jobs.chunks(&job.job_id).await?;
+    let log = log(job, &chunks).into_iter().filter(|entry| minimum.is_none_or(|minimum| entry.level >= minimum)).collect();
+    let stages = job
+        .stages
+        .iter()
+        .map(|(stage, run)| StageView {
+            stage: *stage,
+            outcome: run.outcome,
+            started_at: run.started_at,
+            ended_at: run.ended_at,
+            duration_ms: run.duration_ms(),
+        })
+        .collect();
+    let job = job.clone();
+    Ok(JobView {
+        progress: progress(&job, Utc::now()),
+        duration_ms: job.duration_ms(),
+        job_id: job.job_id,
+        connector_id: job.connector_id,
+        status: job.status,
+        mode: job.mode,
+        trigger: job.trigger,
+        scope: job.scope,
+        current_stage: job.current_stage,
+        stages,
+        counts: job.counts,
+        exports: job.exports,
+        failure: job.failure,
+        execution_arn: job.execution_arn,
+        started_at: job.started_at,
+        ended_at: job.ended_at,
+        log,
+    })
+}
+
+/// What happened, in order, as the job and its chunk records tell it.
+fn log(job: &SyncJob, chunks: &[ChunkRecord]) -> Vec<LogEntry> {
+    let mut entries = Vec::new();
+    for (stage, run) in &job.stages {
+        entries.push(LogEntry::new(run.started_at, Level::Info, Some(*stage), format!("{stage} started")));
+        if let (Some(ended_at), Some(ms)) = (run.ended_at, run.duration_ms()) {
+            let message = format!("{stage} ended: {} after {}", run.outcome.as_str(), readable(ms));
+            entries.push(LogEntry::new(ended_at, Level::Info, Some(*stage), message));
+        }
+    }
+    for export in &job.exports {
+        let what = if export.adopted { "adopted the scanner's identical" } else { "requested the" };
+        let since = match DateTime::from_timestamp(export.since, 0) {
+            Some(since) if export.since > 0 => {
+                format!("changes since {}", since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            }
+            _ => "everything".to_string(),
+        };
+        let message = format!("{what} {} export {} ({since})", export.kind.as_str(), export.export_uuid);
+        entries.push(LogEntry::new(export.requested_at, Level::Info, Some(Stage::Fetching), message));
+    }
+    for chunk in chunks {
+        let attempts = chunk.failed_attempts;
+        let why = chunk.last_failure.as_ref().map_or_else(String::new, |failure| format!(": {}", failure.message));
+        let (level, message) = match chunk.status {
+            ChunkStatus::Processed if attempts > 0 => {
+                (Level::Warn, format!("chunk {} was processed after {attempts} failed attempt(s){why}", chunk.chunk_key))
+            }
+            ChunkStatus::Failed => {
+                let action = chunk.last_failure.as_ref().map_or_else(String::new, |failure| format!(" {}", failure.action));
+                (Level::Error, format!("chunk {} failed after {attempts} attempt(s){why}.{action}", chunk.chunk_key))
+            }
+            _ => continue,
+        };
+        let stage = chunk.last_failure.as_ref().map(|failure| failure.stage);
+        entries.push(LogEntry {
+            chunk: Some(chunk.chunk_key.clone()),
+            ..LogEntry::new(chunk.updated_at, level, stage, message)
+        });
+    }
+    if let Some(retryable) = job.last_retryable_failure.as_ref().filter(|kept| job.failure.as_ref() != Some(*kept)) {
+        let message = format!("{} failed and is retried: {}", retryable.stage, retryable.message);
+        entries.push(LogEntry::new(retryable.occurred_at, Level::Warn, Some(retryable.stage), message));
+    }
+    if let Some(failure) = &job.failure {
+        let http = failure.http_status.map_or_else(String::new, |status| format!(" (HTTP {status})"));
+        let message = format!("{} failed{http}: {}. {}", failure.stage, failure.message, failure.action);
+        entries.push(LogEntry {
+            chunk: failure.chunk.clone(),
+            ..LogEntry::new(failure.occurred_at, Level::Error, Some(failure.stage), message)
+        });
+    }
+    if let Some(ended_at) = job.ended_at {
+        let level = match job.status {
+            JobStatus::Finished => Level::Info,
+            JobStatus::Cancelled | JobStatus::Paused => Level::Warn,
+            _ => Level::Error,
+        };
+        let ChunkCounts { total, processed, .. } = job.chunks;
+        let message = format!("the sync ended {}: {processed} of {total} chunks processed", job.status);
+        entries.push(LogEntry::new(ended_at, level, None, message));
+    }
+    // Stable: entries at the same instant keep the order above (a start before its end).
+    entries.sort_by_key(|entry| entry.at);
+    entries
+}
+
+/// `850 ms`, `12.4 s`, `3 min 5 s`.
+fn readable(ms: i64) -> String {
+    match ms {
+        ..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}

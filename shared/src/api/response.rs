@@ -1,0 +1,82 @@
+//! Answers, and the one place errors become HTTP statuses and error bodies.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::errors::SyncError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    /// None for 204.
+    pub body: Option<Value>,
+}
+
+impl ApiResponse {
+    pub(super) fn json(status: u16, body: &impl Serialize) -> ApiResponse {
+        match serde_json::to_value(body) {
+            Ok(body) => ApiResponse { status, body: Some(body) },
+            Err(e) => ApiError::from(SyncError::Internal(format!("cannot encode the answer: {e}"))).into_response(),
+        }
+    }
+
+    pub(super) fn no_content() -> ApiResponse {
+        ApiResponse { status: 204, body: None }
+    }
+
+    /// The `error` code of an error answer, for the request log.
+    pub(super) fn error_code(&self) -> Option<&str> {
+        self.body.as_ref().and_then(|body| body["error"].as_str())
+    }
+}
+
+/// Why a request was not served.
+#[derive(Debug)]
+pub(super) enum ApiError {
+    /// No caller identity reached the function.
+    Unauthenticated(String),
+    /// The caller's role may not call the endpoint.
+    Forbidden(String),
+    MethodNotAllowed(String),
+    Sync(SyncError),
+}
+
+impl From<SyncError> for ApiError {
+    fn from(error: SyncError) -> Self {
+        ApiError::Sync(error)
+    }
+}
+
+impl ApiError {
+    pub(super) fn into_response(self) -> ApiResponse {
+        let (status, code, message, field) = match self {
+            ApiError::Unauthenticated(why) => (401, "unauthenticated", why, None),
+            ApiError::Forbidden(why) => (403, "forbidden", why, None),
+            ApiError::MethodNotAllowed(why) => (405, "method_not_allowed", why, None),
+            ApiError::Sync(error) => match error {
+                SyncError::InvalidField { ref field, .. } => {
+                    (400, "invalid_request", error.to_string(), Some(field.clone()))
+                }
+                SyncError::InvalidRequest(message) => (400, "invalid_request", message, None),
+                SyncError::NotFound(message) => (404, "not_found", message, None),
+                SyncError::Conflict(message) => (409, "conflict", message, None),
+                SyncError::Storage { .. } => (
+                    503,
+                    "unavailable",
+                    format!("{error}: try again in a moment; if it goes on, check the API function's logs"),
+                    None,
+                ),
+                SyncError::Internal(_) => (500, "internal", format!("{error}. {}", error.action()), None),
+                SyncError::Credentials { .. }
+                | SyncError::ScannerUnavailable { .. }
+                | SyncError::ScannerRejected { .. }
+                | SyncError::MalformedChunk { .. } => (502, "scanner_error", format!("{error}. {}", error.action()), None),
+            },
+        };
+        let mut body = json!({ "error": code, "message": message });
+        if let Some(field) = field {
+            body["field"] = json!(field);
+        }
+        ApiResponse { status, body: Some(body) }
+    }
+}

@@ -1,0 +1,143 @@
+//! The workflow port: starting and stopping sync executions. [`StepFunctions`] runs
+//! the deployment's state machine; [`RecordingWorkflow`] keeps what it was asked, for
+//! unit tests of the API.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::errors::{Result, SyncError};
+
+#[async_trait]
+pub trait Workflow: Send + Sync {
+    /// Starts a sync execution named `job_id` (the job takes the execution's name) with
+    /// `input`, and answers its ARN. `Conflict` if an execution of that name exists.
+    async fn start_sync(&self, job_id: &str, input: &serde_json::Value) -> Result<String>;
+    /// Stops the execution, keeping `cause` in its history. `NotFound` if there is none.
+    async fn stop(&self, execution_arn: &str, cause: &str) -> Result<()>;
+}
+
+/// The sync state machine in Step Functions.
+#[derive(Clone)]
+pub struct StepFunctions {
+    client: aws_sdk_sfn::Client,
+    state_machine_arn: String,
+}
+
+impl StepFunctions {
+    pub fn new(client: aws_sdk_sfn::Client, state_machine_arn: impl Into<String>) -> Self {
+        StepFunctions { client, state_machine_arn: state_machine_arn.into() }
+    }
+}
+
+fn sfn_error<E, R>(operation: &str, error: SdkError<E, R>) -> SyncError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let reason = DisplayErrorContext(&error).to_string();
+    match error.code() {
+        Some("ExecutionDoesNotExist") => SyncError::NotFound(format!("Step Functions has no such execution: {reason}")),
+        // The deployment's wiring or our own input is wrong: retrying will not help.
+        Some(
+            "StateMachineDoesNotExist" | "InvalidArn" | "InvalidName" | "InvalidExecutionInput" | "AccessDeniedException",
+        ) => SyncError::Internal(format!("Step Functions {operation} failed: {reason}")),
+        code => {
+            let transient =
+                matches!(code, None | Some("ThrottlingException" | "ServiceUnavailable" | "InternalServerError"));
+            SyncError::storage(format!("Step Functions {operation}"), reason, transient)
+        }
+    }
+}
+
+#[async_trait]
+impl Workflow for StepFunctions {
+    async fn start_sync(&self, job_id: &str, input: &serde_json::Value) -> Result<String> {
+        let output = self
+            .client
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(job_id)
+            .input(input.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.code() == Some("ExecutionAlreadyExists") {
+                    SyncError::Conflict(format!(
+                        "an execution named {job_id} already exists: a job id is used once, start a new sync"
+                    ))
+                } else {
+                    sfn_error("StartExecution", e)
+                }
+            })?;
+        Ok(output.execution_arn)
+    }
+
+    async fn stop(&self, execution_arn: &str, cause: &str) -> Result<()> {
+        self.client
+            .stop_execution()
+            .execution_arn(execution_arn)
+            .cause(cause)
+            .send()
+            .await
+            .map_err(|e| sfn_error("StopExecution", e))?;
+        Ok(())
+    }
+}
+
+/// One execution a [`RecordingWorkflow`] was asked to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedExecution {
+    pub name: String,
+    pub arn: String,
+    pub input: serde_json::Value,
+    /// The cause it was stopped with, once stopped.
+    pub stopped: Option<String>,
+}
+
+/// A workflow that runs nothing and remembers every start and stop, with the same
+/// contract as Step Functions (names are used once; stopping needs an execution).
+#[derive(Default)]
+pub struct RecordingWorkflow {
+    executions: Mutex<Vec<RecordedExecution>>,
+}
+
+impl RecordingWorkflow {
+    pub fn executions(&self) -> Vec<RecordedExecution> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RecordedExecution>> {
+        // A test that panicked while holding the lock already failed; keep the record readable.
+        self.executions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl Workflow for RecordingWorkflow {
+    async fn start_sync(&self, job_id: &str, input: &serde_json::Value) -> Result<String> {
+        let mut executions = self.lock();
+        if executions.iter().any(|execution| execution.name == job_id) {
+            return Err(SyncError::Conflict(format!("an execution named {job_id} already exists")));
+        }
+        let arn = format!("arn:aws:states:local:000000000000:execution:vulnflow-sync:{job_id}");
+        executions.push(RecordedExecution {
+            name: job_id.to_string(),
+            arn: arn.clone(),
+            input: input.clone(),
+            stopped: None,
+        });
+        Ok(arn)
+    }
+
+    async fn stop(&self, execution_arn: &str, cause: &str) -> Result<()> {
+        let mut executions = self.lock();
+        let execution = executions
+            .iter_mut()
+            .find(|execution| execution.arn == execution_arn)
+            .ok_or_else(|| SyncError::NotFound(format!("no execution {execution_arn}")))?;
+        execution.stopped = Some(cause.to_string());
+        Ok(())
+    }
+}

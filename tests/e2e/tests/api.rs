@@ -1,0 +1,218 @@
+//! An operator drives syncs through the HTTP API on the local stack: API Gateway (REST)
+//! with the Lambda proxy integration, tokens signed with the deployment's key, the
+//! state machine behind it.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use serde_json::{Value, json};
+use tenable_simulator::SimulatorConfig;
+use vulnflow_e2e::{ACCESS_KEY, SECRET_KEY, Stack, simulator};
+use vulnflow_shared::auth::Role;
+
+struct Answer {
+    status: u16,
+    body: Value,
+    text: String,
+}
+
+/// Every answer this test saw, to search for secrets at the end.
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+impl Client {
+    async fn new(stack: &Stack) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: format!("http://127.0.0.1:4566/_aws/execute-api/{}/{}", stack.output("ApiId"), stack.output("ApiStageName")),
+            seen: Default::default(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        self.seen.lock().expect("lock").push(text.clone());
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer { status, body, text }
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(reqwest::Method::GET, path, Some(token), None).await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(reqwest::Method::POST, path, Some(token), Some(body)).await
+    }
+
+    async fn wait_until_ended(&self, job_id: &str, token: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let status = self.get(&format!("/jobs/{job_id}/status"), token).await;
+            assert_eq!(status.status, 200, "{}", status.text);
+            if !matches!(status.body["status"].as_str(), Some("STARTED" | "DELEGATED")) {
+                return status.body;
+            }
+            assert!(Instant::now() < deadline, "job {job_id} still running");
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    }
+}
+
+fn new_connector(base_url: &str, secret_key: &str) -> Value {
+    json!({
+        "name": "Tenable (simulator)",
+        "type": "tenable",
+        "base_url": base_url,
+        "access_key": ACCESS_KEY,
+        "secret_key": secret_key,
+        "schedule_hours": null,
+        "default_mode": "full"
+    })
+}
+
+#[tokio::test]
+async fn an_admin_runs_a_sync_and_a_reader_follows_it() {
+    let stack = Stack::local().await;
+    let api = Client::new(&stack).await;
+    let admin = stack.token("ana@example.com", Role::Admin).await;
+    let reader = stack.token("rui@example.com", Role::Reader).await;
+    let sim = simulator(SimulatorConfig { seed: 41, assets: 60, findings_per_asset: 4, ..Default::default() }).await;
+
+    let created = api.post("/connectors", &admin, new_connector(&sim.base_url, SECRET_KEY)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
+    let listed = api.get("/connectors", &reader).await;
+    assert!(listed.body["connectors"].as_array().is_some_and(|all| all.iter().any(|c| c["connector_id"] == connector_id.as_str())));
+
+    let started = api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({ "mode": "full" })).await;
+    assert_eq!(started.status, 202, "{}", started.text);
+    let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
+    let at_once = api.get(&format!("/jobs/{job_id}/status"), &reader).await;
+    assert_eq!(at_once.status, 200, "a started job can be followed at once: {}", at_once.text);
+    assert!(at_once.body.get("eta_seconds").is_none(), "no estimate before 15%: {}", at_once.text);
+    let again = api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({})).await;
+    assert_eq!(again.status, 409, "a second start while one runs: {}", again.text);
+    assert!(again.body["message"].as_str().is_some_and(|m| !m.is_empty()));
+
+    let ended = api.wait_until_ended(&job_id, &reader).await;
+    assert_eq!(ended["status"], "FINISHED", "{ended}");
+    assert_eq!(ended["percent"], 100);
+
+    let job = api.get(&format!("/jobs/{job_id}"), &reader).await;
+    assert_eq!(job.status, 200);
+    assert_eq!(job.body["trigger"]["by"], "ana@example.com");
+    assert_eq!(job.body["counts"]["findings_new"], 240);
+    assert!(job.body["stages"].as_array().is_some_and(|stages| stages.len() == 6), "{}", job.text);
+    let errors_only = api.get(&format!("/jobs/{job_id}?level=error"), &reader).await;
+    assert_eq!(errors_only.body["log"].as_array().map(Vec::len), Some(0), "{}", errors_only.text);
+
+    let history = api.get(&format!("/connectors/{connector_id}/syncs?status=FINISHED"), &reader).await;
+    assert_eq!(history.status, 200, "{}", history.text);
+    let rows = history.body["syncs"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["job_id"], job_id.as_str());
+    assert!(rows[0]["duration_ms"].as_i64().is_some_and(|ms| ms > 0));
+
+    let seen = api.seen.lock().expect("lock").join("\n");
+    assert!(!seen.contains(SECRET_KEY) && !seen.contains(ACCESS_KEY), "no key in any API answer");
+}
+
+#[tokio::test]
+async fn the_api_refuses_what_the_caller_may_not_do_and_explains_bad_requests() {
+    let stack = Stack::local().await;
+    let api = Client::new(&stack).await;
+    let admin = stack.token("ana@example.com", Role::Admin).await;
+    let reader = stack.token("rui@example.com", Role::Reader).await;
+
+    let anonymous = api.call(reqwest::Method::GET, "/connectors", None, None).await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text);
+    let forged = api.get("/connectors", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bm9wZQ").await;
+    assert_eq!(forged.status, 401, "{}", forged.text);
+
+    let by_reader = api.post("/connectors", &reader, new_connector("http://127.0.0.1:9", SECRET_KEY)).await;
+    assert_eq!(by_reader.status, 403, "{}", by_reader.text);
+
+    let bad_url = api.post("/connectors", &admin, new_connector("not a url", SECRET_KEY)).await;
+    assert_eq!(bad_url.status, 400, "{}", bad_url.text);
+    assert_eq!(bad_url.body["field"], "base_url");
+
+    let created = api.post("/connectors", &admin, new_connector("http://127.0.0.1:9", SECRET_KEY)).await;
+    let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
+    let bad_mode = api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({ "mode": "everything" })).await;
+    assert_eq!(bad_mode.status, 400, "{}", bad_mode.text);
+    assert_eq!(bad_mode.body["field"], "mode");
+
+    let changed =
+        api.call(reqwest::Method::PATCH, &format!("/connectors/{connector_id}"), Some(&admin), Some(json!({ "schedule_hours": 6 })))
+            .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(api.get(&format!("/connectors/{connector_id}"), &reader).await.body["schedule_hours"], 6);
+    let bad_schedule =
+        api.call(reqwest::Method::PATCH, &format!("/connectors/{connector_id}"), Some(&admin), Some(json!({ "schedule_hours": -1 })))
+            .await;
+    assert_eq!((bad_schedule.status, bad_schedule.body["field"].as_str()), (400, Some("schedule_hours")), "{}", bad_schedule.text);
+
+    assert_eq!(api.get("/connectors/no-such-connector", &reader).await.status, 404);
+    assert_eq!(api.get("/jobs/no-such-job", &reader).await.status, 404);
+    assert_eq!(api.post("/jobs/no-such-job/cancel", &admin, json!({})).await.status, 404);
+
+    let deleted = api.call(reqwest::Method::DELETE, &format!("/connectors/{connector_id}"), Some(&admin), None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    assert_eq!(api.get(&format!("/connectors/{connector_id}"), &reader).await.status, 404);
+}
+
+#[tokio::test]
+async fn a_cancelled_sync_stops_and_keeps_what_it_processed() {
+    let stack = Stack::local().await;
+    let api = Client::new(&stack).await;
+    let admin = stack.token("ana@example.com", Role::Admin).await;
+    // An export that stays PROCESSING for a long while: the sync is still polling when cancelled.
+    let sim = simulator(SimulatorConfig { assets: 20, findings_per_asset: 2, status_polls_before_finished: 500, ..Default::default() })
+        .await;
+    let created = api.post("/connectors", &admin, new_connector(&sim.base_url, SECRET_KEY)).await;
+    let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
+    let started = api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({})).await;
+    let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let cancelled = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
+    assert_eq!(cancelled.status, 202, "{}", cancelled.text);
+    assert_eq!(cancelled.body["status"], "CANCELLED");
+    let execution = stack
+        .sfn
+        .describe_execution()
+        .execution_arn(started.body["execution_arn"].as_str().expect("an arn"))
+        .send()
+        .await
+        .expect("describes");
+    assert_eq!(execution.status, ExecutionStatus::Aborted);
+    let again = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
+    assert_eq!(again.status, 409, "an ended job cannot be cancelled: {}", again.text);
+}
+
+#[tokio::test]
+async fn the_authorizer_passes_the_callers_role_on_and_refuses_bad_tokens() {
+    let stack = Stack::local().await;
+    let token = stack.token("rui@example.com", Role::Reader).await;
+    let method_arn = "arn:aws:execute-api:us-east-1:000000000000:abc123/v1/GET/jobs/42";
+
+    let allowed = stack.invoke_authorizer(&format!("Bearer {token}"), method_arn).await.expect("allowed");
+    assert_eq!(allowed["context"]["role"], "reader");
+    assert_eq!(allowed["principalId"], "rui@example.com");
+    assert_eq!(allowed["policyDocument"]["Statement"][0]["Effect"], "Allow");
+
+    let refused = stack.invoke_authorizer("Bearer not-a-token", method_arn).await;
+    assert_eq!(refused.expect_err("refused"), "Unauthorized");
+}
