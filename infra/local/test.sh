@@ -12,4 +12,4 @@ echo "[test] building the workspace (the function binaries the local stack runs)
 cargo build --workspace --bins --locked
 start_local_stack
 echo "[test] running the tests"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

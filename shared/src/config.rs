@@ -9,6 +9,7 @@ use crate::api::http::HttpApi;
 use crate::auth;
 use crate::errors::SyncError;
 use crate::pipeline::{Services, Settings};
+use crate::starter::SyncStarter;
 use crate::store::dynamodb::{DynamoStore, Tables};
 use crate::store::s3::S3Store;
 use crate::store::secrets::SecretsManagerStore;
@@ -110,6 +111,18 @@ pub async fn http_api_from_env() -> Result<HttpApi, SyncError> {
         deployment: required("DEPLOYMENT_NAME")?,
     };
     Ok(HttpApi::new(services, token_key))
+}
+
+/// The scheduler's ports: the tables and the state machine (`STATE_MACHINE_ARN`).
+pub async fn sync_starter_from_env() -> Result<SyncStarter, SyncError> {
+    let (config, _) = aws_config().await;
+    let dynamo = dynamo_store_from_env(&config)?;
+    Ok(SyncStarter {
+        connectors: dynamo.clone(),
+        jobs: dynamo,
+        workflow: Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&config), required("STATE_MACHINE_ARN")?)),
+        deployment: required("DEPLOYMENT_NAME")?,
+    })
 }
 
 /// JSON logs, one line per event, as CloudWatch reads them.

@@ -12,6 +12,7 @@ use crate::config::{init_tracing, services_from_env};
 use crate::errors::SyncError;
 use crate::pipeline::Services;
 
+/// Runs a pipeline stage's function.
 pub async fn run<Event, Output, Handler, Work>(handler: Handler) -> Result<(), lambda_runtime::Error>
 where
     Event: DeserializeOwned,
@@ -19,8 +20,23 @@ where
     Handler: Fn(Services, Event) -> Work,
     Work: Future<Output = Result<Output, SyncError>>,
 {
+    run_with(services_from_env(), handler).await
+}
+
+/// Runs a function over the ports `build` makes once.
+pub async fn run_with<Ports, Event, Output, Handler, Work>(
+    build: impl Future<Output = Result<Ports, SyncError>>,
+    handler: Handler,
+) -> Result<(), lambda_runtime::Error>
+where
+    Ports: Clone,
+    Event: DeserializeOwned,
+    Output: Serialize,
+    Handler: Fn(Ports, Event) -> Work,
+    Work: Future<Output = Result<Output, SyncError>>,
+{
     init_tracing();
-    let services = services_from_env().await?;
+    let services = build.await?;
     let handler = &handler;
     let services = &services;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {

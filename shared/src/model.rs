@@ -446,6 +446,9 @@ pub struct SyncJob {
     /// job's failure only if the retries run out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retryable_failure: Option<JobFailure>,
+    /// The ended job this one took up again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<String>,
     /// The deployment (CloudFormation stack) whose functions ran the job.
     pub deployment: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::ApiServices;
 use super::input;
-use super::syncs;
 use crate::errors::{Result, SyncError};
 use crate::model::{Connector, ConnectorRecord, ScannerKind, SyncMode, TenableCredentials};
 
@@ -206,7 +205,7 @@ pub(super) async fn update(services: &ApiServices, connector_id: &str, body: &[u
 
 pub(super) async fn delete(services: &ApiServices, connector_id: &str) -> Result<()> {
     let record = found(services, connector_id).await?;
-    syncs::ensure_idle(services, &record).await?;
+    services.starter().ensure_idle(&record).await?;
     // The secret first: should the record's deletion fail, deleting again finishes the work.
     // A secret named by hand (not the API's own) may serve others: it stays.
     let connector = &record.connector;

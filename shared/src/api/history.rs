@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::input::Query;
 use super::{ApiServices, connectors};
 use crate::errors::{Result, SyncError};
-use crate::model::{JobStatus, Stage, SyncJob, SyncMode, Trigger};
+use crate::model::{JobStatus, RecordCounts, Stage, SyncJob, SyncMode, Trigger};
 use crate::store::{HistoryFilter, HistoryPage};
 
 const DEFAULT_LIMIT: usize = 20;
@@ -27,6 +27,9 @@ struct HistoryRow {
     ingestion_ms: Option<i64>,
     /// How long normalizing and processing took together, once both ended.
     processing_ms: Option<i64>,
+    /// What the sync did to the findings and assets (so far, while it runs), so that a
+    /// history reads without fetching every job.
+    counts: RecordCounts,
 }
 
 impl From<SyncJob> for HistoryRow {
@@ -42,6 +45,7 @@ impl From<SyncJob> for HistoryRow {
             trigger: job.trigger,
             started_at: job.started_at,
             ended_at: job.ended_at,
+            counts: job.counts,
         }
     }
 }

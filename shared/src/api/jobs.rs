@@ -83,6 +83,8 @@ pub(super) struct JobView {
     /// Why the job failed; secrets were redacted before it was stored.
     failure: Option<JobFailure>,
     execution_arn: Option<String>,
+    /// The ended job this one took up again.
+    resumed_from: Option<String>,
     started_at: DateTime<Utc>,
     ended_at: Option<DateTime<Utc>>,
     duration_ms: Option<i64>,
@@ -118,8 +120,8 @@ impl LogEntry {
 pub(super) async fn found(services: &ApiServices, job_id: &str) -> Result<SyncJob> {
     services.jobs.get_job(job_id).await?.ok_or_else(|| {
         SyncError::NotFound(format!(
-            "there is no job {job_id}: a sync started seconds ago appears once its workflow ran its first state, \
-             and history expires"
+            "there is no job {job_id}: check the id (GET /connectors/{{connector_id}}/syncs lists them); \
+             the history of old syncs expires"
         ))
     })
 }
@@ -170,6 +172,7 @@ pub(super) async fn get_view(services: &ApiServices, job: &SyncJob, minimum: Opt
         exports: job.exports,
         failure: job.failure,
         execution_arn: job.execution_arn,
+        resumed_from: job.resumed_from,
         started_at: job.started_at,
         ended_at: job.ended_at,
         log,

@@ -20,6 +20,7 @@ use access::Endpoint;
 use response::ApiError;
 pub use response::ApiResponse;
 
+use crate::starter::SyncStarter;
 use crate::store::{ConnectorStore, JobStore, SecretStore};
 use crate::workflow::Workflow;
 
@@ -32,6 +33,17 @@ pub struct ApiServices {
     pub workflow: Arc<dyn Workflow>,
     /// The deployment's name, recorded on the jobs it starts.
     pub deployment: String,
+}
+
+impl ApiServices {
+    pub fn starter(&self) -> SyncStarter {
+        SyncStarter {
+            connectors: self.connectors.clone(),
+            jobs: self.jobs.clone(),
+            workflow: self.workflow.clone(),
+            deployment: self.deployment.clone(),
+        }
+    }
 }
 
 /// The caller, as API Gateway's authorizer named them.

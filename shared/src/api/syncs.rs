@@ -7,16 +7,9 @@ use super::jobs::{self, JobView};
 use super::{ApiServices, connectors, input};
 use crate::auth::Caller;
 use crate::errors::{Result, SyncError};
-use crate::model::{
-    ChunkCounts, ConnectorRecord, JobStatus, Stage, StageOutcome, SyncClaim, SyncJob, SyncMode, SyncScope, Trigger,
-};
-use crate::pipeline::failure_of;
-use crate::pipeline::initiate::{SyncRequest, new_job};
-use crate::store::{HistoryFilter, HistoryPage};
+use crate::model::{ChunkCounts, JobStatus, StageOutcome, SyncJob, SyncMode, SyncScope, Trigger};
+use crate::pipeline::initiate::SyncRequest;
 
-/// How long a started sync may take to create its job (the workflow's first state,
-/// retries included) before its claim on the connector lapses.
-const START_GRACE: chrono::Duration = chrono::Duration::minutes(3);
 const MAX_REASON_CHARS: usize = 500;
 
 #[derive(Deserialize)]
@@ -57,67 +50,22 @@ pub(super) async fn start(services: &ApiServices, caller: &Caller, connector_id:
     let mode = request.mode.or(resumed.as_ref().map(|job| job.mode)).unwrap_or(record.connector.default_mode);
     let scope = request.scope.or(resumed.as_ref().map(|job| job.scope.clone())).unwrap_or_default();
     validate_scope(mode, &scope)?;
-    ensure_idle(services, &record).await?;
-
-    let job_id = uuid::Uuid::new_v4().to_string();
-    let claim = SyncClaim { job_id: job_id.clone(), claimed_at: Utc::now() };
-    let previous = record.sync_claim.as_ref().map(|claim| claim.job_id.as_str());
-    if !services.connectors.claim_sync(connector_id, previous, &claim).await? {
-        return Err(SyncError::Conflict(format!(
-            "another sync of connector {connector_id} was started at the same moment: \
-             GET /connectors/{connector_id}/syncs shows it"
-        )));
-    }
     let sync = SyncRequest {
         connector_id: connector_id.to_string(),
         mode: Some(mode),
         trigger: Some(Trigger::Manual { by: caller.principal.clone() }),
         scope,
+        resumed_from: request.resume_job_id,
     };
-    let input = execution_input(&sync, request.resume_job_id.as_deref())?;
-    // The job exists before its execution, so that it can be followed at once.
-    let job = new_job(&job_id, &record.connector, sync, &services.deployment, Utc::now())?;
-    services.jobs.create_job(&job).await?;
-    let execution_arn = match services.workflow.start_sync(&job_id, &input).await {
-        Ok(arn) => arn,
-        Err(error) => {
-            not_started(services, job, &error).await;
-            return Err(error);
-        }
-    };
-    services.jobs.set_execution_arn(&job_id, &execution_arn).await?;
+    let job_id = uuid::Uuid::new_v4().to_string();
+    let started = services.starter().start(&record, &job_id, sync).await?;
     tracing::info!(connector_id, job_id, by = %caller.principal, ?mode, "sync started");
-    Ok(Started { status_url: format!("/jobs/{job_id}"), job_id, execution_arn, resumed_from: request.resume_job_id })
-}
-
-/// Ends the job of a sync whose execution did not start as failed, and frees its
-/// connector: the attempt stays in the history, and the connector must not look busy.
-async fn not_started(services: &ApiServices, mut job: SyncJob, error: &SyncError) {
-    let now = Utc::now();
-    let failure = failure_of(error, Stage::Initiating, None, now);
-    job.status = failure.status;
-    job.ended_at = Some(now);
-    let (job_id, connector_id) = (&job.job_id, &job.connector_id);
-    for bookkeeping in [
-        services.jobs.record_failure(job_id, &failure).await,
-        services.jobs.finish_job(&job).await,
-        services.connectors.release_sync(connector_id, job_id).await,
-    ] {
-        if let Err(secondary) = bookkeeping {
-            tracing::error!(%job_id, %connector_id, error = %secondary, "could not record a sync that did not start");
-        }
-    }
-}
-
-/// The execution's input: the [`SyncRequest`] the workflow's first state reads, and
-/// the job a resumed sync continues.
-fn execution_input(sync: &SyncRequest, resumed_from: Option<&str>) -> Result<serde_json::Value> {
-    let mut input =
-        serde_json::to_value(sync).map_err(|e| SyncError::Internal(format!("cannot encode the sync request: {e}")))?;
-    if let Some(job_id) = resumed_from {
-        input["resumed_from"] = serde_json::Value::String(job_id.to_string());
-    }
-    Ok(input)
+    Ok(Started {
+        status_url: format!("/jobs/{job_id}"),
+        job_id,
+        execution_arn: started.execution_arn,
+        resumed_from: started.job.resumed_from,
+    })
 }
 
 fn validate_scope(mode: SyncMode, scope: &SyncScope) -> Result<()> {
@@ -157,39 +105,6 @@ async fn resumable(services: &ApiServices, connector_id: &str, job_id: &str) -> 
         )));
     }
     Ok(job)
-}
-
-/// `Conflict` if a sync of the connector runs, or was just started and has no job yet.
-pub(super) async fn ensure_idle(services: &ApiServices, record: &ConnectorRecord) -> Result<()> {
-    let connector_id = &record.connector.connector_id;
-    if let Some(claim) = &record.sync_claim {
-        match services.jobs.get_job(&claim.job_id).await? {
-            Some(job) if !job.status.is_terminal() => return Err(running(&job)),
-            None if Utc::now() - claim.claimed_at < START_GRACE => {
-                return Err(SyncError::Conflict(format!(
-                    "sync {} of connector {connector_id} was started at {} and is setting up: follow it at /jobs/{}",
-                    claim.job_id,
-                    claim.claimed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    claim.job_id
-                )));
-            }
-            _ => {}
-        }
-    }
-    // Syncs the API did not start (scheduled ones) show only in the jobs table.
-    let filter = HistoryFilter { statuses: vec![JobStatus::Started, JobStatus::Delegated], ..Default::default() };
-    let (running_jobs, _) = services.jobs.history(connector_id, &filter, &HistoryPage { limit: 1, token: None }).await?;
-    match running_jobs.first() {
-        Some(job) => Err(running(job)),
-        None => Ok(()),
-    }
-}
-
-fn running(job: &SyncJob) -> SyncError {
-    SyncError::Conflict(format!(
-        "sync {} of connector {} is running ({}): wait for it to end, or cancel it with POST /jobs/{}/cancel",
-        job.job_id, job.connector_id, job.status, job.job_id
-    ))
 }
 
 pub(super) async fn cancel(services: &ApiServices, caller: &Caller, job_id: &str, body: &[u8]) -> Result<JobView> {

@@ -152,6 +152,7 @@ fn job(job_id: &str, connector_id: &str, status: JobStatus, started_at: DateTime
         exports: Vec::new(),
         failure: None,
         last_retryable_failure: None,
+        resumed_from: None,
         deployment: "unit-tests".into(),
         execution_arn: Some(format!("arn:aws:states:local:000000000000:execution:vulnflow-sync:{job_id}")),
         started_at,
@@ -528,6 +529,9 @@ async fn a_resumed_sync_continues_an_ended_job_of_the_same_connector() {
         (input["mode"].clone(), input["scope"].clone()),
         (json!("assets_only"), json!({ "severities": ["critical"] }))
     );
+    let job_id = body(&resumed)["job_id"].as_str().expect("a job id").to_string();
+    let shown = api.get(&format!("/jobs/{job_id}")).await;
+    assert_eq!(body(&shown)["resumed_from"], "failed-1", "the new job names the one it took up");
 }
 
 /// A job half way through: stages, chunks (one retried, one failed), a failure.

@@ -20,6 +20,9 @@ pub struct SyncRequest {
     /// A manual run may narrow what it exports; everything when absent.
     #[serde(default)]
     pub scope: SyncScope,
+    /// The ended job this sync takes up again, with its mode and scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<String>,
 }
 
 /// The request, with the execution's name as the job id: one execution, one job, and
@@ -82,6 +85,7 @@ pub fn new_job(
         connector_id: connector.connector_id.clone(),
         mode,
         scope: request.scope,
+        resumed_from: request.resumed_from,
         trigger: request.trigger.unwrap_or(Trigger::Scheduled),
         status: JobStatus::Started,
         current_stage: None,
@@ -134,6 +138,7 @@ mod tests {
             mode: Some(SyncMode::AssetsOnly),
             trigger: Some(Trigger::Manual { by: "ana@example.com".into() }),
             scope: SyncScope::default(),
+            resumed_from: None,
         };
         let created = new_job("job-3", &connector, request.clone(), "unit-tests", Utc::now()).unwrap();
         h.store.create_job(&created).await.unwrap();
@@ -158,6 +163,7 @@ mod tests {
                 mode: None,
                 trigger: None,
                 scope: SyncScope::default(),
+                resumed_from: None,
             },
         };
         let error = initiate(&h.services, start).await.expect_err("no such connector");

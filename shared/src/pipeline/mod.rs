@@ -221,6 +221,7 @@ pub(crate) mod test_support {
                     mode: Some(mode),
                     trigger: Some(Trigger::Manual { by: "tester@example.com".into() }),
                     scope,
+                    resumed_from: None,
                 },
             };
             initiate::initiate(&self.services, start).await.expect("initiates")

@@ -97,6 +97,12 @@ fn decode<T: DeserializeOwned>(table: &str, item: HashMap<String, AttributeValue
     from_item(item).map_err(|e| SyncError::Internal(format!("a {table} item cannot be read: {e}")))
 }
 
+/// Whether `id` can be a partition key at all (1 to 2048 bytes). An id from outside
+/// (an API path) that cannot names no item: DynamoDB would refuse the request.
+fn can_be_key(id: &str) -> bool {
+    (1..=2048).contains(&id.len())
+}
+
 fn string(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_string())
 }
@@ -274,6 +280,9 @@ async fn backoff(attempt: u32) {
 #[async_trait]
 impl ConnectorStore for DynamoStore {
     async fn connector_record(&self, connector_id: &str) -> Result<Option<ConnectorRecord>> {
+        if !can_be_key(connector_id) {
+            return Ok(None);
+        }
         let output = self
             .client
             .get_item()
@@ -444,7 +453,7 @@ impl JobStore for DynamoStore {
             .await
             .map_err(|e| {
                 if is_conditional_check_failure(&e) {
-                    SyncError::InvalidRequest(format!("job {} already exists", job.job_id))
+                    SyncError::Conflict(format!("job {} already exists", job.job_id))
                 } else {
                     storage_error("PutItem on the jobs table", e)
                 }
@@ -453,6 +462,9 @@ impl JobStore for DynamoStore {
     }
 
     async fn get_job(&self, job_id: &str) -> Result<Option<SyncJob>> {
+        if !can_be_key(job_id) {
+            return Ok(None);
+        }
         let output = self
             .client
             .get_item()
@@ -878,6 +890,7 @@ mod tests {
             exports: Vec::new(),
             failure: None,
             last_retryable_failure: None,
+            resumed_from: None,
             deployment: "vulnflow-local".into(),
             execution_arn: None,
             started_at: now,

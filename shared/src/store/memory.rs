@@ -155,7 +155,7 @@ impl JobStore for MemoryStore {
     async fn create_job(&self, job: &SyncJob) -> Result<()> {
         let mut jobs = lock(&self.jobs);
         if jobs.contains_key(&job.job_id) {
-            return Err(SyncError::InvalidRequest(format!("job {} already exists", job.job_id)));
+            return Err(SyncError::Conflict(format!("job {} already exists", job.job_id)));
         }
         jobs.insert(job.job_id.clone(), job.clone());
         Ok(())

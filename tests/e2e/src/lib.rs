@@ -2,6 +2,8 @@
 //! `infra/local/test.sh`), read through the real AWS SDK, and a Tenable simulator on
 //! loopback that the deployed functions call.
 
+pub mod api;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -239,16 +241,22 @@ impl Stack {
         auth::mint(&key, principal, role, chrono::Duration::hours(1), chrono::Utc::now())
     }
 
-    /// Invokes the deployed authorizer as API Gateway would, through LocalStack's Lambda
-    /// API: the policy it answers, or the error message it fails with.
+    /// Invokes the deployed authorizer as API Gateway would: the policy it answers, or
+    /// the error message it fails with.
     pub async fn invoke_authorizer(&self, token: &str, method_arn: &str) -> Result<serde_json::Value, String> {
-        let url = format!("{LOCAL_ENDPOINT}/2015-03-31/functions/{}/invocations", self.output("AuthorizerFunctionName"));
         let event = json!({ "type": "TOKEN", "authorizationToken": token, "methodArn": method_arn });
+        self.invoke("AuthorizerFunctionName", &event).await
+    }
+
+    /// Invokes the function the stack output `function_output` names, through
+    /// LocalStack's Lambda API: its answer, or the error message it fails with.
+    pub async fn invoke(&self, function_output: &str, event: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let url = format!("{LOCAL_ENDPOINT}/2015-03-31/functions/{}/invocations", self.output(function_output));
         let response = reqwest::Client::new()
             .post(url)
             // LocalStack reads the region and account from the credential scope only.
             .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0")
-            .json(&event)
+            .json(event)
             .send()
             .await
             .expect("LocalStack's Lambda API answers");

@@ -5,87 +5,16 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::ExecutionStatus;
-use serde_json::{Value, json};
+use serde_json::json;
 use tenable_simulator::SimulatorConfig;
+use vulnflow_e2e::api::{ApiClient, new_connector};
 use vulnflow_e2e::{ACCESS_KEY, SECRET_KEY, Stack, simulator};
 use vulnflow_shared::auth::Role;
-
-struct Answer {
-    status: u16,
-    body: Value,
-    text: String,
-}
-
-/// Every answer this test saw, to search for secrets at the end.
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    seen: std::sync::Mutex<Vec<String>>,
-}
-
-impl Client {
-    async fn new(stack: &Stack) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: format!("http://127.0.0.1:4566/_aws/execute-api/{}/{}", stack.output("ApiId"), stack.output("ApiStageName")),
-            seen: Default::default(),
-        }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the API answers");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        self.seen.lock().expect("lock").push(text.clone());
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, body, text }
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Answer {
-        self.call(reqwest::Method::GET, path, Some(token), None).await
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
-        self.call(reqwest::Method::POST, path, Some(token), Some(body)).await
-    }
-
-    async fn wait_until_ended(&self, job_id: &str, token: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let status = self.get(&format!("/jobs/{job_id}/status"), token).await;
-            assert_eq!(status.status, 200, "{}", status.text);
-            if !matches!(status.body["status"].as_str(), Some("STARTED" | "DELEGATED")) {
-                return status.body;
-            }
-            assert!(Instant::now() < deadline, "job {job_id} still running");
-            tokio::time::sleep(Duration::from_millis(700)).await;
-        }
-    }
-}
-
-fn new_connector(base_url: &str, secret_key: &str) -> Value {
-    json!({
-        "name": "Tenable (simulator)",
-        "type": "tenable",
-        "base_url": base_url,
-        "access_key": ACCESS_KEY,
-        "secret_key": secret_key,
-        "schedule_hours": null,
-        "default_mode": "full"
-    })
-}
 
 #[tokio::test]
 async fn an_admin_runs_a_sync_and_a_reader_follows_it() {
     let stack = Stack::local().await;
-    let api = Client::new(&stack).await;
+    let api = ApiClient::new(&stack);
     let admin = stack.token("ana@example.com", Role::Admin).await;
     let reader = stack.token("rui@example.com", Role::Reader).await;
     let sim = simulator(SimulatorConfig { seed: 41, assets: 60, findings_per_asset: 4, ..Default::default() }).await;
@@ -132,7 +61,7 @@ async fn an_admin_runs_a_sync_and_a_reader_follows_it() {
 #[tokio::test]
 async fn the_api_refuses_what_the_caller_may_not_do_and_explains_bad_requests() {
     let stack = Stack::local().await;
-    let api = Client::new(&stack).await;
+    let api = ApiClient::new(&stack);
     let admin = stack.token("ana@example.com", Role::Admin).await;
     let reader = stack.token("rui@example.com", Role::Reader).await;
 
@@ -155,10 +84,10 @@ async fn the_api_refuses_what_the_caller_may_not_do_and_explains_bad_requests() 
     assert_eq!(bad_mode.body["field"], "mode");
 
     let changed =
-        api.call(reqwest::Method::PATCH, &format!("/connectors/{connector_id}"), Some(&admin), Some(json!({ "schedule_hours": 6 })))
+        api.call(reqwest::Method::PATCH, &format!("/connectors/{connector_id}"), Some(&admin), Some(json!({ "default_mode": "incremental" })))
             .await;
     assert_eq!(changed.status, 200, "{}", changed.text);
-    assert_eq!(api.get(&format!("/connectors/{connector_id}"), &reader).await.body["schedule_hours"], 6);
+    assert_eq!(api.get(&format!("/connectors/{connector_id}"), &reader).await.body["default_mode"], "incremental");
     let bad_schedule =
         api.call(reqwest::Method::PATCH, &format!("/connectors/{connector_id}"), Some(&admin), Some(json!({ "schedule_hours": -1 })))
             .await;
@@ -176,7 +105,7 @@ async fn the_api_refuses_what_the_caller_may_not_do_and_explains_bad_requests() 
 #[tokio::test]
 async fn a_cancelled_sync_stops_and_keeps_what_it_processed() {
     let stack = Stack::local().await;
-    let api = Client::new(&stack).await;
+    let api = ApiClient::new(&stack);
     let admin = stack.token("ana@example.com", Role::Admin).await;
     // An export that stays PROCESSING for a long while: the sync is still polling when cancelled.
     let sim = simulator(SimulatorConfig { assets: 20, findings_per_asset: 2, status_polls_before_finished: 500, ..Default::default() })
@@ -190,14 +119,16 @@ async fn a_cancelled_sync_stops_and_keeps_what_it_processed() {
     let cancelled = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
     assert_eq!(cancelled.status, 202, "{}", cancelled.text);
     assert_eq!(cancelled.body["status"], "CANCELLED");
-    let execution = stack
-        .sfn
-        .describe_execution()
-        .execution_arn(started.body["execution_arn"].as_str().expect("an arn"))
-        .send()
-        .await
-        .expect("describes");
-    assert_eq!(execution.status, ExecutionStatus::Aborted);
+    // LocalStack settles a stopped execution a moment after StopExecution answers.
+    let execution_arn = started.body["execution_arn"].as_str().expect("an arn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut status = ExecutionStatus::Running;
+    while status == ExecutionStatus::Running && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let execution = stack.sfn.describe_execution().execution_arn(execution_arn).send().await.expect("describes");
+        status = execution.status;
+    }
+    assert_eq!(status, ExecutionStatus::Aborted);
     let again = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
     assert_eq!(again.status, 409, "an ended job cannot be cancelled: {}", again.text);
 }

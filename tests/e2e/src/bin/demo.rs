@@ -1,92 +1,76 @@
-//! The demo: a full sync of the bundled Tenable simulator through the state machine on
-//! the local stack, with live progress, then the job's stages, counts and the
+//! The demo, as an operator runs vulnflow: a connector for the bundled Tenable
+//! simulator created through the sync API, then two full syncs started and followed
+//! with the `vulnflow` CLI (progress, then each job's stages and counts), and the
 //! connector's sync history. `infra/local/demo.sh` starts the stack and runs it.
 
-use std::fmt::Write as _;
+use std::process::ExitCode;
 
 use tenable_simulator::SimulatorConfig;
-use vulnflow_e2e::{ACCESS_KEY, SECRET_KEY, Stack, simulator};
-use vulnflow_shared::model::{Stage, SyncJob};
+use vulnflow_e2e::api::{ApiClient, new_connector};
+use vulnflow_e2e::{LOCAL_ENDPOINT, SECRET_KEY, Stack, repo_root, simulator};
+use vulnflow_shared::auth::Role;
 
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     let assets = env_number("DEMO_ASSETS", 400);
     let findings_per_asset = env_number("DEMO_FINDINGS_PER_ASSET", 12);
     let stack = Stack::local().await;
     let sim = simulator(SimulatorConfig { assets, findings_per_asset, status_polls_before_finished: 3, ..Default::default() }).await;
     println!("Tenable simulator at {}: {assets} assets, {} findings", sim.base_url, sim.dataset().vulns().len());
-    let connector = stack.connector_for(&sim, ACCESS_KEY, SECRET_KEY).await;
-    println!("connector {} (keys in Secrets Manager as {})", connector.connector_id, connector.secret_id);
 
-    let mut history = Vec::new();
+    let api = ApiClient::new(&stack);
+    let token = stack.token("demo@example.com", Role::Admin).await;
+    let created = api.post("/connectors", &token, new_connector(&sim.base_url, SECRET_KEY)).await;
+    if created.status != 201 {
+        eprintln!("the API refused the connector: {}", created.text);
+        return ExitCode::FAILURE;
+    }
+    let connector_id = created.body["connector_id"].as_str().unwrap_or_default().to_string();
+    println!("connector {connector_id} created through the API (keys in Secrets Manager as {})", created.body["secret_id"]);
+    println!("API: {}\n", api.base);
+
+    let cli = Cli { api_url: api.base.clone(), token };
     for round in 1..=2 {
-        let started = stack.start_sync(&connector, serde_json::json!({})).await;
-        println!("\nsync {round}: job {} (execution {})", started.job_id, started.execution_arn);
-        let mut last_line = String::new();
-        let run = stack
-            .wait_for(started, |job| {
-                let line = progress_line(job);
-                if line != last_line {
-                    println!("  {line}");
-                    last_line = line;
-                }
-            })
-            .await;
-        println!("{}", stage_table(&run.job));
-        println!("execution: {:?}; job: {}", run.status, run.job.status);
-        if let Some(failure) = &run.job.failure {
-            println!("failed at {}: {}\n  what to do: {}", failure.stage, failure.message, failure.action);
+        println!("$ vulnflow sync start {connector_id} --mode full    # sync {round}");
+        if !cli.run(&["sync", "start", &connector_id, "--mode", "full"]).await {
+            return ExitCode::FAILURE;
         }
-        history.push(run.job);
+        println!();
     }
+    println!("$ vulnflow sync history {connector_id}");
+    if !cli.run(&["sync", "history", &connector_id]).await {
+        return ExitCode::FAILURE;
+    }
+    println!("\nfindings stored for the connector: {}", stack.count_findings(&connector_id).await);
+    ExitCode::SUCCESS
+}
 
-    println!("\nsync history of {} (newest first)", connector.connector_id);
-    println!("{:<38} {:<9} {:<10} {:>9} {:>8} {:>10} {:>10}", "job", "trigger", "status", "duration", "chunks", "new", "unchanged");
-    for job in history.iter().rev() {
-        let duration = job.ended_at.map(|end| format!("{:.1}s", (end - job.started_at).num_milliseconds() as f64 / 1000.0));
-        let trigger = match &job.trigger {
-            vulnflow_shared::model::Trigger::Manual { .. } => "manual",
-            vulnflow_shared::model::Trigger::Scheduled => "scheduled",
-        };
-        println!(
-            "{:<38} {:<9} {:<10} {:>9} {:>8} {:>10} {:>10}",
-            job.job_id,
-            trigger,
-            job.status.as_str(),
-            duration.unwrap_or_default(),
-            format!("{}/{}", job.chunks.processed, job.chunks.total),
-            job.counts.findings_new,
-            job.counts.findings_unchanged
-        );
+/// The built `vulnflow` CLI, pointed at the local stack's API. Run without blocking:
+/// the simulator serves on this process's runtime.
+struct Cli {
+    api_url: String,
+    token: String,
+}
+
+impl Cli {
+    async fn run(&self, args: &[&str]) -> bool {
+        let status = tokio::process::Command::new(repo_root().join("target/debug/vulnflow"))
+            .args(args)
+            .env("VULNFLOW_API_URL", &self.api_url)
+            .env("VULNFLOW_TOKEN", &self.token)
+            .env("AWS_ENDPOINT_URL", LOCAL_ENDPOINT)
+            .status()
+            .await;
+        match status {
+            Ok(status) => status.success(),
+            Err(error) => {
+                eprintln!("cannot run target/debug/vulnflow ({error}): build it with cargo build --workspace --bins");
+                false
+            }
+        }
     }
-    println!("findings stored for the connector: {}", stack.count_findings(&connector.connector_id).await);
 }
 
 fn env_number(name: &str, default: u32) -> u32 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn progress_line(job: &SyncJob) -> String {
-    let stage = job.current_stage.map_or("-".to_string(), |s| s.to_string());
-    let chunks = job.chunks;
-    let percent = (chunks.processed * 100).checked_div(chunks.total).unwrap_or(0);
-    format!("{:<10} stage {:<16} chunks {}/{} ({percent}%)", job.status.as_str(), stage, chunks.processed, chunks.total)
-}
-
-fn stage_table(job: &SyncJob) -> String {
-    let mut table = format!("  {:<18} {:<10} {:>10}\n", "stage", "outcome", "duration");
-    for stage in Stage::ALL {
-        let (outcome, duration) = match job.stages.get(&stage) {
-            Some(run) => (format!("{:?}", run.outcome), run.duration_ms().map(|ms| format!("{ms} ms")).unwrap_or_default()),
-            None => ("not run".to_string(), String::new()),
-        };
-        let _ = writeln!(table, "  {:<18} {:<10} {:>10}", stage.as_str(), outcome, duration);
-    }
-    let c = job.counts;
-    let _ = write!(
-        table,
-        "  findings: {} received, {} new, {} updated, {} unchanged, {} reopened, {} fixed; assets: {} new",
-        c.findings_received, c.findings_new, c.findings_updated, c.findings_unchanged, c.findings_reopened, c.findings_fixed, c.assets_new
-    );
-    table
 }

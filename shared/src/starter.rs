@@ -1,0 +1,125 @@
+//! Starting a sync: one path for the API's manual runs and the scheduler's, so that
+//! both respect the same rule: one sync of a connector at a time.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::errors::{Result, SyncError};
+use crate::model::{ConnectorRecord, JobStatus, Stage, SyncClaim, SyncJob};
+use crate::pipeline::failure_of;
+use crate::pipeline::initiate::{SyncRequest, new_job};
+use crate::store::{ConnectorStore, HistoryFilter, HistoryPage, JobStore};
+use crate::workflow::Workflow;
+
+/// How long a started sync may take to create its job before its claim on the
+/// connector lapses (a starter that died between claiming and creating the job).
+const START_GRACE: chrono::Duration = chrono::Duration::minutes(3);
+
+/// What starting a sync needs. Built once per function process.
+#[derive(Clone)]
+pub struct SyncStarter {
+    pub connectors: Arc<dyn ConnectorStore>,
+    pub jobs: Arc<dyn JobStore>,
+    pub workflow: Arc<dyn Workflow>,
+    /// The deployment's name, recorded on the jobs it starts.
+    pub deployment: String,
+}
+
+/// A sync whose execution started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartedSync {
+    pub job: SyncJob,
+    pub execution_arn: String,
+}
+
+impl SyncStarter {
+    /// Starts a sync of `record`'s connector as job (and execution) `job_id`.
+    /// `Conflict` if a sync of the connector runs, or if `job_id` was used before.
+    pub async fn start(&self, record: &ConnectorRecord, job_id: &str, request: SyncRequest) -> Result<StartedSync> {
+        self.ensure_idle(record).await?;
+        let connector_id = &record.connector.connector_id;
+        let claim = SyncClaim { job_id: job_id.to_string(), claimed_at: Utc::now() };
+        let previous = record.sync_claim.as_ref().map(|claim| claim.job_id.as_str());
+        if !self.connectors.claim_sync(connector_id, previous, &claim).await? {
+            return Err(SyncError::Conflict(format!(
+                "another sync of connector {connector_id} was started at the same moment: \
+                 GET /connectors/{connector_id}/syncs shows it"
+            )));
+        }
+        let input = serde_json::to_value(&request)
+            .map_err(|e| SyncError::Internal(format!("cannot encode the sync request: {e}")))?;
+        // The job exists before its execution, so that it can be followed at once.
+        let mut job = new_job(job_id, &record.connector, request, &self.deployment, Utc::now())?;
+        if let Err(error) = self.jobs.create_job(&job).await {
+            self.release(connector_id, job_id).await;
+            return Err(error);
+        }
+        let execution_arn = match self.workflow.start_sync(job_id, &input).await {
+            Ok(arn) => arn,
+            Err(error) => {
+                self.not_started(job, &error).await;
+                return Err(error);
+            }
+        };
+        self.jobs.set_execution_arn(job_id, &execution_arn).await?;
+        job.execution_arn = Some(execution_arn.clone());
+        Ok(StartedSync { job, execution_arn })
+    }
+
+    /// `Conflict` if a sync of the connector runs, or was just started and has no job yet.
+    pub async fn ensure_idle(&self, record: &ConnectorRecord) -> Result<()> {
+        let connector_id = &record.connector.connector_id;
+        if let Some(claim) = &record.sync_claim {
+            match self.jobs.get_job(&claim.job_id).await? {
+                Some(job) if !job.status.is_terminal() => return Err(running(&job)),
+                None if Utc::now() - claim.claimed_at < START_GRACE => {
+                    return Err(SyncError::Conflict(format!(
+                        "sync {} of connector {connector_id} was started at {} and is setting up: follow it at /jobs/{}",
+                        claim.job_id,
+                        claim.claimed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        claim.job_id
+                    )));
+                }
+                _ => {}
+            }
+        }
+        // Syncs started without a claim (straight through Step Functions) show only
+        // in the jobs table.
+        let filter = HistoryFilter { statuses: vec![JobStatus::Started, JobStatus::Delegated], ..Default::default() };
+        let (running_jobs, _) = self.jobs.history(connector_id, &filter, &HistoryPage { limit: 1, token: None }).await?;
+        match running_jobs.first() {
+            Some(job) => Err(running(job)),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the job of a sync whose execution did not start as failed, and frees its
+    /// connector: the attempt stays in the history, and the connector must not look busy.
+    async fn not_started(&self, mut job: SyncJob, error: &SyncError) {
+        let now = Utc::now();
+        let failure = failure_of(error, Stage::Initiating, None, now);
+        job.status = failure.status;
+        job.ended_at = Some(now);
+        let (job_id, connector_id) = (&job.job_id, &job.connector_id);
+        for bookkeeping in [self.jobs.record_failure(job_id, &failure).await, self.jobs.finish_job(&job).await] {
+            if let Err(secondary) = bookkeeping {
+                tracing::error!(%job_id, %connector_id, error = %secondary, "could not record a sync that did not start");
+            }
+        }
+        self.release(connector_id, job_id).await;
+    }
+
+    async fn release(&self, connector_id: &str, job_id: &str) {
+        if let Err(error) = self.connectors.release_sync(connector_id, job_id).await {
+            tracing::error!(connector_id, job_id, %error, "could not release the claim of a sync that did not start");
+        }
+    }
+}
+
+fn running(job: &SyncJob) -> SyncError {
+    SyncError::Conflict(format!(
+        "sync {} of connector {} is running ({}): wait for it to end, or cancel it with POST /jobs/{}/cancel",
+        job.job_id, job.connector_id, job.status, job.job_id
+    ))
+}
