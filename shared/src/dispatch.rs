@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::errors::{Result, SyncError};
 use crate::model::{ConnectorRecord, SyncScope, Trigger};
@@ -64,27 +63,12 @@ pub async fn dispatch(starter: &SyncStarter, now: DateTime<Utc>) -> Result<Dispa
     Ok(report)
 }
 
-/// The job id of the connector's current slot, if its schedule is on and the slot's
-/// start time (spread within the sync window) has come.
+/// The job id of the connector's current slot, if its schedule is on.
 pub fn due_job_id(record: &ConnectorRecord, now: DateTime<Utc>) -> Option<String> {
     let period = i64::from(record.schedule_hours.filter(|hours| *hours > 0)?) * 3600;
-    let slot_start = now.timestamp().div_euclid(period) * period;
-    let connector_id = &record.connector.connector_id;
-    let spread = record.sync_window_minutes.map_or(0, |minutes| window_offset(connector_id, minutes));
-    if now.timestamp() < slot_start + spread {
-        return None;
-    }
-    let slot = Utc.timestamp_opt(slot_start, 0).single()?;
+    let slot = Utc.timestamp_opt(now.timestamp().div_euclid(period) * period, 0).single()?;
     // At most 64 + 12 characters: within Step Functions' 80 for an execution name.
-    Some(format!("{connector_id}-{}", slot.format("%Y%m%dT%HZ")))
-}
-
-/// Seconds into the window where the connector starts: the same for every slot, and
-/// different between connectors, so that they do not all start on the same tick.
-fn window_offset(connector_id: &str, window_minutes: u32) -> i64 {
-    let digest = Sha256::digest(connector_id.as_bytes());
-    let hash = u64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
-    (hash % (u64::from(window_minutes) * 60)) as i64
+    Some(format!("{}-{}", record.connector.connector_id, slot.format("%Y%m%dT%HZ")))
 }
 
 #[cfg(test)]
@@ -99,7 +83,7 @@ mod tests {
     use crate::store::{ConnectorStore, JobStore};
     use crate::workflow::RecordingWorkflow;
 
-    fn record(connector_id: &str, schedule_hours: Option<u32>, window: Option<u32>) -> ConnectorRecord {
+    fn record(connector_id: &str, schedule_hours: Option<u32>) -> ConnectorRecord {
         let mut record = ConnectorRecord::from(Connector {
             connector_id: connector_id.into(),
             name: connector_id.into(),
@@ -110,7 +94,6 @@ mod tests {
             sync_cursor: None,
         });
         record.schedule_hours = schedule_hours;
-        record.sync_window_minutes = window;
         record
     }
 
@@ -140,30 +123,18 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_named_by_its_start_and_spread_within_the_window() {
-        let six_hourly = record("tenable-prod", Some(6), None);
+    fn a_slot_is_named_by_its_start() {
+        let six_hourly = record("tenable-prod", Some(6));
         assert_eq!(due_job_id(&six_hourly, at("2026-11-22T07:59:00Z")).as_deref(), Some("tenable-prod-20261122T06Z"));
         assert_eq!(due_job_id(&six_hourly, at("2026-11-22T12:00:00Z")).as_deref(), Some("tenable-prod-20261122T12Z"));
-        assert_eq!(due_job_id(&record("off", None, None), at("2026-11-22T07:59:00Z")), None);
-        assert_eq!(due_job_id(&record("zero", Some(0), None), at("2026-11-22T07:59:00Z")), None);
-
-        let windowed = record("tenable-lab", Some(24), Some(60));
-        let offset = window_offset("tenable-lab", 60);
-        assert!((0..3600).contains(&offset));
-        let midnight = at("2026-11-22T00:00:00Z");
-        if offset > 0 {
-            assert_eq!(due_job_id(&windowed, midnight + Duration::seconds(offset - 1)), None, "not yet in its window");
-        }
-        assert_eq!(
-            due_job_id(&windowed, midnight + Duration::seconds(offset)).as_deref(),
-            Some("tenable-lab-20261122T00Z")
-        );
-        assert_ne!(window_offset("tenable-lab", 60), window_offset("tenable-lab-2", 60), "connectors spread apart");
+        assert_eq!(due_job_id(&record("daily", Some(24)), at("2026-11-22T23:59:59Z")).as_deref(), Some("daily-20261122T00Z"));
+        assert_eq!(due_job_id(&record("off", None), at("2026-11-22T07:59:00Z")), None);
+        assert_eq!(due_job_id(&record("zero", Some(0)), at("2026-11-22T07:59:00Z")), None);
     }
 
     #[tokio::test]
     async fn a_due_connector_syncs_once_per_slot_with_its_default_mode() {
-        let s = scheduler(&[record("hourly", Some(1), None), record("manual-only", None, None)]).await;
+        let s = scheduler(&[record("hourly", Some(1)), record("manual-only", None)]).await;
         let tick = at("2026-11-22T07:05:00Z");
 
         let first = dispatch(&s.starter, tick).await.expect("dispatches");
@@ -187,7 +158,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_busy_connector_waits_for_the_next_tick() {
-        let s = scheduler(&[record("hourly", Some(1), None)]).await;
+        let s = scheduler(&[record("hourly", Some(1))]).await;
         let tick = at("2026-11-22T07:55:00Z");
         let manual = SyncRequest {
             connector_id: "hourly".into(),

@@ -27,12 +27,14 @@ pub mod error_names {
     pub const CONFLICT: &str = "Vulnflow.Conflict";
     /// DynamoDB, S3, Secrets Manager or Step Functions failed in a way that may pass. Retried.
     pub const STORAGE_UNAVAILABLE: &str = "Vulnflow.StorageUnavailable";
+    /// The sync ran past its connector's sync window: it pauses. Never retried.
+    pub const SYNC_WINDOW_ENDED: &str = "Vulnflow.SyncWindowEnded";
     /// Our own fault.
     pub const INTERNAL: &str = "Vulnflow.Internal";
 
     /// The errors that a retry may cure.
     pub const TRANSIENT: [&str; 2] = [SCANNER_UNAVAILABLE, STORAGE_UNAVAILABLE];
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         CREDENTIAL_ERROR,
         SCANNER_UNAVAILABLE,
         SCANNER_ERROR,
@@ -41,6 +43,7 @@ pub mod error_names {
         NOT_FOUND,
         CONFLICT,
         STORAGE_UNAVAILABLE,
+        SYNC_WINDOW_ENDED,
         INTERNAL,
     ];
 }
@@ -82,6 +85,12 @@ pub enum SyncError {
     #[error("{0}")]
     Conflict(String),
 
+    #[error(
+        "the connector's sync window ended at {}: the sync fetched nothing more",
+        ends_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )]
+    SyncWindowEnded { ends_at: chrono::DateTime<chrono::Utc> },
+
     #[error("{operation} failed: {reason}")]
     Storage { operation: String, reason: String, transient: bool },
 
@@ -111,6 +120,7 @@ impl SyncError {
             SyncError::InvalidRequest(_) | SyncError::InvalidField { .. } => INVALID_REQUEST,
             SyncError::NotFound(_) => NOT_FOUND,
             SyncError::Conflict(_) => CONFLICT,
+            SyncError::SyncWindowEnded { .. } => SYNC_WINDOW_ENDED,
             SyncError::Storage { transient: true, .. } => STORAGE_UNAVAILABLE,
             SyncError::Storage { transient: false, .. } | SyncError::Internal(_) => INTERNAL,
         }
@@ -151,6 +161,7 @@ pub fn job_status_for(error_name: &str) -> JobStatus {
     match error_name {
         CREDENTIAL_ERROR => JobStatus::CredentialError,
         SCANNER_UNAVAILABLE | SCANNER_ERROR | MALFORMED_CHUNK => JobStatus::ApiError,
+        SYNC_WINDOW_ENDED => JobStatus::Paused,
         _ => JobStatus::GenericError,
     }
 }
@@ -178,6 +189,10 @@ pub fn recommended_action(error_name: &str) -> &'static str {
         INVALID_REQUEST => "Check the connector id and the sync parameters, then start the sync again.",
         NOT_FOUND => "Check the id: the connector may have been deleted, or the job's history expired.",
         CONFLICT => "Wait for the running sync to end, or cancel it, then try again.",
+        SYNC_WINDOW_ENDED => {
+            "What was processed is kept. Resume it (`vulnflow sync resume JOB`) or let the next \
+             scheduled sync run; if syncs keep pausing, widen the connector's sync_window_minutes."
+        }
         _ => "This is a vulnflow fault: keep the job id and the execution, check the function logs, and report it.",
     }
 }

@@ -56,16 +56,16 @@ pub struct ConnectorRecord {
     /// Stored as null rather than left out, so that an update turns the schedule off.
     #[serde(default)]
     pub schedule_hours: Option<u32>,
-    /// A scheduled sync starts within this many minutes after its time (1 to 1440, as
-    /// EventBridge Scheduler's flexible window), spreading load; none: on time.
+    /// The longest a sync of this connector may run (1 to 1440 minutes): past it, the
+    /// sync fetches nothing more and ends PAUSED, keeping what it processed. None: no limit.
     #[serde(default)]
     pub sync_window_minutes: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
-    /// The last sync the API started. Its job appears only once the workflow's first
-    /// state ran, so until then this is what shows the connector busy.
+    /// The last sync started through vulnflow (the API or the scheduler): it marks the
+    /// connector busy between claiming it and creating the sync's job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_claim: Option<SyncClaim>,
 }
@@ -266,6 +266,8 @@ pub enum StageOutcome {
     Failed,
     /// The sync was cancelled while the stage ran.
     Cancelled,
+    /// The connector's sync window ended while the stage ran.
+    Paused,
 }
 
 impl StageOutcome {
@@ -275,6 +277,7 @@ impl StageOutcome {
             StageOutcome::Succeeded => "succeeded",
             StageOutcome::Failed => "failed",
             StageOutcome::Cancelled => "cancelled",
+            StageOutcome::Paused => "paused",
         }
     }
 }
@@ -449,6 +452,10 @@ pub struct SyncJob {
     /// The ended job this one took up again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<String>,
+    /// When the connector's sync window ends: past it, the sync fetches nothing more and
+    /// ends PAUSED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ends_at: Option<DateTime<Utc>>,
     /// The deployment (CloudFormation stack) whose functions ran the job.
     pub deployment: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

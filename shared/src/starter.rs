@@ -50,7 +50,7 @@ impl SyncStarter {
         let input = serde_json::to_value(&request)
             .map_err(|e| SyncError::Internal(format!("cannot encode the sync request: {e}")))?;
         // The job exists before its execution, so that it can be followed at once.
-        let mut job = new_job(job_id, &record.connector, request, &self.deployment, Utc::now())?;
+        let mut job = new_job(job_id, record, request, &self.deployment, Utc::now())?;
         if let Err(error) = self.jobs.create_job(&job).await {
             self.release(connector_id, job_id).await;
             return Err(error);

@@ -66,7 +66,8 @@ impl ApiError {
                     format!("{error}: try again in a moment; if it goes on, check the API function's logs"),
                     None,
                 ),
-                SyncError::Internal(_) => (500, "internal", format!("{error}. {}", error.action()), None),
+                // The API runs no sync stage: meeting one of their errors is our fault.
+                SyncError::Internal(_) | SyncError::SyncWindowEnded { .. } => (500, "internal", format!("{error}. {}", error.action()), None),
                 SyncError::Credentials { .. }
                 | SyncError::ScannerUnavailable { .. }
                 | SyncError::ScannerRejected { .. }

@@ -153,6 +153,7 @@ fn job(job_id: &str, connector_id: &str, status: JobStatus, started_at: DateTime
         failure: None,
         last_retryable_failure: None,
         resumed_from: None,
+        window_ends_at: None,
         deployment: "unit-tests".into(),
         execution_arn: Some(format!("arn:aws:states:local:000000000000:execution:vulnflow-sync:{job_id}")),
         started_at,

@@ -72,6 +72,7 @@ pub async fn next_export(services: &Services, job_ref: &JobRef, previous: Option
             if let Some(requested) = job.exports.iter().find(|export| export.kind == kind) {
                 return Ok(Some(requested.clone()));
             }
+            job_ref.ensure_within_window(Utc::now())?;
             let connector = services.connector(&job.connector_id).await?;
             // Explicit filters always: Tenable's defaults would silently drop findings
             // older than 30 days and every fixed one.
@@ -106,6 +107,7 @@ pub async fn next_export(services: &Services, job_ref: &JobRef, previous: Option
 pub async fn poll_export(services: &Services, job: &JobRef, export: &ExportRef) -> Result<PollOutcome> {
     services
         .run_stage(&job.job_id, Stage::Fetching, None, async {
+            job.ensure_within_window(Utc::now())?;
             let connector = services.connector(&job.connector_id).await?;
             let status = services.scanner(&connector).await?.export_status(export.kind, &export.export_uuid).await?;
             let uuid = &export.export_uuid;
@@ -161,6 +163,7 @@ pub async fn fetch_chunk(services: &Services, job: &JobRef, export: &ExportRef, 
     let chunk_key = export.kind.chunk_key(chunk_id);
     services
         .run_stage(&job.job_id, Stage::Fetching, Some(&chunk_key), async {
+            job.ensure_within_window(Utc::now())?;
             let connector = services.connector(&job.connector_id).await?;
             let scanner = services.scanner(&connector).await?;
             let bytes = scanner.download_chunk(export.kind, &export.export_uuid, chunk_id).await?;

@@ -266,6 +266,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sync_past_its_window_pauses_and_keeps_what_it_processed() {
+        let h = harness(SimulatorConfig { assets: 110, findings_per_asset: 2, status_polls_before_finished: 1, ..Default::default() })
+            .await;
+        let mut record = h.store.connector_record(CONNECTOR).await.unwrap().expect("the connector");
+        record.sync_window_minutes = Some(30);
+        h.store.update_connector(&record).await.unwrap();
+        let job = h.start_job("job-1").await;
+        let window_ends_at = job.window_ends_at.expect("the job carries its window");
+        let started_at = h.store.get_job("job-1").await.unwrap().unwrap().started_at;
+        assert_eq!(window_ends_at - started_at, chrono::Duration::minutes(30));
+
+        // Within the window: the assets export, and its first chunk.
+        crate::pipeline::connectivity::test_connectivity(&h.services, &job).await.unwrap();
+        let assets = next_export(&h.services, &job, None).await.unwrap().expect("the assets export");
+        let manifest_key = loop {
+            if let Some(key) = poll_export(&h.services, &job, &assets).await.unwrap().manifest_key {
+                break key;
+            }
+        };
+        let chunk_ids: Vec<u32> = serde_json::from_slice(&h.store.get_object(&manifest_key).await.unwrap()).unwrap();
+        assert_eq!(chunk_ids.len(), 2);
+        one_chunk(&h, &job, &assets, chunk_ids[0]).await.expect("processed in time");
+
+        // The window ends: the next chunk and the next export are not fetched.
+        let late = JobRef { window_ends_at: Some(Utc::now() - chrono::Duration::seconds(1)), ..job.clone() };
+        let refused = one_chunk(&h, &late, &assets, chunk_ids[1]).await.expect_err("past the window");
+        assert_eq!(refused.error_name(), error_names::SYNC_WINDOW_ENDED);
+        let stopped = next_export(&h.services, &late, Some(&assets)).await.expect_err("past the window");
+        let caught = CaughtError { error: stopped.error_name().to_string(), cause: Some(stopped.to_string()) };
+        let summary = finalize(&h.services, FinalizeEvent { job_id: "job-1".into(), failure: Some(caught) }).await.unwrap();
+
+        assert_eq!(summary.status, JobStatus::Paused);
+        assert_eq!(summary.chunks, ChunkCounts { total: 2, processed: 1, failed: 1 });
+        assert_eq!(summary.counts.assets_new, 100, "the processed chunk is kept");
+        let failure = summary.failure.expect("the pause is explained");
+        assert_eq!(failure.stage, Stage::Fetching);
+        assert!(failure.message.contains("sync window ended"), "{}", failure.message);
+        assert!(failure.action.contains("sync resume"), "{}", failure.action);
+        let job = h.store.get_job("job-1").await.unwrap().unwrap();
+        assert_eq!(job.stages[&Stage::Fetching].outcome, StageOutcome::Paused);
+        let connector = h.store.get_connector(CONNECTOR).await.unwrap().unwrap();
+        assert_eq!(connector.sync_cursor, None, "a paused sync does not move the cursor");
+    }
+
+    #[tokio::test]
     async fn a_failure_no_function_recorded_is_taken_from_the_state_machine() {
         let h = harness(SimulatorConfig::default()).await;
         h.start_job("job-1").await;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{JobRef, Services};
 use crate::errors::{Result, SyncError};
-use crate::model::{Connector, JobStatus, Stage, SyncJob, SyncMode, SyncScope, Trigger};
+use crate::model::{ConnectorRecord, JobStatus, Stage, SyncJob, SyncMode, SyncScope, Trigger};
 
 /// What starts a sync: the state machine's execution input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,17 +42,21 @@ pub async fn initiate(services: &Services, start: StartSync) -> Result<JobRef> {
     if request.connector_id.trim().is_empty() || start.job_id.trim().is_empty() {
         return Err(SyncError::InvalidRequest("connector_id and job_id must not be empty".into()));
     }
-    let job_ref = JobRef { job_id: start.job_id.clone(), connector_id: request.connector_id.clone() };
+    let job_ref = |job: &SyncJob| JobRef {
+        job_id: job.job_id.clone(),
+        connector_id: job.connector_id.clone(),
+        window_ends_at: job.window_ends_at,
+    };
     let job = match services.jobs.get_job(&start.job_id).await? {
         Some(existing) if existing.connector_id != request.connector_id => {
             return Err(SyncError::InvalidRequest(format!("job {} belongs to another connector", start.job_id)));
         }
         // Retried after the job had initiated.
-        Some(existing) if existing.stages.contains_key(&Stage::Initiating) => return Ok(job_ref),
+        Some(existing) if existing.stages.contains_key(&Stage::Initiating) => return Ok(job_ref(&existing)),
         Some(existing) => existing,
         None => {
-            let connector = services.connector(&request.connector_id).await?;
-            let job = new_job(&start.job_id, &connector, request, &services.settings.deployment, Utc::now())?;
+            let record = services.connector_record(&request.connector_id).await?;
+            let job = new_job(&start.job_id, &record, request, &services.settings.deployment, Utc::now())?;
             services.jobs.create_job(&job).await?;
             job
         }
@@ -62,18 +66,19 @@ pub async fn initiate(services: &Services, start: StartSync) -> Result<JobRef> {
     }
     services.run_stage(&job.job_id, Stage::Initiating, None, async { Ok(()) }).await?;
     tracing::info!(job_id = %job.job_id, connector_id = %job.connector_id, mode = ?job.mode, "sync job initiated");
-    Ok(job_ref)
+    Ok(job_ref(&job))
 }
 
-/// A started job of `connector`, before any stage ran: what [`initiate`] records, and
-/// what a starter records first so that the job can be followed at once.
+/// A started job of the connector, before any stage ran: what [`initiate`] records,
+/// and what a starter records first so that the job can be followed at once.
 pub fn new_job(
     job_id: &str,
-    connector: &Connector,
+    record: &ConnectorRecord,
     request: SyncRequest,
     deployment: &str,
     now: DateTime<Utc>,
 ) -> Result<SyncJob> {
+    let connector = &record.connector;
     let mode = request.mode.unwrap_or(connector.default_mode);
     if mode == SyncMode::Incremental && !request.scope.is_everything() {
         return Err(SyncError::InvalidRequest(
@@ -86,6 +91,7 @@ pub fn new_job(
         mode,
         scope: request.scope,
         resumed_from: request.resumed_from,
+        window_ends_at: record.sync_window_minutes.map(|minutes| now + chrono::Duration::minutes(i64::from(minutes))),
         trigger: request.trigger.unwrap_or(Trigger::Scheduled),
         status: JobStatus::Started,
         current_stage: None,
@@ -132,7 +138,7 @@ mod tests {
     #[tokio::test]
     async fn takes_over_the_job_its_starter_created() {
         let h = harness(SimulatorConfig::default()).await;
-        let connector = h.services.connector(CONNECTOR).await.unwrap();
+        let record = h.services.connector_record(CONNECTOR).await.unwrap();
         let request = SyncRequest {
             connector_id: CONNECTOR.into(),
             mode: Some(SyncMode::AssetsOnly),
@@ -140,7 +146,7 @@ mod tests {
             scope: SyncScope::default(),
             resumed_from: None,
         };
-        let created = new_job("job-3", &connector, request.clone(), "unit-tests", Utc::now()).unwrap();
+        let created = new_job("job-3", &record, request.clone(), "unit-tests", Utc::now()).unwrap();
         h.store.create_job(&created).await.unwrap();
 
         let start = StartSync { job_id: "job-3".into(), execution_arn: Some("arn:execution:job-3".into()), input: request };

@@ -13,12 +13,12 @@ pub mod process;
 use std::future::Future;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::connectors::{self, ExportScanner};
 use crate::errors::{Result, SyncError, error_names};
-use crate::model::{Connector, ExportKind, JobFailure, Stage, StageOutcome};
+use crate::model::{Connector, ConnectorRecord, ExportKind, JobFailure, JobStatus, Stage, StageOutcome};
 use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore, SecretStore};
 
 /// What the stages work with. Built once per function process.
@@ -52,6 +52,20 @@ pub struct Settings {
 pub struct JobRef {
     pub job_id: String,
     pub connector_id: String,
+    /// When the connector's sync window ends, carried along so that no stage reads the
+    /// job to know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ends_at: Option<DateTime<Utc>>,
+}
+
+impl JobRef {
+    /// `SyncWindowEnded` once the sync window is over: the sync starts nothing new.
+    pub fn ensure_within_window(&self, now: DateTime<Utc>) -> Result<()> {
+        match self.window_ends_at {
+            Some(ends_at) if now >= ends_at => Err(SyncError::SyncWindowEnded { ends_at }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A chunk stage's event: the job, the chunk, and the S3 key the previous stage wrote.
@@ -74,7 +88,11 @@ pub struct ChunkOutput {
 
 impl Services {
     pub(crate) async fn connector(&self, connector_id: &str) -> Result<Connector> {
-        self.connectors.get_connector(connector_id).await?.ok_or_else(|| {
+        Ok(self.connector_record(connector_id).await?.connector)
+    }
+
+    pub(crate) async fn connector_record(&self, connector_id: &str) -> Result<ConnectorRecord> {
+        self.connectors.connector_record(connector_id).await?.ok_or_else(|| {
             SyncError::InvalidRequest(format!("there is no connector {connector_id}: create it before starting a sync"))
         })
     }
@@ -117,7 +135,8 @@ impl Services {
             bookkeeping.push(self.jobs.chunk_attempt_failed(job_id, chunk_key, &failure).await);
         }
         if !transient {
-            bookkeeping.push(self.jobs.stage_ended(job_id, stage, StageOutcome::Failed, now).await);
+            let outcome = if failure.status == JobStatus::Paused { StageOutcome::Paused } else { StageOutcome::Failed };
+            bookkeeping.push(self.jobs.stage_ended(job_id, stage, outcome, now).await);
             bookkeeping.push(self.jobs.record_failure(job_id, &failure).await);
         } else if chunk_key.is_none() {
             bookkeeping.push(self.jobs.note_retryable_failure(job_id, &failure).await);

@@ -891,6 +891,7 @@ mod tests {
             failure: None,
             last_retryable_failure: None,
             resumed_from: None,
+            window_ends_at: None,
             deployment: "vulnflow-local".into(),
             execution_arn: None,
             started_at: now,

@@ -134,6 +134,42 @@ async fn a_cancelled_sync_stops_and_keeps_what_it_processed() {
 }
 
 #[tokio::test]
+async fn a_sync_past_its_window_pauses_and_can_be_resumed() {
+    let stack = Stack::local().await;
+    let api = ApiClient::new(&stack);
+    let admin = stack.token("ana@example.com", Role::Admin).await;
+    // The export stays PROCESSING for longer than the connector's one-minute window.
+    let sim = simulator(SimulatorConfig { assets: 20, findings_per_asset: 2, status_polls_before_finished: 500, ..Default::default() })
+        .await;
+    let mut body = new_connector(&sim.base_url, SECRET_KEY);
+    body["sync_window_minutes"] = json!(1);
+    let created = api.post("/connectors", &admin, body).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
+    let started = api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({ "mode": "vulns_only" })).await;
+    let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
+
+    let ended = api.wait_until_ended(&job_id, &admin).await;
+    assert_eq!(ended["status"], "PAUSED", "{ended}");
+    let job = api.get(&format!("/jobs/{job_id}"), &admin).await;
+    assert_eq!(job.body["failure"]["stage"], "Fetching", "{}", job.text);
+    assert_eq!(job.body["failure"]["error"], "Vulnflow.SyncWindowEnded");
+    assert!(job.body["failure"]["action"].as_str().is_some_and(|action| action.contains("resume")), "{}", job.text);
+    let fetching = job.body["stages"].as_array().into_iter().flatten().find(|stage| stage["stage"] == "Fetching");
+    assert_eq!(fetching.map(|stage| stage["outcome"].clone()), Some(json!("paused")), "{}", job.text);
+    let duration = job.body["duration_ms"].as_i64().expect("a duration");
+    assert!((60_000..180_000).contains(&duration), "it paused when its window ended: {duration} ms");
+
+    let resumed = api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({ "resume_job_id": job_id })).await;
+    assert_eq!(resumed.status, 202, "{}", resumed.text);
+    let resumed_id = resumed.body["job_id"].as_str().expect("a job id");
+    let shown = api.get(&format!("/jobs/{resumed_id}"), &admin).await;
+    assert_eq!((shown.body["resumed_from"].as_str(), shown.body["mode"].as_str()), (Some(job_id.as_str()), Some("vulns_only")));
+    let cancelled = api.post(&format!("/jobs/{resumed_id}/cancel"), &admin, json!({})).await;
+    assert_eq!(cancelled.status, 202, "{}", cancelled.text);
+}
+
+#[tokio::test]
 async fn the_authorizer_passes_the_callers_role_on_and_refuses_bad_tokens() {
     let stack = Stack::local().await;
     let token = stack.token("rui@example.com", Role::Reader).await;
