@@ -75,9 +75,13 @@ pub async fn services_from_env() -> Result<Services, SyncError> {
     let dynamo = dynamo_store_from_env(&config)?;
     let objects = Arc::new(S3Store::new(s3_client(&config, path_style), required("DATA_BUCKET")?));
     let secrets = Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&config)));
+    // A scanner that stops sending for this long has not answered: the call fails as
+    // ScannerUnavailable and the state machine retries it. A download that keeps
+    // streaming may take as long as it needs.
+    let silence = Duration::from_secs(optional_number("SCANNER_TIMEOUT_SECONDS", 60)?);
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(120))
+        .read_timeout(silence)
         .user_agent(concat!("vulnflow/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| SyncError::Internal(format!("cannot build the HTTP client: {e}")))?;

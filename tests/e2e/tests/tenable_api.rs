@@ -2,6 +2,8 @@
 //! local stack: each ends in the status a user would expect, with the job record
 //! checked as a user would read it.
 
+use std::time::Duration;
+
 use aws_sdk_sfn::types::ExecutionStatus;
 use tenable_simulator::{Faults, Route, ServerErrors, SimulatorConfig, Throttle, ThrottledPaths};
 use vulnflow_e2e::{ACCESS_KEY, SECRET_KEY, Stack, SyncRun, simulator};
@@ -90,6 +92,22 @@ async fn a_chunk_that_keeps_failing_with_5xx_fails_the_sync_after_the_retries() 
     let chunk = run.chunks.iter().find(|c| c.chunk_key == "vulns-00001").expect("the chunk");
     assert_eq!((chunk.status, chunk.failed_attempts), (ChunkStatus::Failed, 5), "1 attempt + 4 retries");
     assert_eq!(stack.count_findings(&run.job.connector_id).await, 360 - 150, "the other chunks are kept");
+}
+
+#[tokio::test]
+async fn a_scanner_that_stops_answering_is_retried_then_fails_the_sync() {
+    // Every chunk download stays silent longer than the local stack's 10 s scanner timeout.
+    let silent = Faults { slow_chunks: Some(Duration::from_secs(15)), ..Default::default() };
+    let (_stack, _sim, run) = sync_against(silent).await;
+
+    assert_failed(&run, JobStatus::ApiError, Stage::Fetching, error_names::SCANNER_UNAVAILABLE);
+    let failure = run.job.failure.as_ref().expect("failure");
+    assert!(failure.message.contains("did not get an answer"), "{}", failure.message);
+    assert_eq!(failure.http_status, None, "no answer, so no status");
+    assert_eq!(run.chunks.len(), 5);
+    for chunk in &run.chunks {
+        assert_eq!((chunk.status, chunk.failed_attempts), (ChunkStatus::Failed, 5), "1 attempt + 4 retries: {chunk:?}");
+    }
 }
 
 #[tokio::test]
