@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use tokio::time::MissedTickBehavior;
-use vulnflow_shared::model::JobStatus;
+use vulnflow_shared::model::{JobStatus, Severity, Stage, SyncMode, TriggerKind};
 
 use crate::api_client::ApiClient;
 use crate::error::CliError;
@@ -41,7 +41,7 @@ pub struct StartArgs {
     connector: String,
     /// The sync mode; the connector's default mode when left out.
     #[arg(long, value_enum)]
-    mode: Option<Mode>,
+    mode: Option<SyncMode>,
     /// Only records seen or changed since then: an RFC 3339 time or a date (UTC).
     #[arg(long, value_name = "TIME", value_parser = day_start)]
     from: Option<DateTime<Utc>>,
@@ -74,13 +74,13 @@ pub struct HistoryArgs {
         value_delimiter = ',',
         ignore_case = true
     )]
-    status: Vec<Status>,
+    status: Vec<JobStatus>,
     /// Only syncs started this way.
     #[arg(long, value_enum)]
     trigger: Option<TriggerKind>,
     /// Only jobs whose last stage started is one of these.
     #[arg(long, value_enum, value_delimiter = ',', ignore_case = true)]
-    stage: Vec<StageName>,
+    stage: Vec<Stage>,
     /// Only syncs of these modes.
     #[arg(
         long = "type",
@@ -89,7 +89,7 @@ pub struct HistoryArgs {
         value_enum,
         value_delimiter = ','
     )]
-    modes: Vec<Mode>,
+    modes: Vec<SyncMode>,
     /// Only jobs started at or after this RFC 3339 time or date (UTC).
     #[arg(long, value_name = "TIME", value_parser = day_start)]
     from: Option<DateTime<Utc>>,
@@ -123,60 +123,6 @@ pub struct ResumeArgs {
     /// Print the new job's id and return at once instead of following it.
     #[arg(long)]
     no_wait: bool,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-#[value(rename_all = "snake_case")]
-enum Mode {
-    /// Assets and all findings.
-    Full,
-    /// What changed since the start of the last complete sync.
-    Incremental,
-    /// Only the asset export.
-    AssetsOnly,
-    /// Only the vulnerability export.
-    VulnsOnly,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-#[value(rename_all = "lower")]
-enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-#[value(rename_all = "SCREAMING_SNAKE_CASE")]
-enum Status {
-    Started,
-    Delegated,
-    Finished,
-    CredentialError,
-    ApiError,
-    GenericError,
-    Cancelled,
-    Paused,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-#[value(rename_all = "lower")]
-enum TriggerKind {
-    Manual,
-    Scheduled,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-#[value(rename_all = "PascalCase")]
-enum StageName {
-    Initiating,
-    ConnectivityTest,
-    Fetching,
-    Normalizing,
-    Processing,
-    Finalizing,
 }
 
 /// A value as the API spells it: the name clap shows for it.

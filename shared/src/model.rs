@@ -105,6 +105,7 @@ impl fmt::Debug for TenableCredentials {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "snake_case"))]
 pub enum SyncMode {
     #[default]
     Full,
@@ -170,6 +171,7 @@ impl Trigger {
 /// A trigger without who pulled it: what a sync history is filtered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "snake_case"))]
 pub enum TriggerKind {
     Manual,
     Scheduled,
@@ -177,6 +179,7 @@ pub enum TriggerKind {
 
 /// The data lifecycle stages, in the order a sync passes through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "PascalCase"))]
 pub enum Stage {
     Initiating,
     ConnectivityTest,
@@ -218,6 +221,7 @@ impl fmt::Display for Stage {
 /// A job's status, in the words users know from the peers' sync history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "SCREAMING_SNAKE_CASE"))]
 pub enum JobStatus {
     Started,
     /// A parent waiting on child work (the chunk map).
@@ -515,6 +519,7 @@ pub struct ChunkRecord {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "snake_case"))]
 pub enum Severity {
     Info,
     Low,
