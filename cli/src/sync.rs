@@ -274,8 +274,18 @@ fn report(job: &Job) -> String {
         ]);
     }
     let chunks = job.chunks;
+    let carried = if chunks.carried_over > 0 {
+        format!(" ({} carried over from {})", chunks.carried_over, job.carries_from.join(", "))
+    } else {
+        String::new()
+    };
+    let resumed = match (&job.resumed_from, &job.starts_over_because) {
+        (Some(earlier), Some(reason)) => format!("resumed job {earlier} from the start: {reason}\n"),
+        (Some(earlier), None) => format!("resumed job {earlier} where it stopped\n"),
+        _ => String::new(),
+    };
     format!(
-        "sync {} of connector {}: {} after {} ({}, {}, started {})\n\n{}\nchunks: {} of {} processed, {} failed\n{}",
+        "sync {} of connector {}: {} after {} ({}, {}, started {})\n{resumed}\n{}\nchunks: {} of {} processed{carried}, {} failed\n{}",
         job.job_id,
         job.connector_id,
         job.status,

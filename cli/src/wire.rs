@@ -53,6 +53,12 @@ pub struct Job {
     pub stages: Vec<StageRun>,
     pub counts: RecordCounts,
     pub failure: Option<Box<JobFailure>>,
+    #[serde(default)]
+    pub resumed_from: Option<String>,
+    #[serde(default)]
+    pub carries_from: Vec<String>,
+    #[serde(default)]
+    pub starts_over_because: Option<String>,
     pub started_at: DateTime<Utc>,
     pub duration_ms: Option<i64>,
 }

@@ -7,9 +7,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::errors::{Result, SyncError};
-use crate::model::{ConnectorRecord, SyncScope, Trigger};
+use crate::model::{ConnectorRecord, JobStatus, SyncScope, Trigger};
 use crate::pipeline::initiate::SyncRequest;
 use crate::starter::SyncStarter;
+use crate::store::{HistoryFilter, HistoryPage};
 
 /// The part of EventBridge's scheduled event the dispatcher reads: the tick's time,
 /// the same on every delivery of one tick.
@@ -43,7 +44,7 @@ pub async fn dispatch(starter: &SyncStarter, now: DateTime<Utc>) -> Result<Dispa
             mode: None,
             trigger: Some(Trigger::Scheduled),
             scope: SyncScope::default(),
-            resumed_from: None,
+            resumed_from: paused_sync(starter, &connector_id).await?,
         };
         match starter.start(&record, &job_id, request).await {
             Ok(_) => {
@@ -63,6 +64,13 @@ pub async fn dispatch(starter: &SyncStarter, now: DateTime<Utc>) -> Result<Dispa
     Ok(report)
 }
 
+/// The connector's last sync, if its window ended before it did: the next scheduled
+/// sync resumes it where it stopped.
+async fn paused_sync(starter: &SyncStarter, connector_id: &str) -> Result<Option<String>> {
+    let (latest, _) = starter.jobs.history(connector_id, &HistoryFilter::default(), &HistoryPage { limit: 1, token: None }).await?;
+    Ok(latest.into_iter().find(|job| job.status == JobStatus::Paused).map(|job| job.job_id))
+}
+
 /// The job id of the connector's current slot, if its schedule is on.
 pub fn due_job_id(record: &ConnectorRecord, now: DateTime<Utc>) -> Option<String> {
     let period = i64::from(record.schedule_hours.filter(|hours| *hours > 0)?) * 3600;
@@ -78,7 +86,7 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::model::{Connector, JobStatus, ScannerKind, SyncMode};
+    use crate::model::{Connector, ScannerKind, SyncMode};
     use crate::store::memory::MemoryStore;
     use crate::store::{ConnectorStore, JobStore};
     use crate::workflow::RecordingWorkflow;
@@ -180,5 +188,30 @@ mod tests {
         s.store.finish_job(&ended).await.unwrap();
         let after = dispatch(&s.starter, tick + Duration::minutes(1)).await.expect("dispatches");
         assert_eq!(after.started, vec!["hourly-20261122T07Z".to_string()], "the slot's sync runs once it is free");
+    }
+
+    #[tokio::test]
+    async fn the_sync_after_a_paused_one_resumes_it() {
+        let s = scheduler(&[record("hourly", Some(1))]).await;
+        let tick = at("2026-11-22T07:05:00Z");
+        dispatch(&s.starter, tick).await.expect("dispatches");
+        let mut paused = s.store.get_job("hourly-20261122T07Z").await.unwrap().expect("the job");
+        paused.status = JobStatus::Paused;
+        paused.ended_at = Some(tick + Duration::minutes(30));
+        s.store.finish_job(&paused).await.unwrap();
+
+        let next_slot = dispatch(&s.starter, tick + Duration::hours(1)).await.expect("dispatches");
+        let job = s.store.get_job(&next_slot.started[0]).await.unwrap().expect("the next job");
+        assert_eq!(job.resumed_from.as_deref(), Some("hourly-20261122T07Z"));
+        assert_eq!(job.carries_from, ["hourly-20261122T07Z"], "it takes up where the paused one stopped");
+        assert_eq!(s.workflow.executions()[1].input["resumed_from"], "hourly-20261122T07Z");
+
+        let mut finished = job;
+        finished.status = JobStatus::Finished;
+        finished.ended_at = Some(tick + Duration::hours(1) + Duration::minutes(10));
+        s.store.finish_job(&finished).await.unwrap();
+        let after_finished = dispatch(&s.starter, tick + Duration::hours(2)).await.expect("dispatches");
+        let job = s.store.get_job(&after_finished.started[0]).await.unwrap().expect("the third job");
+        assert_eq!(job.resumed_from, None, "only a paused sync is resumed");
     }
 }

@@ -306,8 +306,13 @@ impl StageRun {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkCounts {
     pub total: u64,
+    /// Processed by this job, or carried over from the job it resumed.
     pub processed: u64,
     pub failed: u64,
+    /// Of the processed, those an earlier job of the same sync had processed: a resumed
+    /// sync takes them over instead of fetching them again.
+    #[serde(default)]
+    pub carried_over: u64,
 }
 
 impl ChunkCounts {
@@ -315,8 +320,9 @@ impl ChunkCounts {
     /// own status says; a chunk that never got a record still counts as not processed.
     pub fn settled(announced_total: u64, chunks: &[ChunkRecord]) -> ChunkCounts {
         let processed = chunks.iter().filter(|c| c.status == ChunkStatus::Processed).count() as u64;
+        let carried_over = chunks.iter().filter(|c| c.carried_from.is_some()).count() as u64;
         let total = announced_total.max(chunks.len() as u64);
-        ChunkCounts { total, processed, failed: total - processed }
+        ChunkCounts { total, processed, failed: total - processed, carried_over }
     }
 }
 
@@ -403,9 +409,13 @@ pub struct ExportRef {
     /// True when the scanner already ran an identical export and vulnflow adopted it.
     #[serde(default)]
     pub adopted: bool,
+    /// The earlier job of the same sync that requested this export: a resumed sync takes
+    /// it up again, with the chunks that job processed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExportKind {
     Vulns,
@@ -456,6 +466,13 @@ pub struct SyncJob {
     /// The ended job this one took up again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<String>,
+    /// The earlier jobs of the same sync, nearest first, whose processed chunks count as
+    /// this job's: empty unless a resumed sync could take up where they stopped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carries_from: Vec<String>,
+    /// Why a resumed job could carry nothing over and started over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_over_because: Option<String>,
     /// When the connector's sync window ends: past it, the sync fetches nothing more and
     /// ends PAUSED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -477,6 +494,17 @@ impl SyncJob {
 
     pub fn duration_ms(&self) -> Option<i64> {
         self.ended_at.map(|end| (end - self.started_at).num_milliseconds())
+    }
+
+    /// The time the job's data is complete up to: its start, or the request of an older
+    /// export that a resumed sync took up. The next incremental sync starts here.
+    pub fn data_as_of(&self) -> DateTime<Utc> {
+        self.exports.iter().map(|export| export.requested_at).fold(self.started_at, DateTime::min)
+    }
+
+    /// The jobs whose chunks make up this one's data: itself and those it carries from.
+    pub fn sync_job_ids(&self) -> Vec<String> {
+        std::iter::once(self.job_id.clone()).chain(self.carries_from.iter().cloned()).collect()
     }
 }
 
@@ -514,6 +542,10 @@ pub struct ChunkRecord {
     /// True once a chunk succeeded after a failed attempt: shown as retried, not as an error.
     #[serde(default)]
     pub retried: bool,
+    /// The earlier job of the same sync that processed this chunk, when a resumed sync
+    /// carried it over instead of fetching it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_from: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 

@@ -7,7 +7,7 @@ use chrono::Utc;
 
 use crate::errors::{Result, SyncError};
 use crate::model::{ConnectorRecord, JobStatus, Stage, SyncClaim, SyncJob};
-use crate::pipeline::failure_of;
+use crate::pipeline::{failure_of, resume};
 use crate::pipeline::initiate::{SyncRequest, new_job};
 use crate::store::{ConnectorStore, HistoryFilter, HistoryPage, JobStore};
 use crate::workflow::Workflow;
@@ -38,6 +38,10 @@ impl SyncStarter {
     /// `Conflict` if a sync of the connector runs, or if `job_id` was used before.
     pub async fn start(&self, record: &ConnectorRecord, job_id: &str, request: SyncRequest) -> Result<StartedSync> {
         self.ensure_idle(record).await?;
+        let input = serde_json::to_value(&request)
+            .map_err(|e| SyncError::Internal(format!("cannot encode the sync request: {e}")))?;
+        let mut job = new_job(job_id, record, request, &self.deployment, Utc::now())?;
+        resume::plan(self.jobs.as_ref(), &mut job).await?;
         let connector_id = &record.connector.connector_id;
         let claim = SyncClaim { job_id: job_id.to_string(), claimed_at: Utc::now() };
         let previous = record.sync_claim.as_ref().map(|claim| claim.job_id.as_str());
@@ -47,10 +51,7 @@ impl SyncStarter {
                  GET /connectors/{connector_id}/syncs shows it"
             )));
         }
-        let input = serde_json::to_value(&request)
-            .map_err(|e| SyncError::Internal(format!("cannot encode the sync request: {e}")))?;
         // The job exists before its execution, so that it can be followed at once.
-        let mut job = new_job(job_id, record, request, &self.deployment, Utc::now())?;
         if let Err(error) = self.jobs.create_job(&job).await {
             self.release(connector_id, job_id).await;
             return Err(error);

@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use vulnflow_shared::api::{ApiRequest, ApiServices, Identity, handle};
 use vulnflow_shared::auth::{self, Role};
 use vulnflow_shared::model::{
-    ChunkRecord, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome,
+    ChunkRecord, ChunkStatus, ExportKind, JobFailure, JobStatus, RecordCounts, Stage,
+    StageOutcome,
 };
 use vulnflow_shared::store::JobStore;
 use vulnflow_shared::store::memory::MemoryStore;
@@ -230,7 +231,7 @@ impl TestApi {
         jobs.stage_started(job_id, Stage::Fetching, Utc::now())
             .await
             .expect("the in-memory store");
-        jobs.add_total_chunks(job_id, total)
+        jobs.add_total_chunks(job_id, ExportKind::Vulns, total)
             .await
             .expect("the in-memory store");
         jobs.set_status(job_id, JobStatus::Delegated)
@@ -263,6 +264,7 @@ impl TestApi {
                 records: Some(counts.findings_received),
                 last_failure: None,
                 retried: false,
+                carried_from: None,
                 updated_at: Utc::now(),
             };
             self.store

@@ -85,6 +85,8 @@ pub(super) struct JobView {
     execution_arn: Option<String>,
     /// The ended job this one took up again.
     resumed_from: Option<String>,
+    carries_from: Vec<String>,
+    starts_over_because: Option<String>,
     started_at: DateTime<Utc>,
     ended_at: Option<DateTime<Utc>>,
     duration_ms: Option<i64>,
@@ -173,6 +175,8 @@ pub(super) async fn get_view(services: &ApiServices, job: &SyncJob, minimum: Opt
         failure: job.failure,
         execution_arn: job.execution_arn,
         resumed_from: job.resumed_from,
+        carries_from: job.carries_from,
+        starts_over_because: job.starts_over_because,
         started_at: job.started_at,
         ended_at: job.ended_at,
         log,
@@ -189,8 +193,16 @@ fn log(job: &SyncJob, chunks: &[ChunkRecord]) -> Vec<LogEntry> {
             entries.push(LogEntry::new(ended_at, Level::Info, Some(*stage), message));
         }
     }
+    if let (Some(earlier), Some(reason)) = (&job.resumed_from, &job.starts_over_because) {
+        let message = format!("resumes job {earlier} from the start: {reason}");
+        entries.push(LogEntry::new(job.started_at, Level::Warn, None, message));
+    }
     for export in &job.exports {
-        let what = if export.adopted { "adopted the scanner's identical" } else { "requested the" };
+        let what = match (&export.resumed_from, export.adopted) {
+            (Some(earlier), _) => format!("took up job {earlier}'s"),
+            (None, true) => "adopted the scanner's identical".to_string(),
+            (None, false) => "requested the".to_string(),
+        };
         let since = match DateTime::from_timestamp(export.since, 0) {
             Some(since) if export.since > 0 => {
                 format!("changes since {}", since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -199,6 +211,14 @@ fn log(job: &SyncJob, chunks: &[ChunkRecord]) -> Vec<LogEntry> {
         };
         let message = format!("{what} {} export {} ({since})", export.kind.as_str(), export.export_uuid);
         entries.push(LogEntry::new(export.requested_at, Level::Info, Some(Stage::Fetching), message));
+    }
+    let carried: Vec<&ChunkRecord> = chunks.iter().filter(|chunk| chunk.carried_from.is_some()).collect();
+    if let Some(first) = carried.iter().min_by_key(|chunk| chunk.updated_at) {
+        let mut from: Vec<&str> = carried.iter().filter_map(|chunk| chunk.carried_from.as_deref()).collect();
+        from.sort_unstable();
+        from.dedup();
+        let message = format!("{} chunk(s) carried over from job(s) {}, which had processed them", carried.len(), from.join(", "));
+        entries.push(LogEntry::new(first.updated_at, Level::Info, Some(Stage::Fetching), message));
     }
     for chunk in chunks {
         let attempts = chunk.failed_attempts;

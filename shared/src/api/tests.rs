@@ -9,7 +9,7 @@ use super::jobs::progress;
 use super::{ApiRequest, ApiResponse, ApiServices, Identity, handle};
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkCounts, ChunkRecord, ChunkStatus, JobFailure, JobStatus, Stage, StageOutcome, StageRun, SyncJob, SyncMode, Trigger,
+    ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, JobFailure, JobStatus, Stage, StageOutcome, StageRun, SyncJob, SyncMode, Trigger,
 };
 use crate::store::memory::MemoryStore;
 use crate::store::{ConnectorStore, JobStore};
@@ -153,6 +153,8 @@ fn job(job_id: &str, connector_id: &str, status: JobStatus, started_at: DateTime
         failure: None,
         last_retryable_failure: None,
         resumed_from: None,
+        carries_from: Vec::new(),
+        starts_over_because: None,
         window_ends_at: None,
         deployment: "unit-tests".into(),
         execution_arn: Some(format!("arn:aws:states:local:000000000000:execution:vulnflow-sync:{job_id}")),
@@ -177,6 +179,7 @@ fn chunk(job_id: &str, chunk_key: &str, status: ChunkStatus, failed_attempts: u3
         records: None,
         last_failure: (failed_attempts > 0).then(|| failure(Stage::Normalizing, "chunk vulns-00002 is not valid JSON", at)),
         retried: status == ChunkStatus::Processed && failed_attempts > 0,
+        carried_from: None,
         updated_at: at,
     }
 }
@@ -545,7 +548,7 @@ async fn job_with_history(api: &Api) -> SyncJob {
     running.stages.insert(Stage::Fetching, run(start + Duration::seconds(2), 60, StageOutcome::Succeeded));
     running.stages.insert(Stage::Normalizing, run(start + Duration::seconds(3), 70, StageOutcome::Failed));
     running.stages.insert(Stage::Processing, run(start + Duration::seconds(4), 0, StageOutcome::Running));
-    running.chunks = ChunkCounts { total: 4, processed: 2, failed: 0 };
+    running.chunks = ChunkCounts { total: 4, processed: 2, failed: 0, ..Default::default() };
     running.failure =
         Some(failure(Stage::Normalizing, "chunk vulns-00002 is not valid JSON", start + Duration::seconds(50)));
     api.store.create_job(&running).await.unwrap();
@@ -569,7 +572,7 @@ async fn a_job_shows_its_stages_progress_failure_and_log() {
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     let view = body(&answer);
     assert_eq!((view["status"].clone(), view["current_stage"].clone()), (json!("DELEGATED"), json!("Processing")));
-    assert_eq!(view["chunks"], json!({ "total": 4, "processed": 2, "failed": 0 }));
+    assert_eq!(view["chunks"], json!({ "total": 4, "processed": 2, "failed": 0, "carried_over": 0 }));
     assert_eq!(view["percent"], 50);
     assert!(view["eta_seconds"].as_u64().is_some_and(|eta| (590..=610).contains(&eta)), "10 minutes for half: {view}");
     assert_eq!(view["likely_stalled"], false);
@@ -622,7 +625,7 @@ fn the_estimate_waits_for_15_percent_then_extrapolates_and_is_capped() {
     let now = Utc::now();
     let at = |processed: u64, total: u64, elapsed_seconds: i64| {
         let mut running = job("job-1", CONNECTOR, JobStatus::Delegated, now - Duration::seconds(elapsed_seconds));
-        running.chunks = ChunkCounts { total, processed, failed: 0 };
+        running.chunks = ChunkCounts { total, processed, failed: 0, ..Default::default() };
         progress(&running, now)
     };
     let early = serde_json::to_value(at(14, 100, 600)).unwrap();
@@ -641,7 +644,7 @@ fn the_estimate_waits_for_15_percent_then_extrapolates_and_is_capped() {
     let unknown_total = serde_json::to_value(at(0, 0, 60)).unwrap();
     assert_eq!((unknown_total["percent"].clone(), unknown_total.get("eta_seconds")), (json!(0), None));
     let mut ended = job("job-2", CONNECTOR, JobStatus::Finished, now - Duration::seconds(60));
-    ended.chunks = ChunkCounts { total: 3, processed: 3, failed: 0 };
+    ended.chunks = ChunkCounts { total: 3, processed: 3, failed: 0, ..Default::default() };
     let finished = serde_json::to_value(progress(&ended, now)).unwrap();
     assert_eq!((finished["percent"].clone(), finished.get("eta_seconds")), (json!(100), None));
 }
@@ -784,7 +787,7 @@ async fn cancelling_stops_the_execution_and_keeps_what_was_processed() {
     let job_id = started.job_id.as_str();
     let now = Utc::now();
     api.store.stage_started(job_id, Stage::Fetching, now).await.unwrap();
-    api.store.add_total_chunks(job_id, 3).await.unwrap();
+    api.store.add_total_chunks(job_id, ExportKind::Vulns, 3).await.unwrap();
     for record in [
         chunk(job_id, "vulns-00001", ChunkStatus::Processed, 0, now),
         chunk(job_id, "vulns-00002", ChunkStatus::Processed, 0, now),
@@ -798,7 +801,7 @@ async fn cancelling_stops_the_execution_and_keeps_what_was_processed() {
     assert_eq!(cancelled.status, 202, "{:?}", cancelled.body);
     let view = body(&cancelled);
     assert_eq!(view["status"], "CANCELLED");
-    assert_eq!(view["chunks"], json!({ "total": 4, "processed": 2, "failed": 2 }), "counted from the chunk records");
+    assert_eq!(view["chunks"], json!({ "total": 4, "processed": 2, "failed": 2, "carried_over": 0 }), "counted from the chunk records");
     assert_eq!((view["current_stage"].clone(), view["stages"][0]["outcome"].clone()), (Value::Null, json!("cancelled")));
     assert!(view["ended_at"].is_string());
     assert!(view["log"].as_array().is_some_and(|log| {

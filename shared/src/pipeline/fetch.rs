@@ -4,10 +4,10 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{ChunkOutput, JobRef, Services};
-use crate::connectors::{ExportRequest, ExportState};
+use super::{ChunkOutput, JobRef, Services, resume};
+use crate::connectors::{ExportRequest, ExportScanner, ExportState};
 use crate::errors::{Result, SyncError};
-use crate::model::{ChunkRecord, ChunkStatus, ExportRef, JobStatus, Stage, SyncMode};
+use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobStatus, Stage, SyncJob, SyncMode};
 use crate::store::keys;
 
 /// The fetch function's three calls, told apart by `action`.
@@ -35,6 +35,9 @@ pub struct PollOutcome {
     /// True once every chunk can be downloaded.
     pub ready: bool,
     pub total_chunks: u64,
+    /// The chunks left to fetch: all of them, but those a resumed sync carried over.
+    /// The state machine skips the chunk map when none is left.
+    pub pending_chunks: u64,
     /// The S3 key of the chunk id list the chunk map reads, once ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_key: Option<String>,
@@ -74,34 +77,56 @@ pub async fn next_export(services: &Services, job_ref: &JobRef, previous: Option
             }
             job_ref.ensure_within_window(Utc::now())?;
             let connector = services.connector(&job.connector_id).await?;
-            // Explicit filters always: Tenable's defaults would silently drop findings
-            // older than 30 days and every fixed one.
-            let since = match (job.scope.from, job.mode, connector.sync_cursor) {
-                (Some(from), _, _) => from.timestamp(),
-                (None, SyncMode::Incremental, Some(cursor)) => cursor,
-                _ => 0,
-            };
-            let request = ExportRequest {
-                kind,
-                since,
-                include_fixed: true,
-                assets_per_chunk: services.settings.assets_per_chunk,
-                severities: job.scope.severities.clone(),
-                tags: job.scope.tags.clone(),
-            };
-            let started = services.scanner(&connector).await?.request_export(&request).await?;
-            let export = ExportRef {
-                kind,
-                export_uuid: started.export_uuid,
-                requested_at: Utc::now(),
-                since,
-                adopted: started.adopted,
+            let scanner = services.scanner(&connector).await?;
+            let export = match resume::reusable_export(services, &job, kind, scanner.as_ref()).await? {
+                Some(export) => export,
+                None => request_export(services, &job, kind, connector.sync_cursor, scanner.as_ref()).await?,
             };
             services.jobs.add_export(&job.job_id, &export).await?;
-            tracing::info!(job_id = %job.job_id, kind = kind.as_str(), export_uuid = %export.export_uuid, since, "export requested");
+            tracing::info!(
+                job_id = %job.job_id,
+                kind = kind.as_str(),
+                export_uuid = %export.export_uuid,
+                since = export.since,
+                resumed_from = export.resumed_from,
+                "export requested"
+            );
             Ok(Some(export))
         })
         .await
+}
+
+async fn request_export(
+    services: &Services,
+    job: &SyncJob,
+    kind: ExportKind,
+    cursor: Option<i64>,
+    scanner: &dyn ExportScanner,
+) -> Result<ExportRef> {
+    // Explicit filters always: Tenable's defaults would silently drop findings older
+    // than 30 days and every fixed one.
+    let since = match (job.scope.from, job.mode, cursor) {
+        (Some(from), _, _) => from.timestamp(),
+        (None, SyncMode::Incremental, Some(cursor)) => cursor,
+        _ => 0,
+    };
+    let request = ExportRequest {
+        kind,
+        since,
+        include_fixed: true,
+        assets_per_chunk: services.settings.assets_per_chunk,
+        severities: job.scope.severities.clone(),
+        tags: job.scope.tags.clone(),
+    };
+    let started = scanner.request_export(&request).await?;
+    Ok(ExportRef {
+        kind,
+        export_uuid: started.export_uuid,
+        requested_at: Utc::now(),
+        since,
+        adopted: started.adopted,
+        resumed_from: None,
+    })
 }
 
 pub async fn poll_export(services: &Services, job: &JobRef, export: &ExportRef) -> Result<PollOutcome> {
@@ -125,6 +150,7 @@ pub async fn poll_export(services: &Services, job: &JobRef, export: &ExportRef) 
                     Ok(PollOutcome {
                         ready: false,
                         total_chunks: 0,
+                        pending_chunks: 0,
                         manifest_key: None,
                         wait_seconds: services.settings.export_poll_seconds,
                     })
@@ -146,13 +172,22 @@ pub async fn poll_export(services: &Services, job: &JobRef, export: &ExportRef) 
                     chunk_ids.sort_unstable();
                     chunk_ids.dedup();
                     let total = chunk_ids.len() as u64;
+                    services.jobs.add_total_chunks(&job.job_id, export.kind, total).await?;
+                    let pending = resume::carry_over_chunks(services, job, export, chunk_ids).await?;
                     let manifest_key = keys::chunk_manifest(&job.connector_id, &job.job_id, export.kind.as_str());
-                    let manifest = serde_json::to_vec(&chunk_ids).map_err(|e| SyncError::Internal(e.to_string()))?;
+                    let manifest = serde_json::to_vec(&pending).map_err(|e| SyncError::Internal(e.to_string()))?;
                     services.objects.put_object(&manifest_key, manifest, "application/json").await?;
-                    services.jobs.add_total_chunks(&job.job_id, total).await?;
-                    // The chunk map's child executions do the work from here.
-                    services.jobs.set_status(&job.job_id, JobStatus::Delegated).await?;
-                    Ok(PollOutcome { ready: true, total_chunks: total, manifest_key: Some(manifest_key), wait_seconds: 0 })
+                    if !pending.is_empty() {
+                        // The chunk map's child executions do the work from here.
+                        services.jobs.set_status(&job.job_id, JobStatus::Delegated).await?;
+                    }
+                    Ok(PollOutcome {
+                        ready: true,
+                        total_chunks: total,
+                        pending_chunks: pending.len() as u64,
+                        manifest_key: Some(manifest_key),
+                        wait_seconds: 0,
+                    })
                 }
             }
         })
@@ -182,6 +217,7 @@ pub async fn fetch_chunk(services: &Services, job: &JobRef, export: &ExportRef, 
                     records: None,
                     last_failure: None,
                     retried: false,
+                    carried_from: None,
                     updated_at: Utc::now(),
                 })
                 .await?;

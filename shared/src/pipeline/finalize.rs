@@ -53,9 +53,7 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
     services
         .run_stage(&job_id, Stage::Finalizing, None, async {
             let chunks = services.jobs.chunks(&job_id).await?;
-            let processed = chunks.iter().filter(|c| c.status == ChunkStatus::Processed).count() as u64;
-            let total = job.chunks.total.max(chunks.len() as u64);
-            let counts = ChunkCounts { total, processed, failed: total - processed };
+            let counts = ChunkCounts::settled(job.chunks.total, &chunks);
 
             let failure = match (&job.failure, &event.failure) {
                 (Some(recorded), _) => Some(recorded.clone()),
@@ -89,19 +87,19 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
 
 /// What a sync that processed every chunk settles for the connector: findings a
 /// complete export no longer returns become inactive, and the next incremental sync
-/// starts where this one started. A failed or scoped sync saw only part of the data,
+/// starts where this one's data starts. A failed or scoped sync saw only part of the data,
 /// so it settles neither.
 async fn settle_connector(services: &Services, job: &SyncJob) -> Result<()> {
     if !job.scope.is_everything() {
         return Ok(());
     }
     if matches!(job.mode, SyncMode::Full | SyncMode::VulnsOnly) {
-        let inactivated = services.inventory.deactivate_unseen(&job.connector_id, &job.job_id).await?;
+        let inactivated = services.inventory.deactivate_unseen(&job.connector_id, &job.sync_job_ids()).await?;
         let counts = RecordCounts { findings_inactivated: inactivated, ..Default::default() };
         services.jobs.add_counts(&job.job_id, &counts).await?;
     }
     if matches!(job.mode, SyncMode::Full | SyncMode::Incremental) {
-        services.connectors.advance_cursor(&job.connector_id, job.started_at.timestamp()).await?;
+        services.connectors.advance_cursor(&job.connector_id, job.data_as_of().timestamp()).await?;
     }
     Ok(())
 }
@@ -161,61 +159,19 @@ mod tests {
     use tenable_simulator::{Faults, SimulatorConfig};
 
     use super::*;
-    use crate::pipeline::fetch::{fetch_chunk, next_export, poll_export};
-    use crate::store::{ConnectorStore, InventoryStore, ObjectStore};
-    use crate::pipeline::normalize::normalize;
-    use crate::pipeline::process::process;
-    use crate::pipeline::test_support::{CONNECTOR, Harness, harness};
-    use crate::pipeline::{ChunkTask, JobRef};
-    use crate::store::JobStore;
-
-    /// What the state machine does, in order, with errors left where they fall.
-    async fn run_sync(h: &Harness, job_id: &str) -> JobSummary {
-        let job = h.start_job(job_id).await;
-        let caught = sync_chunks(h, &job).await.err().map(|error| CaughtError {
-            error: error.error_name().to_string(),
-            cause: Some(serde_json::json!({ "errorMessage": error.to_string() }).to_string()),
-        });
-        finalize(&h.services, FinalizeEvent { job_id: job_id.into(), failure: caught }).await.expect("finalizes")
-    }
-
-    async fn sync_chunks(h: &Harness, job: &JobRef) -> Result<()> {
-        crate::pipeline::connectivity::test_connectivity(&h.services, job).await?;
-        let mut previous = None;
-        while let Some(export) = next_export(&h.services, job, previous.as_ref()).await? {
-            let manifest_key = loop {
-                let outcome = poll_export(&h.services, job, &export).await?;
-                if let Some(key) = outcome.manifest_key {
-                    break key;
-                }
-            };
-            let manifest = h.store.get_object(&manifest_key).await?;
-            for chunk_id in serde_json::from_slice::<Vec<u32>>(&manifest).expect("a chunk id list") {
-                // A failed chunk fails alone, as in the state machine's map.
-                let _ = one_chunk(h, job, &export, chunk_id).await;
-            }
-            previous = Some(export);
-        }
-        Ok(())
-    }
-
-    async fn one_chunk(h: &Harness, job: &JobRef, export: &crate::model::ExportRef, chunk_id: u32) -> Result<()> {
-        let fetched = fetch_chunk(&h.services, job, export, chunk_id).await?;
-        let task = ChunkTask { job: job.clone(), kind: fetched.kind, chunk_key: fetched.chunk_key, object_key: fetched.object_key };
-        let normalized = normalize(&h.services, task).await?;
-        let task =
-            ChunkTask { job: job.clone(), kind: normalized.kind, chunk_key: normalized.chunk_key, object_key: normalized.object_key };
-        process(&h.services, task).await.map(|_| ())
-    }
+    use crate::pipeline::fetch::{next_export, poll_export};
+    use crate::pipeline::JobRef;
+    use crate::pipeline::test_support::{CONNECTOR, harness};
+    use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore};
 
     #[tokio::test]
     async fn a_clean_sync_finishes_with_every_stage_timed_and_every_finding_stored() {
         let h = harness(SimulatorConfig { assets: 110, findings_per_asset: 4, status_polls_before_finished: 1, ..Default::default() })
             .await;
-        let summary = run_sync(&h, "job-1").await;
+        let summary = h.run_new("job-1").await;
         assert_eq!(summary.status, JobStatus::Finished);
         // Two asset chunks (100 assets each at least) and three vuln chunks (50 assets each).
-        assert_eq!(summary.chunks, ChunkCounts { total: 5, processed: 5, failed: 0 });
+        assert_eq!(summary.chunks, ChunkCounts { total: 5, processed: 5, failed: 0, ..Default::default() });
         assert_eq!((summary.counts.assets_received, summary.counts.assets_new), (110, 110));
         assert_eq!(summary.counts.findings_received, 440);
         assert_eq!(h.store.all_findings(CONNECTOR).len(), 440);
@@ -233,12 +189,12 @@ mod tests {
     #[tokio::test]
     async fn a_full_sync_makes_findings_it_no_longer_sees_inactive_and_a_failed_one_does_not() {
         let h = harness(SimulatorConfig { assets: 20, findings_per_asset: 2, ..Default::default() }).await;
-        assert_eq!(run_sync(&h, "job-1").await.status, JobStatus::Finished);
+        assert_eq!(h.run_new("job-1").await.status, JobStatus::Finished);
         let mut gone = h.store.all_findings(CONNECTOR).remove(0);
         gone.finding.finding_id = format!("{}-retired", gone.finding.finding_id);
         h.store.put_findings(&[gone.clone()]).await.unwrap();
 
-        let second = run_sync(&h, "job-2").await;
+        let second = h.run_new("job-2").await;
         assert_eq!(second.counts.findings_inactivated, 1);
         let stored = h.store.all_findings(CONNECTOR);
         let retired = stored.iter().find(|f| f.finding.finding_id == gone.finding.finding_id).expect("kept, not deleted");
@@ -250,9 +206,9 @@ mod tests {
     async fn a_malformed_chunk_fails_the_job_but_keeps_the_other_chunks() {
         let faults = Faults { malformed_json_chunks: vec![2], ..Default::default() };
         let h = harness(SimulatorConfig { assets: 150, findings_per_asset: 2, faults, ..Default::default() }).await;
-        let summary = run_sync(&h, "job-1").await;
+        let summary = h.run_new("job-1").await;
         assert_eq!(summary.status, JobStatus::ApiError);
-        assert_eq!(summary.chunks, ChunkCounts { total: 5, processed: 4, failed: 1 });
+        assert_eq!(summary.chunks, ChunkCounts { total: 5, processed: 4, failed: 1, ..Default::default() });
         let connector = h.store.get_connector(CONNECTOR).await.unwrap().unwrap();
         assert_eq!(connector.sync_cursor, None, "a failed sync does not move the cursor");
         let failure = summary.failure.expect("the failure is explained");
@@ -287,18 +243,18 @@ mod tests {
         };
         let chunk_ids: Vec<u32> = serde_json::from_slice(&h.store.get_object(&manifest_key).await.unwrap()).unwrap();
         assert_eq!(chunk_ids.len(), 2);
-        one_chunk(&h, &job, &assets, chunk_ids[0]).await.expect("processed in time");
+        h.one_chunk(&job, &assets, chunk_ids[0]).await.expect("processed in time");
 
         // The window ends: the next chunk and the next export are not fetched.
         let late = JobRef { window_ends_at: Some(Utc::now() - chrono::Duration::seconds(1)), ..job.clone() };
-        let refused = one_chunk(&h, &late, &assets, chunk_ids[1]).await.expect_err("past the window");
+        let refused = h.one_chunk(&late, &assets, chunk_ids[1]).await.expect_err("past the window");
         assert_eq!(refused.error_name(), error_names::SYNC_WINDOW_ENDED);
         let stopped = next_export(&h.services, &late, Some(&assets)).await.expect_err("past the window");
         let caught = CaughtError { error: stopped.error_name().to_string(), cause: Some(stopped.to_string()) };
         let summary = finalize(&h.services, FinalizeEvent { job_id: "job-1".into(), failure: Some(caught) }).await.unwrap();
 
         assert_eq!(summary.status, JobStatus::Paused);
-        assert_eq!(summary.chunks, ChunkCounts { total: 2, processed: 1, failed: 1 });
+        assert_eq!(summary.chunks, ChunkCounts { total: 2, processed: 1, failed: 1, ..Default::default() });
         assert_eq!(summary.counts.assets_new, 100, "the processed chunk is kept");
         let failure = summary.failure.expect("the pause is explained");
         assert_eq!(failure.stage, Stage::Fetching);

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{JobRef, Services};
+use super::{JobRef, Services, resume};
 use crate::errors::{Result, SyncError};
 use crate::model::{ConnectorRecord, JobStatus, Stage, SyncJob, SyncMode, SyncScope, Trigger};
 
@@ -56,7 +56,8 @@ pub async fn initiate(services: &Services, start: StartSync) -> Result<JobRef> {
         Some(existing) => existing,
         None => {
             let record = services.connector_record(&request.connector_id).await?;
-            let job = new_job(&start.job_id, &record, request, &services.settings.deployment, Utc::now())?;
+            let mut job = new_job(&start.job_id, &record, request, &services.settings.deployment, Utc::now())?;
+            resume::plan(services.jobs.as_ref(), &mut job).await?;
             services.jobs.create_job(&job).await?;
             job
         }
@@ -91,6 +92,8 @@ pub fn new_job(
         mode,
         scope: request.scope,
         resumed_from: request.resumed_from,
+        carries_from: Vec::new(),
+        starts_over_because: None,
         window_ends_at: record.sync_window_minutes.map(|minutes| now + chrono::Duration::minutes(i64::from(minutes))),
         trigger: request.trigger.unwrap_or(Trigger::Scheduled),
         status: JobStatus::Started,

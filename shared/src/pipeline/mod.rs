@@ -9,6 +9,7 @@ pub mod finalize;
 pub mod initiate;
 pub mod normalize;
 pub mod process;
+pub mod resume;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::connectors::{self, ExportScanner};
 use crate::errors::{Result, SyncError, error_names};
 use crate::model::{Connector, ConnectorRecord, ExportKind, JobFailure, JobStatus, Stage, StageOutcome};
+use crate::store::memory::MemoryStore;
 use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore, SecretStore};
 
 /// What the stages work with. Built once per function process.
@@ -87,6 +89,19 @@ pub struct ChunkOutput {
 }
 
 impl Services {
+    /// Every port on one in-memory store, for tests and benchmarks of the stages.
+    pub fn in_memory(store: Arc<MemoryStore>, settings: Settings) -> Services {
+        Services {
+            connectors: store.clone(),
+            secrets: store.clone(),
+            jobs: store.clone(),
+            inventory: store.clone(),
+            objects: store,
+            http: reqwest::Client::new(),
+            settings,
+        }
+    }
+
     pub(crate) async fn connector(&self, connector_id: &str) -> Result<Connector> {
         Ok(self.connector_record(connector_id).await?.connector)
     }
@@ -175,11 +190,17 @@ pub(crate) mod test_support {
 
     use tenable_simulator::{RunningSimulator, SimulatorConfig};
 
-    use super::{JobRef, Services, Settings};
-    use crate::model::{Connector, ScannerKind, SyncMode, SyncScope, TenableCredentials, Trigger};
+    use super::{ChunkTask, JobRef, Services, Settings};
+    use crate::errors::Result;
+    use crate::model::{Connector, ExportRef, ScannerKind, SyncMode, SyncScope, TenableCredentials, Trigger};
+    use crate::pipeline::connectivity::test_connectivity;
+    use crate::pipeline::fetch::{fetch_chunk, next_export, poll_export};
+    use crate::pipeline::finalize::{CaughtError, FinalizeEvent, JobSummary, finalize};
     use crate::pipeline::initiate::{self, StartSync, SyncRequest};
-    use crate::store::ConnectorStore;
+    use crate::pipeline::normalize::normalize;
+    use crate::pipeline::process::process;
     use crate::store::memory::MemoryStore;
+    use crate::store::{ConnectorStore, JobStore, ObjectStore};
 
     pub struct Harness {
         pub store: Arc<MemoryStore>,
@@ -208,21 +229,14 @@ pub(crate) mod test_support {
             })
             .await
             .expect("stores the connector");
-        let services = Services {
-            connectors: store.clone(),
-            secrets: store.clone(),
-            jobs: store.clone(),
-            inventory: store.clone(),
-            objects: store.clone(),
-            http: reqwest::Client::new(),
-            settings: Settings {
-                deployment: "unit-tests".into(),
-                assets_per_chunk: 50,
-                export_timeout: chrono::Duration::minutes(5),
-                export_poll_seconds: 1,
-                throttle_budget: std::time::Duration::from_secs(5),
-            },
+        let settings = Settings {
+            deployment: "unit-tests".into(),
+            assets_per_chunk: 50,
+            export_timeout: chrono::Duration::minutes(5),
+            export_poll_seconds: 1,
+            throttle_budget: std::time::Duration::from_secs(5),
         };
+        let services = Services::in_memory(store.clone(), settings);
         Harness { store, services, simulator }
     }
 
@@ -244,6 +258,73 @@ pub(crate) mod test_support {
                 },
             };
             initiate::initiate(&self.services, start).await.expect("initiates")
+        }
+
+        /// Starts a job that resumes `earlier`, with its mode and scope, as the API does.
+        pub async fn resume_job(&self, job_id: &str, earlier: &str) -> JobRef {
+            let earlier = self.store.get_job(earlier).await.unwrap().expect("the resumed job exists");
+            let start = StartSync {
+                job_id: job_id.into(),
+                execution_arn: None,
+                input: SyncRequest {
+                    connector_id: CONNECTOR.into(),
+                    mode: Some(earlier.mode),
+                    trigger: Some(Trigger::Manual { by: "tester@example.com".into() }),
+                    scope: earlier.scope,
+                    resumed_from: Some(earlier.job_id),
+                },
+            };
+            initiate::initiate(&self.services, start).await.expect("initiates")
+        }
+
+        /// Starts a full sync and runs it as the state machine would.
+        pub async fn run_new(&self, job_id: &str) -> JobSummary {
+            let job = self.start_job(job_id).await;
+            self.run(&job).await
+        }
+
+        /// What the state machine does with a started job, in order, with errors left
+        /// where they fall.
+        pub async fn run(&self, job: &JobRef) -> JobSummary {
+            let caught = self.sync_chunks(job).await.err().map(|error| CaughtError {
+                error: error.error_name().to_string(),
+                cause: Some(serde_json::json!({ "errorMessage": error.to_string() }).to_string()),
+            });
+            let event = FinalizeEvent { job_id: job.job_id.clone(), failure: caught };
+            finalize(&self.services, event).await.expect("finalizes")
+        }
+
+        pub async fn sync_chunks(&self, job: &JobRef) -> Result<()> {
+            test_connectivity(&self.services, job).await?;
+            let mut previous = None;
+            while let Some(export) = next_export(&self.services, job, previous.as_ref()).await? {
+                let manifest_key = loop {
+                    let outcome = poll_export(&self.services, job, &export).await?;
+                    if let Some(key) = outcome.manifest_key {
+                        break key;
+                    }
+                };
+                let manifest = self.store.get_object(&manifest_key).await?;
+                for chunk_id in serde_json::from_slice::<Vec<u32>>(&manifest).expect("a chunk id list") {
+                    // A failed chunk fails alone, as in the state machine's map.
+                    let _ = self.one_chunk(job, &export, chunk_id).await;
+                }
+                previous = Some(export);
+            }
+            Ok(())
+        }
+
+        pub async fn one_chunk(&self, job: &JobRef, export: &ExportRef, chunk_id: u32) -> Result<()> {
+            let fetched = fetch_chunk(&self.services, job, export, chunk_id).await?;
+            let task = ChunkTask { job: job.clone(), kind: fetched.kind, chunk_key: fetched.chunk_key, object_key: fetched.object_key };
+            let normalized = normalize(&self.services, task).await?;
+            let task = ChunkTask {
+                job: job.clone(),
+                kind: normalized.kind,
+                chunk_key: normalized.chunk_key,
+                object_key: normalized.object_key,
+            };
+            process(&self.services, task).await.map(|_| ())
         }
     }
 }

@@ -38,6 +38,7 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
                     records: Some(count),
                     last_failure: None,
                     retried: false,
+                    carried_from: None,
                     updated_at: Utc::now(),
                 })
                 .await?;

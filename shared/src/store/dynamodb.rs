@@ -9,18 +9,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
-use super::{ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, StoredAsset, StoredFinding};
+use super::{MAX_SYNC_JOBS, ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, StoredAsset, StoredFinding};
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
+    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
     StageOutcome, StageRun, SyncClaim, SyncJob,
 };
 
@@ -123,6 +124,17 @@ fn started_at_bound(at: DateTime<Utc>, upper: bool) -> AttributeValue {
 impl DynamoStore {
     pub fn new(client: Client, tables: Tables, job_retention: chrono::Duration) -> Self {
         DynamoStore { client, tables, job_retention }
+    }
+
+    /// Writes `guarded` and `then` in one transaction, unless `guarded`'s condition says
+    /// it was done already: true when written, false when it was done.
+    async fn write_once(&self, what: &str, guarded: TransactWriteItem, then: TransactWriteItem) -> Result<bool> {
+        let result = self.client.transact_write_items().transact_items(guarded).transact_items(then).send().await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if first_condition_failed(&e) => Ok(false),
+            Err(e) => Err(storage_error(&format!("TransactWriteItems ({what})"), e)),
+        }
     }
 
     fn job_key(&self, job_id: &str) -> HashMap<String, AttributeValue> {
@@ -533,8 +545,27 @@ impl JobStore for DynamoStore {
         .await
     }
 
-    async fn add_total_chunks(&self, job_id: &str, chunks: u64) -> Result<()> {
-        self.update_job(job_id, "ADD chunks.#total :chunks", &[("#total", "total")], vec![(":chunks", number(chunks))]).await
+    async fn add_total_chunks(&self, job_id: &str, kind: ExportKind, chunks: u64) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(self.job_key(job_id)))
+            // `counted_exports` (a string set) remembers which exports are in the total.
+            .update_expression("ADD chunks.#total :chunks, counted_exports :kind")
+            .condition_expression("attribute_exists(job_id) AND NOT contains(counted_exports, :kind_name)")
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_values(":chunks", number(chunks))
+            .expression_attribute_values(":kind", AttributeValue::Ss(vec![kind.as_str().to_string()]))
+            .expression_attribute_values(":kind_name", string(kind.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Counted already; a job that does not exist fails at the stage's next write.
+            Err(e) if is_conditional_check_failure(&e) => Ok(()),
+            Err(e) => Err(storage_error("UpdateItem on the jobs table", e)),
+        }
     }
 
     async fn add_counts(&self, job_id: &str, counts: &RecordCounts) -> Result<()> {
@@ -779,29 +810,43 @@ impl JobStore for DynamoStore {
             .expression_attribute_values(":one", number(1))
             .build()
             .map_err(|e| SyncError::Internal(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(mark_processed).build())
-            .transact_items(TransactWriteItem::builder().update(add_counts).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception())
-                && e.as_service_error()
-                    .and_then(|s| match s {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                            c.cancellation_reasons.as_ref()
-                        }
-                        _ => None,
-                    })
-                    .is_some_and(|reasons| reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(storage_error("TransactWriteItems (commit chunk)", e)),
-        }
+        let mark_processed = TransactWriteItem::builder().update(mark_processed).build();
+        let add_counts = TransactWriteItem::builder().update(add_counts).build();
+        self.write_once("commit chunk", mark_processed, add_counts).await
+    }
+
+    async fn carry_over_chunk(&self, chunk: &ChunkRecord) -> Result<bool> {
+        let put_chunk = Put::builder()
+            .table_name(&self.tables.chunks)
+            .set_item(Some(item(chunk)?))
+            .condition_expression("attribute_not_exists(chunk_key)")
+            .build()
+            .map_err(|e| SyncError::Internal(e.to_string()))?;
+        let count = Update::builder()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(self.job_key(&chunk.job_id)))
+            .update_expression("ADD chunks.#processed :one, chunks.#carried_over :one")
+            .expression_attribute_names("#processed", "processed")
+            .expression_attribute_names("#carried_over", "carried_over")
+            .expression_attribute_values(":one", number(1))
+            .build()
+            .map_err(|e| SyncError::Internal(e.to_string()))?;
+        let put_chunk = TransactWriteItem::builder().put(put_chunk).build();
+        let count = TransactWriteItem::builder().update(count).build();
+        self.write_once("carry over chunk", put_chunk, count).await
+    }
+}
+
+
+/// Whether a transaction was cancelled because its first item's condition failed: the
+/// "already done" answer of [`DynamoStore::write_once`].
+fn first_condition_failed<R>(error: &SdkError<TransactWriteItemsError, R>) -> bool {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons
+            .as_ref()
+            .is_some_and(|reasons| reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")),
+        _ => false,
     }
 }
 
@@ -825,17 +870,28 @@ impl InventoryStore for DynamoStore {
         self.batch_put(&self.tables.assets, assets).await
     }
 
-    async fn deactivate_unseen(&self, connector_id: &str, job_id: &str) -> Result<u64> {
+    async fn deactivate_unseen(&self, connector_id: &str, sync_job_ids: &[String]) -> Result<u64> {
+        if sync_job_ids.is_empty() || sync_job_ids.len() > MAX_SYNC_JOBS {
+            return Err(SyncError::Internal(format!(
+                "a sync is made of 1 to {MAX_SYNC_JOBS} jobs, not {}",
+                sync_job_ids.len()
+            )));
+        }
+        // `last_job_id NOT IN (:job0, :job1, ...)`: no job of this sync saw the finding.
+        let mut values: HashMap<String, AttributeValue> =
+            sync_job_ids.iter().enumerate().map(|(index, id)| (format!(":job{index}"), string(id))).collect();
+        let placeholders: Vec<&str> = values.keys().map(String::as_str).collect();
+        let still_unseen = format!("active = :true AND NOT (last_job_id IN ({}))", placeholders.join(", "));
+        values.insert(":true".to_string(), AttributeValue::Bool(true));
         let unseen = self
             .client
             .query()
             .table_name(&self.tables.findings)
             .key_condition_expression("connector_id = :connector")
-            .filter_expression("active = :true AND last_job_id <> :job")
+            .filter_expression(&still_unseen)
             .projection_expression("finding_id")
+            .set_expression_attribute_values(Some(values.clone()))
             .expression_attribute_values(":connector", string(connector_id))
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":job", string(job_id))
             .into_paginator()
             .items()
             .send()
@@ -852,10 +908,9 @@ impl InventoryStore for DynamoStore {
                 .set_key(Some(key))
                 .update_expression("SET active = :false")
                 // A chunk of a later job may have seen it since the query.
-                .condition_expression("last_job_id <> :job AND active = :true")
+                .condition_expression(&still_unseen)
+                .set_expression_attribute_values(Some(values.clone()))
                 .expression_attribute_values(":false", AttributeValue::Bool(false))
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .expression_attribute_values(":job", string(job_id))
                 .send()
                 .await;
             match result {
@@ -891,6 +946,8 @@ mod tests {
             failure: None,
             last_retryable_failure: None,
             resumed_from: None,
+            carries_from: Vec::new(),
+            starts_over_because: None,
             window_ends_at: None,
             deployment: "vulnflow-local".into(),
             execution_arn: None,

@@ -2,7 +2,7 @@
 //! contracts as the AWS adapters (first failure wins, a chunk commits once), which the
 //! end-to-end tests prove for the real ones.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -14,7 +14,7 @@ use super::{
 };
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
+    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
     StageOutcome, StageRun, SyncClaim, SyncJob, TenableCredentials,
 };
 
@@ -25,6 +25,8 @@ pub struct MemoryStore {
     secrets: Mutex<HashMap<String, TenableCredentials>>,
     jobs: Mutex<HashMap<String, SyncJob>>,
     chunks: Mutex<BTreeMap<(String, String), ChunkRecord>>,
+    /// The exports whose chunks are counted in their job's total.
+    counted_exports: Mutex<HashSet<(String, ExportKind)>>,
     findings: Mutex<BTreeMap<(String, String), StoredFinding>>,
     assets: Mutex<BTreeMap<(String, String), StoredAsset>>,
     objects: Mutex<BTreeMap<String, Vec<u8>>>,
@@ -190,8 +192,14 @@ impl JobStore for MemoryStore {
         self.with_job(job_id, |job| job.exports.push(export.clone()))
     }
 
-    async fn add_total_chunks(&self, job_id: &str, chunks: u64) -> Result<()> {
-        self.with_job(job_id, |job| job.chunks.total += chunks)
+    async fn add_total_chunks(&self, job_id: &str, kind: ExportKind, chunks: u64) -> Result<()> {
+        let mut counted = lock(&self.counted_exports);
+        if counted.contains(&(job_id.to_string(), kind)) {
+            return Ok(());
+        }
+        self.with_job(job_id, |job| job.chunks.total += chunks)?;
+        counted.insert((job_id.to_string(), kind));
+        Ok(())
     }
 
     async fn add_counts(&self, job_id: &str, counts: &RecordCounts) -> Result<()> {
@@ -275,6 +283,7 @@ impl JobStore for MemoryStore {
             records: None,
             last_failure: None,
             retried: false,
+            carried_from: None,
             updated_at: at,
         });
         if chunk.status != ChunkStatus::Processed {
@@ -301,6 +310,20 @@ impl JobStore for MemoryStore {
             job.chunks.processed += 1;
             job.counts.add(counts);
         })?;
+        Ok(true)
+    }
+
+    async fn carry_over_chunk(&self, chunk: &ChunkRecord) -> Result<bool> {
+        let mut chunks = lock(&self.chunks);
+        let key = (chunk.job_id.clone(), chunk.chunk_key.clone());
+        if chunks.contains_key(&key) {
+            return Ok(false);
+        }
+        self.with_job(&chunk.job_id, |job| {
+            job.chunks.processed += 1;
+            job.chunks.carried_over += 1;
+        })?;
+        chunks.insert(key, chunk.clone());
         Ok(true)
     }
 }
@@ -339,10 +362,10 @@ impl InventoryStore for MemoryStore {
         Ok(())
     }
 
-    async fn deactivate_unseen(&self, connector_id: &str, job_id: &str) -> Result<u64> {
+    async fn deactivate_unseen(&self, connector_id: &str, sync_job_ids: &[String]) -> Result<u64> {
         let mut deactivated = 0;
         for finding in lock(&self.findings).values_mut() {
-            if finding.connector_id == connector_id && finding.active && finding.last_job_id != job_id {
+            if finding.connector_id == connector_id && finding.active && !sync_job_ids.contains(&finding.last_job_id) {
                 finding.active = false;
                 deactivated += 1;
             }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    Asset, ChunkRecord, Connector, ConnectorRecord, ExportRef, Finding, JobFailure, JobStatus, RecordCounts, Stage,
+    Asset, ChunkRecord, Connector, ConnectorRecord, ExportKind, ExportRef, Finding, JobFailure, JobStatus, RecordCounts, Stage,
     StageOutcome, SyncClaim, SyncJob, SyncMode, TenableCredentials, TriggerKind,
 };
 
@@ -142,8 +142,9 @@ pub trait JobStore: Send + Sync {
     async fn set_status(&self, job_id: &str, status: JobStatus) -> Result<()>;
     async fn set_execution_arn(&self, job_id: &str, execution_arn: &str) -> Result<()>;
     async fn add_export(&self, job_id: &str, export: &ExportRef) -> Result<()>;
-    /// Adds an export's chunks to the job's total.
-    async fn add_total_chunks(&self, job_id: &str, chunks: u64) -> Result<()>;
+    /// Adds the chunks of the job's export of `kind` to its total, once: a retried poll
+    /// adds nothing.
+    async fn add_total_chunks(&self, job_id: &str, kind: ExportKind, chunks: u64) -> Result<()>;
     async fn add_counts(&self, job_id: &str, counts: &RecordCounts) -> Result<()>;
     /// Keeps the first failure: it is the cause, what follows is consequence.
     async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()>;
@@ -169,6 +170,10 @@ pub trait JobStore: Send + Sync {
     /// Marks the chunk processed and adds its counts to the job, atomically and once:
     /// returns false, changing nothing, if the chunk was already processed.
     async fn commit_chunk(&self, job_id: &str, chunk_key: &str, counts: &RecordCounts, at: DateTime<Utc>) -> Result<bool>;
+    /// Records a chunk an earlier job of the same sync processed as processed by this
+    /// job (`chunk.job_id`) too, counting it as processed and carried over, atomically
+    /// and once: returns false, changing nothing, if the job already has the chunk.
+    async fn carry_over_chunk(&self, chunk: &ChunkRecord) -> Result<bool>;
 }
 
 /// What changed on a stored record in the job that last saw it.
@@ -217,6 +222,10 @@ pub struct StoredAsset {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The most jobs one sync may be made of (a job and the jobs it resumed): DynamoDB's
+/// `IN` takes at most 100 operands.
+pub const MAX_SYNC_JOBS: usize = 100;
+
 /// The current state of a connector's assets and findings.
 #[async_trait]
 pub trait InventoryStore: Send + Sync {
@@ -224,9 +233,9 @@ pub trait InventoryStore: Send + Sync {
     async fn put_findings(&self, findings: &[StoredFinding]) -> Result<()>;
     async fn assets(&self, connector_id: &str, asset_ids: &[String]) -> Result<HashMap<String, StoredAsset>>;
     async fn put_assets(&self, assets: &[StoredAsset]) -> Result<()>;
-    /// Marks inactive every active finding of the connector that this job did not
-    /// see, and says how many.
-    async fn deactivate_unseen(&self, connector_id: &str, job_id: &str) -> Result<u64>;
+    /// Marks inactive every active finding of the connector that none of the sync's jobs
+    /// (the job and those it carries chunks from) saw, and says how many.
+    async fn deactivate_unseen(&self, connector_id: &str, sync_job_ids: &[String]) -> Result<u64>;
 }
 
 /// Raw and normalized chunks (S3).

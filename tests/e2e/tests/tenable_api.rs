@@ -95,6 +95,36 @@ async fn a_chunk_that_keeps_failing_with_5xx_fails_the_sync_after_the_retries() 
 }
 
 #[tokio::test]
+async fn a_failed_sync_resumed_takes_up_its_exports_and_fetches_only_what_it_had_not_processed() {
+    // Chunk 1 fails all five attempts of the first sync, and answers the sixth.
+    let errors = ServerErrors { status: 502, chunk_ids: vec![1], times: 5 };
+    let (stack, sim, failed) = sync_against(Faults { server_errors: Some(errors), ..Default::default() }).await;
+    assert_failed(&failed, JobStatus::ApiError, Stage::Fetching, error_names::SCANNER_UNAVAILABLE);
+    let total = failed.job.chunks.total;
+    assert_eq!(failed.job.chunks.processed, total - 1);
+    let downloads = sim.chunk_downloads();
+
+    let connector = stack.connector(&failed.job.connector_id).await;
+    let resumed = stack.run_sync_with(&connector, serde_json::json!({ "resumed_from": failed.job.job_id })).await;
+
+    assert_eq!(resumed.status, ExecutionStatus::Succeeded, "{:?}", resumed.job.failure);
+    assert_eq!(resumed.job.status, JobStatus::Finished);
+    assert_eq!(resumed.job.carries_from, [failed.job.job_id.as_str()]);
+    let chunks = resumed.job.chunks;
+    assert_eq!((chunks.total, chunks.processed, chunks.failed, chunks.carried_over), (total, total, 0, total - 1));
+    assert_eq!(sim.export_requests().len(), 2, "the assets and vulns exports were taken up, not requested again");
+    assert!(resumed.job.exports.iter().all(|export| export.resumed_from.as_deref() == Some(failed.job.job_id.as_str())));
+    assert_eq!(sim.chunk_downloads() - downloads, 1, "only the chunk that had failed is fetched");
+    assert_eq!(resumed.job.counts.findings_received, 150, "its own work: vulns chunk 1, 50 assets × 3");
+    assert_eq!(resumed.job.counts.findings_inactivated, 0, "what the failed sync stored belongs to this sync too");
+    assert_eq!((stack.count_findings(&connector.connector_id).await, stack.count_active_findings(&connector.connector_id).await), (360, 360));
+    let data_as_of = resumed.job.exports.iter().map(|export| export.requested_at).min().expect("exports");
+    assert!(data_as_of < resumed.job.started_at);
+    let cursor = stack.connector(&connector.connector_id).await.sync_cursor;
+    assert_eq!(cursor, Some(data_as_of.timestamp()), "the next incremental sync starts where the exports' data starts");
+}
+
+#[tokio::test]
 async fn a_scanner_that_stops_answering_is_retried_then_fails_the_sync() {
     // Every chunk download stays silent longer than the local stack's 10 s scanner timeout.
     let silent = Faults { slow_chunks: Some(Duration::from_secs(15)), ..Default::default() };
