@@ -3,6 +3,7 @@
 
 mod api_client;
 mod connectors;
+mod cost;
 mod error;
 mod normalize;
 mod output;
@@ -42,6 +43,8 @@ enum Command {
     /// Start and follow, inspect, cancel and resume syncs.
     #[command(subcommand, after_help = EXIT_CODES)]
     Sync(sync::SyncCommand),
+    /// Estimate what a sync costs in AWS (Lambda, Step Functions, DynamoDB, S3).
+    Cost(cost::CostArgs),
     /// Mint a bearer token with the deployment's signing key (needs AWS access to it).
     Token(token::TokenArgs),
 }
@@ -62,6 +65,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Normalize(args) => normalize::run(&args),
         Command::Token(args) => token::run(&args).await,
+        Command::Cost(args) => cost::run(&args),
         Command::Connectors(args) => connectors::run(&cli.api.client()?, &args).await,
         Command::Sync(command) => sync::run(command, &cli.api.client()?).await,
     }

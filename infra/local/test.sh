@@ -10,6 +10,8 @@ source "$REPO/infra/local/stack.sh"
 
 echo "[test] building the workspace (the function binaries the local stack runs)"
 cargo build --workspace --bins --locked
+echo "[test] checking that the benchmarks compile (cargo bench -p vulnflow-shared runs them)"
+cargo check -p vulnflow-shared --benches --locked
 start_local_stack
 echo "[test] running the tests"
 cargo test --workspace --locked --no-fail-fast

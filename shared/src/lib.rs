@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod connectors;
+pub mod cost;
 pub mod dispatch;
 pub mod errors;
 pub mod lambda;

@@ -1,0 +1,155 @@
+//! What the cost model starts from, measured on the pipeline's own code: the size of a
+//! Tenable record raw, normalized and stored, the CPU time to normalize and to merge one,
+//! and the memory one chunk needs. Prints the figures, then a sync of a million findings
+//! priced with them.
+//!
+//! `cargo bench -p vulnflow-shared` (a release build; the stages run on the in-memory
+//! store, so S3 and DynamoDB time is left to the cost model's latencies).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tenable_simulator::Dataset;
+use vulnflow_shared::cost::{self, Measured, Prices, Workload};
+use vulnflow_shared::model::{Connector, ConnectorRecord, ExportKind, ScannerKind, SyncMode, SyncScope};
+use vulnflow_shared::pipeline::initiate::{SyncRequest, new_job};
+use vulnflow_shared::pipeline::normalize::normalize;
+use vulnflow_shared::pipeline::process::process;
+use vulnflow_shared::pipeline::{ChunkTask, JobRef, Services, Settings};
+use vulnflow_shared::store::dynamodb::item_size;
+use vulnflow_shared::store::memory::MemoryStore;
+use vulnflow_shared::store::{ConnectorStore, ObjectStore};
+
+/// A chunk as the template's default cuts it: 500 assets, here with 20 findings each.
+const ASSETS: u32 = 500;
+const FINDINGS_PER_ASSET: u32 = 20;
+const ROUNDS: usize = 5;
+const CONNECTOR: &str = "bench";
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let dataset = Dataset::generate(7, ASSETS, FINDINGS_PER_ASSET, chrono::Utc::now().timestamp());
+    let raw = serde_json::to_vec(dataset.vulns()).expect("the chunk encodes");
+    let findings = dataset.vulns().len() as f64;
+    println!("one vulns chunk: {} assets x {FINDINGS_PER_ASSET} findings, {:.1} MB raw", ASSETS, raw.len() as f64 / 1e6);
+
+    let mut normalize_seconds = Vec::new();
+    let mut process_seconds = Vec::new();
+    let mut normalize_peak = 0;
+    let mut chunk_peak = 0;
+    let mut normalized_bytes = 0;
+    let mut store = Arc::new(MemoryStore::default());
+    for round in 0..ROUNDS {
+        // A fresh store each round: every round merges into the same stored state
+        // (the first sync: every finding new).
+        store = Arc::new(MemoryStore::default());
+        let services = services(&store).await;
+        let job = job(&services, &format!("job-{round}")).await;
+        let raw_key = format!("raw/{CONNECTOR}/{}/vulns-00001.json", job.job_id);
+        store.put_object(&raw_key, raw.clone(), "application/json").await.expect("stored");
+        let task = ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: "vulns-00001".into(), object_key: raw_key };
+
+        let (started, baseline) = (Instant::now(), reset_peak_memory());
+        let normalized = normalize(&services, task).await.expect("normalizes");
+        normalize_seconds.push(started.elapsed().as_secs_f64());
+        normalize_peak = normalize_peak.max(peak_memory().saturating_sub(baseline));
+        normalized_bytes = store.get_object(&normalized.object_key).await.expect("written").len();
+
+        let task = ChunkTask { job, kind: ExportKind::Vulns, chunk_key: normalized.chunk_key, object_key: normalized.object_key };
+        let started = Instant::now();
+        process(&services, task).await.expect("processes");
+        process_seconds.push(started.elapsed().as_secs_f64());
+        chunk_peak = chunk_peak.max(peak_memory().saturating_sub(baseline));
+    }
+
+    let stored_findings = store.all_findings(CONNECTOR);
+    let stored_assets = store.all_assets(CONNECTOR);
+    let mean = |sizes: Vec<usize>| sizes.iter().sum::<usize>() as f64 / sizes.len().max(1) as f64;
+    let measured = Measured {
+        raw_bytes_per_finding: raw.len() as f64 / findings,
+        normalized_bytes_per_finding: normalized_bytes as f64 / findings,
+        finding_item_bytes: mean(stored_findings.iter().map(|f| item_size(f).expect("encodes")).collect()),
+        asset_item_bytes: mean(stored_assets.iter().map(|a| item_size(a).expect("encodes")).collect()),
+        normalize_micros_per_finding: best(&normalize_seconds) / findings * 1e6,
+        process_micros_per_finding: best(&process_seconds) / findings * 1e6,
+        peak_memory_per_raw_byte: chunk_peak.max(normalize_peak) as f64 / raw.len() as f64,
+    };
+    println!("normalize: best of {ROUNDS} {:.1} ms, {:.0} findings/s, {:.1} MB/s, peak memory +{:.1} MB",
+        best(&normalize_seconds) * 1e3, findings / best(&normalize_seconds), raw.len() as f64 / 1e6 / best(&normalize_seconds),
+        normalize_peak as f64 / 1e6);
+    println!("process:   best of {ROUNDS} {:.1} ms, {:.0} findings/s; the chunk's peak memory (normalize, then process) +{:.1} MB",
+        best(&process_seconds) * 1e3, findings / best(&process_seconds), chunk_peak as f64 / 1e6);
+    println!("per finding: {:.0} B raw, {:.0} B normalized, {:.0} B stored item ({} DynamoDB write units); asset item {:.0} B",
+        measured.raw_bytes_per_finding, measured.normalized_bytes_per_finding, measured.finding_item_bytes,
+        (measured.finding_item_bytes / 1024.0).ceil(), measured.asset_item_bytes);
+    println!("cpu per finding: normalize {:.2} us, process {:.2} us; peak memory {:.1} bytes per raw byte",
+        measured.normalize_micros_per_finding, measured.process_micros_per_finding, measured.peak_memory_per_raw_byte);
+
+    let estimate = cost::estimate(Workload::default(), measured, Prices::default());
+    println!("\na full sync of {} findings ({} assets, {} + {} chunks), priced with these figures:",
+        estimate.workload.findings, estimate.assets, estimate.vulns_chunks, estimate.assets_chunks);
+    for line in &estimate.lines {
+        println!("  {:<15} {:<18} {:>14.1} {:<12} ${:>8.4}", line.service, line.item, line.quantity, line.unit, line.usd);
+    }
+    println!("  per sync ${:.4}; per million findings ${:.4}; storage ${:.4} a month",
+        estimate.sync_usd, estimate.usd_per_million_findings, estimate.storage_usd_per_month);
+}
+
+fn best(seconds: &[f64]) -> f64 {
+    seconds.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// Starts a new peak of the process's resident memory (Linux: writing 5 to
+/// `/proc/self/clear_refs` resets VmHWM), and answers the memory resident now.
+fn reset_peak_memory() -> u64 {
+    // Elsewhere the peak is not reset: the figures then overstate, never understate.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    status_kb("VmRSS:") * 1024
+}
+
+/// The process's peak resident memory since the last reset, in bytes (0 off Linux).
+fn peak_memory() -> u64 {
+    status_kb("VmHWM:") * 1024
+}
+
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn services(store: &Arc<MemoryStore>) -> Services {
+    let connector = Connector {
+        connector_id: CONNECTOR.into(),
+        name: "bench".into(),
+        kind: ScannerKind::Tenable,
+        base_url: "http://127.0.0.1:9".into(),
+        secret_id: "bench".into(),
+        default_mode: SyncMode::Full,
+        sync_cursor: None,
+    };
+    store.create_connector(&ConnectorRecord::from(connector)).await.expect("stored");
+    let settings = Settings {
+        deployment: "bench".into(),
+        assets_per_chunk: ASSETS,
+        export_timeout: chrono::Duration::minutes(5),
+        export_poll_seconds: 1,
+        throttle_budget: std::time::Duration::from_secs(5),
+    };
+    Services::in_memory(store.clone(), settings)
+}
+
+async fn job(services: &Services, job_id: &str) -> JobRef {
+    let record = services.connectors.connector_record(CONNECTOR).await.expect("read").expect("the connector");
+    let request = SyncRequest { connector_id: CONNECTOR.into(), mode: None, trigger: None, scope: SyncScope::default(), resumed_from: None };
+    let job = new_job(job_id, &record, request, "bench", chrono::Utc::now()).expect("a job");
+    services.jobs.create_job(&job).await.expect("stored");
+    JobRef { job_id: job.job_id, connector_id: job.connector_id, window_ends_at: None }
+}
