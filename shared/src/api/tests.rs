@@ -9,7 +9,7 @@ use super::jobs::progress;
 use super::{ApiRequest, ApiResponse, ApiServices, Identity, handle};
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, JobFailure, JobStatus, Stage, StageOutcome, StageRun, SyncJob, SyncMode, Trigger,
+    ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobFailure, JobStatus, Stage, StageOutcome, StageRun, SyncJob, SyncMode, Trigger,
 };
 use crate::store::memory::MemoryStore;
 use crate::store::{ConnectorStore, JobStore};
@@ -605,6 +605,49 @@ async fn a_job_shows_its_stages_progress_failure_and_log() {
     let unknown = api.get("/jobs/job-1?levle=warn").await;
     assert_eq!((unknown.status, field(&unknown)), (400, "levle"));
     assert_eq!(api.get("/jobs/no-such-job").await.status, 404);
+}
+
+#[tokio::test]
+async fn a_resumed_job_shows_what_it_carried_over_or_why_it_started_over() {
+    let api = Api::new();
+    api.create_connector(CONNECTOR).await;
+    let start = Utc::now() - Duration::minutes(10);
+    let mut resumed = job("job-2", CONNECTOR, JobStatus::Finished, start);
+    resumed.resumed_from = Some("job-1".into());
+    resumed.carries_from = vec!["job-1".into(), "job-0".into()];
+    // One chunk of its own; carrying the other two counts them.
+    resumed.chunks = ChunkCounts { total: 3, processed: 1, failed: 0, carried_over: 0 };
+    resumed.exports = vec![ExportRef {
+        kind: ExportKind::Vulns,
+        export_uuid: "5b0c9f5e-7c52-4d0b-9b1e-2f4c8a1d9e77".into(),
+        requested_at: start - Duration::hours(1),
+        since: 0,
+        adopted: false,
+        resumed_from: Some("job-1".into()),
+    }];
+    api.store.create_job(&resumed).await.unwrap();
+    for (chunk_key, from) in [("vulns-00001", "job-0"), ("vulns-00002", "job-1")] {
+        let carried = ChunkRecord { carried_from: Some(from.into()), ..chunk("job-2", chunk_key, ChunkStatus::Processed, 0, start) };
+        api.store.carry_over_chunk(&carried).await.unwrap();
+    }
+
+    let answer = api.get("/jobs/job-2").await;
+    let view = body(&answer);
+    assert_eq!(view["carries_from"], json!(["job-1", "job-0"]));
+    assert_eq!(view["chunks"], json!({ "total": 3, "processed": 3, "failed": 0, "carried_over": 2 }));
+    assert_eq!(view["exports"][0]["resumed_from"], "job-1");
+    let messages: Vec<&str> = view["log"].as_array().expect("a log").iter().filter_map(|e| e["message"].as_str()).collect();
+    assert!(messages.iter().any(|m| m.starts_with("took up job job-1's vulns export")), "{messages:#?}");
+    assert!(messages.contains(&"2 chunk(s) carried over from job(s) job-0, job-1, which had processed them"), "{messages:#?}");
+
+    let mut fresh = job("job-3", CONNECTOR, JobStatus::Started, Utc::now());
+    fresh.resumed_from = Some("job-2".into());
+    fresh.starts_over_because = Some("job job-2 is FINISHED, not stopped part way".into());
+    api.store.create_job(&fresh).await.unwrap();
+    let answer = api.get("/jobs/job-3?level=warn").await;
+    let view = body(&answer);
+    assert_eq!(view["log"][0]["message"], "resumes job job-2 from the start: job job-2 is FINISHED, not stopped part way");
+    assert_eq!(view["starts_over_because"], "job job-2 is FINISHED, not stopped part way");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
-use aws_sdk_sfn::types::ExecutionStatus;
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use serde_json::json;
 use tenable_simulator::{RunningSimulator, SimulatorConfig};
 use vulnflow_shared::auth::{self, Role, signing_key};
@@ -267,6 +267,24 @@ impl Stack {
 
     pub async fn object_exists(&self, key: &str) -> bool {
         self.s3.head_object().bucket(self.output("DataBucket")).key(key).send().await.is_ok()
+    }
+
+    /// The execution's history, every state's input and output included, as the Step
+    /// Functions console shows it.
+    pub async fn execution_events(&self, execution_arn: &str) -> Vec<HistoryEvent> {
+        let events = self
+            .sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .include_execution_data(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .expect("reads the execution history");
+        assert!(!events.is_empty(), "execution {execution_arn} has a history");
+        events
     }
 }
 

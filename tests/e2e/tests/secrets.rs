@@ -66,18 +66,7 @@ async fn job_item(stack: &Stack, job_id: &str) -> String {
 
 /// Every input and output of every state, as the Step Functions console shows them.
 async fn execution_history(stack: &Stack, execution_arn: &str) -> String {
-    let events = stack
-        .sfn
-        .get_execution_history()
-        .execution_arn(execution_arn)
-        .include_execution_data(true)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .expect("reads the execution history");
-    assert!(!events.is_empty());
+    let events = stack.execution_events(execution_arn).await;
     events.iter().map(|event| format!("{event:?}")).collect::<Vec<_>>().join("\n")
 }
 

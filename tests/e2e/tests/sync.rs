@@ -196,3 +196,38 @@ async fn wrong_keys_end_in_a_credential_error_that_never_shows_the_keys() {
         assert!(!text.contains(wrong_secret) && !text.contains(SECRET_KEY), "a key in {}", path.display());
     }
 }
+
+#[tokio::test]
+async fn the_parent_execution_stays_the_same_size_however_many_chunks_there_are() {
+    let stack = Stack::local().await;
+    let tenant = |assets| SimulatorConfig { seed: 3, assets, findings_per_asset: 2, status_polls_before_finished: 1, ..Default::default() };
+    let (few, many) = (simulator(tenant(120)).await, simulator(tenant(1_200)).await);
+    let few_run = stack.run_sync(&stack.connector_for(&few, ACCESS_KEY, SECRET_KEY).await).await;
+    let many_run = stack.run_sync(&stack.connector_for(&many, ACCESS_KEY, SECRET_KEY).await).await;
+    for run in [&few_run, &many_run] {
+        assert_eq!(run.job.status, JobStatus::Finished, "{:?}", run.job.failure);
+    }
+    // 50 assets a vulns chunk and 100 an assets chunk on the local stack.
+    assert_eq!((few_run.job.chunks.total, many_run.job.chunks.total), (3 + 2, 24 + 12));
+    assert_eq!(stack.count_findings(&many_run.job.connector_id).await, 2_400);
+
+    // The chunks run in the Distributed Map's child executions: the parent's history
+    // is as long for 36 chunks as for 5, far from Step Functions' 25,000 events.
+    let few_events = stack.execution_events(&few_run.execution_arn).await;
+    let many_events = stack.execution_events(&many_run.execution_arn).await;
+    assert_eq!(many_events.len(), few_events.len(), "seven times the chunks, the same parent history");
+    assert!(many_events.len() < 200, "{} events", many_events.len());
+    // Only ids and S3 keys pass between states: no input or output comes near 256 KB.
+    let largest = many_events
+        .iter()
+        .flat_map(|event| {
+            let input = event.state_entered_event_details().and_then(|details| details.input());
+            let output = event.state_exited_event_details().and_then(|details| details.output());
+            [input, output]
+        })
+        .flatten()
+        .map(str::len)
+        .max()
+        .expect("states with input and output");
+    assert!(largest < 4_096, "the largest state payload is {largest} bytes");
+}
