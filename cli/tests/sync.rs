@@ -8,7 +8,7 @@ use common::{
 };
 use serde_json::{Value, json};
 use vulnflow_shared::auth::Role;
-use vulnflow_shared::model::{JobFailure, JobStatus, RecordCounts, Stage};
+use vulnflow_shared::model::{ChunkRecord, JobFailure, JobStatus, RecordCounts, Stage};
 use vulnflow_shared::store::JobStore;
 
 /// What each chunk of the tests' syncs stores.
@@ -566,12 +566,25 @@ async fn sync_resume_posts_resume_job_id_and_follows_the_new_sync() {
     let cli = api.vulnflow(&admin, &args);
     let workflow = async {
         let job_id = api.started_job(1).await;
-        api.run_until_processing(&job_id, 2, 2, &per_chunk()).await;
+        // As the workflow would: the two chunks the failed job processed are carried
+        // over, the other two processed.
+        api.run_until_processing(&job_id, 4, 0, &per_chunk()).await;
+        for chunk in api.store.chunks(&failed).await.expect("the in-memory store") {
+            let carried = ChunkRecord {
+                job_id: job_id.clone(),
+                carried_from: Some(failed.clone()),
+                ..chunk
+            };
+            assert!(api.store.carry_over_chunk(&carried).await.expect("the in-memory store"));
+        }
+        api.process_chunks(&job_id, 2..4, &per_chunk()).await;
         api.end(&job_id, JobStatus::Finished, None).await;
         job_id
     };
     let (output, resumed) = tokio::join!(cli, workflow);
     assert_exit(&output, 0);
+    let job = api.store.get_job(&resumed).await.expect("read").expect("the resumed job");
+    assert_eq!(job.carries_from, [failed.as_str()], "same mode and scope, nothing newer: it carries over");
 
     let posted = api
         .served()
@@ -597,6 +610,12 @@ async fn sync_resume_posts_resume_job_id_and_follows_the_new_sync() {
         "{}",
         stdout(&output)
     );
+    for expected in [
+        format!("resumed job {failed} where it stopped"),
+        format!("chunks: 4 of 4 processed (2 carried over from {failed}), 0 failed"),
+    ] {
+        assert!(stdout(&output).contains(&expected), "{expected} in:\n{}", stdout(&output));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
