@@ -179,27 +179,41 @@ impl DynamoStore {
         names: &[(&str, &str)],
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<()> {
+        if self.update_job_if(job_id, expression, "attribute_exists(job_id)", names, values).await? {
+            Ok(())
+        } else {
+            Err(SyncError::InvalidRequest(format!("there is no job {job_id}")))
+        }
+    }
+
+    /// Runs one update expression on a job item if `condition` holds: false, changing
+    /// nothing, when it does not.
+    async fn update_job_if(
+        &self,
+        job_id: &str,
+        expression: &str,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool> {
         let mut request = self
             .client
             .update_item()
             .table_name(&self.tables.jobs)
             .set_key(Some(self.job_key(job_id)))
             .update_expression(expression)
-            .condition_expression("attribute_exists(job_id)");
+            .condition_expression(condition);
         for (name, attribute) in names {
             request = request.expression_attribute_names(*name, *attribute);
         }
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }
-        request.send().await.map_err(|e| {
-            if is_conditional_check_failure(&e) {
-                SyncError::InvalidRequest(format!("there is no job {job_id}"))
-            } else {
-                storage_error("UpdateItem on the jobs table", e)
-            }
-        })?;
-        Ok(())
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_check_failure(&e) => Ok(false),
+            Err(e) => Err(storage_error("UpdateItem on the jobs table", e)),
+        }
     }
 
     async fn batch_get<T: DeserializeOwned>(
@@ -527,33 +541,25 @@ impl JobStore for DynamoStore {
     }
 
     async fn stage_ended(&self, job_id: &str, stage: Stage, outcome: StageOutcome, at: DateTime<Utc>) -> Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.jobs)
-            .set_key(Some(self.job_key(job_id)))
-            .update_expression("SET stages.#stage.ended_at = :at, stages.#stage.outcome = :outcome")
-            .condition_expression("stages.#stage.outcome <> :failed")
-            .expression_attribute_names("#stage", stage.as_str())
-            .expression_attribute_values(":at", attribute(&at)?)
-            .expression_attribute_values(":outcome", attribute(&outcome)?)
-            .expression_attribute_values(":failed", attribute(&StageOutcome::Failed)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // The stage already failed on another chunk: it stays failed; only its end moves.
-            Err(e) if is_conditional_check_failure(&e) => {
-                self.update_job(
-                    job_id,
-                    "SET stages.#stage.ended_at = :at",
-                    &[("#stage", stage.as_str())],
-                    vec![(":at", attribute(&at)?)],
-                )
-                .await
-            }
-            Err(e) => Err(storage_error("UpdateItem on the jobs table", e)),
+        let names = [("#stage", stage.as_str())];
+        let ended = self
+            .update_job_if(
+                job_id,
+                "SET stages.#stage.ended_at = :at, stages.#stage.outcome = :outcome",
+                "stages.#stage.outcome <> :failed",
+                &names,
+                vec![
+                    (":at", attribute(&at)?),
+                    (":outcome", attribute(&outcome)?),
+                    (":failed", attribute(&StageOutcome::Failed)?),
+                ],
+            )
+            .await?;
+        if ended {
+            return Ok(());
         }
+        // The stage already failed on another chunk: it stays failed; only its end moves.
+        self.update_job(job_id, "SET stages.#stage.ended_at = :at", &names, vec![(":at", attribute(&at)?)]).await
     }
 
     async fn set_status(&self, job_id: &str, status: JobStatus) -> Result<()> {
@@ -572,26 +578,22 @@ impl JobStore for DynamoStore {
     }
 
     async fn add_total_chunks(&self, job_id: &str, kind: ExportKind, chunks: u64) -> Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.jobs)
-            .set_key(Some(self.job_key(job_id)))
-            // `counted_exports` (a string set) remembers which exports are in the total.
-            .update_expression("ADD chunks.#total :chunks, counted_exports :kind")
-            .condition_expression("attribute_exists(job_id) AND NOT contains(counted_exports, :kind_name)")
-            .expression_attribute_names("#total", "total")
-            .expression_attribute_values(":chunks", number(chunks))
-            .expression_attribute_values(":kind", AttributeValue::Ss(vec![kind.as_str().to_string()]))
-            .expression_attribute_values(":kind_name", string(kind.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Counted already; a job that does not exist fails at the stage's next write.
-            Err(e) if is_conditional_check_failure(&e) => Ok(()),
-            Err(e) => Err(storage_error("UpdateItem on the jobs table", e)),
-        }
+        // `counted_exports` (a string set) remembers which exports are in the total; an
+        // export counted already changes nothing, and a job that does not exist fails at
+        // the stage's next write.
+        self.update_job_if(
+            job_id,
+            "ADD chunks.#total :chunks, counted_exports :kind",
+            "attribute_exists(job_id) AND NOT contains(counted_exports, :kind_name)",
+            &[("#total", "total")],
+            vec![
+                (":chunks", number(chunks)),
+                (":kind", AttributeValue::Ss(vec![kind.as_str().to_string()])),
+                (":kind_name", string(kind.as_str())),
+            ],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn add_counts(&self, job_id: &str, counts: &RecordCounts) -> Result<()> {
