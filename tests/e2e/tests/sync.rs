@@ -186,8 +186,7 @@ async fn wrong_keys_end_in_a_credential_error_that_never_shows_the_keys() {
     assert!(!record.contains(wrong_secret) && !record.contains(ACCESS_KEY), "no key in the job record");
     assert!(sim.vuln_export_requests().is_empty(), "no export is requested with keys that do not work");
 
-    let history = stack.sfn.get_execution_history().execution_arn(&run.execution_arn).send().await.expect("history");
-    let history_text = format!("{:?}", history.events);
+    let history_text = format!("{:?}", stack.execution_events(&run.execution_arn).await);
     assert!(!history_text.contains(wrong_secret), "no key in the execution history");
     let logs = vulnflow_e2e::repo_root().join(".local/logs/functions");
     for entry in std::fs::read_dir(&logs).unwrap_or_else(|_| panic!("function logs in {}", logs.display())) {
