@@ -853,6 +853,17 @@ async fn cancelling_stops_the_execution_and_keeps_what_was_processed() {
     let execution = api.workflow.executions().into_iter().find(|e| e.name == job_id).expect("the execution");
     assert_eq!(execution.stopped.as_deref(), Some("cancelled by ana@example.com: wrong scope"));
 
+    // The stage in flight when the execution stopped ends after the cancel: the job
+    // keeps what the cancel settled.
+    api.store.stage_started(job_id, Stage::Normalizing, now).await.unwrap();
+    api.store.set_status(job_id, JobStatus::Delegated).await.unwrap();
+    api.store.stage_ended(job_id, Stage::Fetching, StageOutcome::Succeeded, now).await.unwrap();
+    let shown = api.get(&format!("/jobs/{job_id}")).await;
+    let shown = body(&shown);
+    for field in ["status", "current_stage", "stages", "chunks", "ended_at"] {
+        assert_eq!(shown[field], view[field], "{field}");
+    }
+
     let again = api.post(&format!("/jobs/{job_id}/cancel"), json!({})).await;
     assert_eq!(again.status, 409, "{:?}", again.body);
     assert_eq!(api.post("/jobs/no-such-job/cancel", json!({})).await.status, 404);

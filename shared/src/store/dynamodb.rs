@@ -171,7 +171,8 @@ impl DynamoStore {
         HashMap::from([("job_id".to_string(), string(job_id)), ("chunk_key".to_string(), string(chunk_key))])
     }
 
-    /// Runs one update expression on a job item.
+    /// Runs one update expression on a job item. A job cancelled meanwhile is left as
+    /// the cancel settled it (see [`Self::update_job_if`]).
     async fn update_job(
         &self,
         job_id: &str,
@@ -180,14 +181,18 @@ impl DynamoStore {
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<()> {
         if self.update_job_if(job_id, expression, "attribute_exists(job_id)", names, values).await? {
-            Ok(())
-        } else {
-            Err(SyncError::InvalidRequest(format!("there is no job {job_id}")))
+            return Ok(());
+        }
+        match self.get_job(job_id).await? {
+            Some(_) => Ok(()),
+            None => Err(SyncError::InvalidRequest(format!("there is no job {job_id}"))),
         }
     }
 
-    /// Runs one update expression on a job item if `condition` holds: false, changing
-    /// nothing, when it does not.
+    /// Runs one update expression on a job item if `condition` holds and the job was
+    /// not cancelled: false, changing nothing, when either fails. A stage still in
+    /// flight when a cancel stopped the execution must not write over what the cancel
+    /// settled (its status, stages and counts).
     async fn update_job_if(
         &self,
         job_id: &str,
@@ -202,7 +207,9 @@ impl DynamoStore {
             .table_name(&self.tables.jobs)
             .set_key(Some(self.job_key(job_id)))
             .update_expression(expression)
-            .condition_expression(condition);
+            .condition_expression(format!("({condition}) AND #status <> :cancelled"))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":cancelled", attribute(&JobStatus::Cancelled)?);
         for (name, attribute) in names {
             request = request.expression_attribute_names(*name, *attribute);
         }
@@ -604,21 +611,16 @@ impl JobStore for DynamoStore {
     }
 
     async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.jobs)
-            .set_key(Some(self.job_key(job_id)))
-            .update_expression("SET failure = :failure")
-            .condition_expression("attribute_exists(job_id) AND attribute_not_exists(failure)")
-            .expression_attribute_values(":failure", attribute(failure)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_check_failure(&e) => Ok(()),
-            Err(e) => Err(storage_error("UpdateItem on the jobs table", e)),
-        }
+        // The first failure recorded stands.
+        self.update_job_if(
+            job_id,
+            "SET failure = :failure",
+            "attribute_exists(job_id) AND attribute_not_exists(failure)",
+            &[],
+            vec![(":failure", attribute(failure)?)],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn set_execution_arn(&self, job_id: &str, execution_arn: &str) -> Result<()> {

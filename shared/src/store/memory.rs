@@ -58,10 +58,15 @@ impl MemoryStore {
         lock(&self.objects).keys().cloned().collect()
     }
 
-    fn with_job<T>(&self, job_id: &str, change: impl FnOnce(&mut SyncJob) -> T) -> Result<T> {
+    /// Changes a job, unless it was cancelled: as in DynamoDB, a stage still in flight
+    /// when a cancel stopped the execution leaves the job as the cancel settled it.
+    fn with_job(&self, job_id: &str, change: impl FnOnce(&mut SyncJob)) -> Result<()> {
         let mut jobs = lock(&self.jobs);
         let job = jobs.get_mut(job_id).ok_or_else(|| SyncError::InvalidRequest(format!("no job {job_id}")))?;
-        Ok(change(job))
+        if job.status != JobStatus::Cancelled {
+            change(job);
+        }
+        Ok(())
     }
 }
 

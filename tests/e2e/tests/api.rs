@@ -5,11 +5,14 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::ExecutionStatus;
+use chrono::Utc;
 use serde_json::json;
 use tenable_simulator::SimulatorConfig;
 use vulnflow_e2e::api::{ApiClient, new_connector};
 use vulnflow_e2e::{ACCESS_KEY, SECRET_KEY, Stack, simulator};
 use vulnflow_shared::auth::Role;
+use vulnflow_shared::model::{JobStatus, Stage};
+use vulnflow_shared::store::JobStore;
 
 #[tokio::test]
 async fn an_admin_runs_a_sync_and_a_reader_follows_it() {
@@ -128,9 +131,32 @@ async fn a_cancelled_sync_stops_and_keeps_what_it_processed() {
         let execution = stack.sfn.describe_execution().execution_arn(execution_arn).send().await.expect("describes");
         status = execution.status;
     }
-    assert_eq!(status, ExecutionStatus::Aborted);
+    let events = stack.execution_events(execution_arn).await;
+    let entered: Vec<&str> =
+        events.iter().filter_map(|event| event.state_entered_event_details.as_ref()).map(|entered| entered.name.as_str()).collect();
+    assert!(
+        status == ExecutionStatus::Aborted || (status == ExecutionStatus::Failed && stopped_inside_a_task(&entered)),
+        "the stopped execution ended {status:?}, not ABORTED, after the states {entered:?}; its last events: {:#?}",
+        events.iter().rev().take(6).collect::<Vec<_>>()
+    );
+    let shown = api.get(&format!("/jobs/{job_id}"), &admin).await;
+    assert_eq!((shown.body["status"].as_str(), shown.body["current_stage"].as_str()), (Some("CANCELLED"), None), "{}", shown.text);
+
+    // A stage still in flight when the execution stopped writes after the cancel: the
+    // job keeps what the cancel settled.
+    stack.store.stage_started(&job_id, Stage::Processing, Utc::now()).await.expect("a write to a cancelled job is no error");
+    stack.store.set_status(&job_id, JobStatus::Delegated).await.expect("a write to a cancelled job is no error");
+    let after = api.get(&format!("/jobs/{job_id}"), &admin).await;
+    assert_eq!((&after.body["status"], &after.body["current_stage"], &after.body["stages"]), (&shown.body["status"], &shown.body["current_stage"], &shown.body["stages"]));
     let again = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
     assert_eq!(again.status, 409, "an ended job cannot be cancelled: {}", again.text);
+}
+
+/// LocalStack's interpreter records FAILED, not ABORTED, when a stop lands while a Task
+/// state is being evaluated (the error its pruned evaluation raises overrides the stop;
+/// AWS aborts). The workflow itself did not fail if it never reached its failure path.
+fn stopped_inside_a_task(entered_states: &[&str]) -> bool {
+    !entered_states.iter().any(|state| matches!(*state, "FinalizeAfterFailure" | "Finalize" | "SyncFailed"))
 }
 
 #[tokio::test]
