@@ -569,14 +569,12 @@ async fn sync_resume_posts_resume_job_id_and_follows_the_new_sync() {
         // As the workflow would: the two chunks the failed job processed are carried
         // over, the other two processed.
         api.run_until_processing(&job_id, 4, 0, &per_chunk()).await;
-        for chunk in api.store.chunks(&failed).await.expect("the in-memory store") {
-            let carried = ChunkRecord {
-                job_id: job_id.clone(),
-                carried_from: Some(failed.clone()),
-                ..chunk
-            };
-            assert!(api.store.carry_over_chunk(&carried).await.expect("the in-memory store"));
-        }
+        let earlier = api.store.chunks(&failed).await.expect("the in-memory store");
+        let carried: Vec<ChunkRecord> = earlier
+            .into_iter()
+            .map(|chunk| ChunkRecord { job_id: job_id.clone(), carried_from: Some(failed.clone()), ..chunk })
+            .collect();
+        assert_eq!(api.store.carry_over_chunks(&carried).await.expect("the in-memory store"), 2);
         api.process_chunks(&job_id, 2..4, &per_chunk()).await;
         api.end(&job_id, JobStatus::Finished, None).await;
         job_id

@@ -626,10 +626,9 @@ async fn a_resumed_job_shows_what_it_carried_over_or_why_it_started_over() {
         resumed_from: Some("job-1".into()),
     }];
     api.store.create_job(&resumed).await.unwrap();
-    for (chunk_key, from) in [("vulns-00001", "job-0"), ("vulns-00002", "job-1")] {
-        let carried = ChunkRecord { carried_from: Some(from.into()), ..chunk("job-2", chunk_key, ChunkStatus::Processed, 0, start) };
-        api.store.carry_over_chunk(&carried).await.unwrap();
-    }
+    let carried = [("vulns-00001", "job-0"), ("vulns-00002", "job-1")]
+        .map(|(chunk_key, from)| ChunkRecord { carried_from: Some(from.into()), ..chunk("job-2", chunk_key, ChunkStatus::Processed, 0, start) });
+    assert_eq!(api.store.carry_over_chunks(&carried).await.unwrap(), 2);
 
     let answer = api.get("/jobs/job-2").await;
     let view = body(&answer);

@@ -120,13 +120,13 @@ pub(crate) async fn carry_over_chunks(
         .map(|chunk| (chunk.chunk_key.clone(), chunk))
         .collect();
     let mut pending = Vec::new();
-    let mut carried = 0;
+    let mut done_before = Vec::new();
     for chunk_id in chunk_ids {
         let Some(done) = processed.get(&export.kind.chunk_key(chunk_id)) else {
             pending.push(chunk_id);
             continue;
         };
-        let record = ChunkRecord {
+        done_before.push(ChunkRecord {
             job_id: job.job_id.clone(),
             failed_attempts: 0,
             last_failure: None,
@@ -135,11 +135,9 @@ pub(crate) async fn carry_over_chunks(
             carried_from: Some(done.carried_from.clone().unwrap_or_else(|| earlier_id.clone())),
             updated_at: Utc::now(),
             ..done.clone()
-        };
-        if services.jobs.carry_over_chunk(&record).await? {
-            carried += 1;
-        }
+        });
     }
+    let carried = services.jobs.carry_over_chunks(&done_before).await?;
     tracing::info!(job_id = %job.job_id, from = %earlier_id, carried, pending = pending.len(), "chunks carried over");
     Ok(pending)
 }

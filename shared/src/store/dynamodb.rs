@@ -46,6 +46,9 @@ pub struct DynamoStore {
 /// DynamoDB's limits per batch call.
 const BATCH_GET_LIMIT: usize = 100;
 const BATCH_WRITE_LIMIT: usize = 25;
+/// Chunks carried over in one transaction: with the job's count, DynamoDB's limit of
+/// 100 items a transaction.
+const CARRY_OVER_BATCH: usize = 99;
 /// Unprocessed items of a batch are retried this often, with backoff, before giving up.
 const BATCH_RETRIES: u32 = 8;
 /// The jobs table's index of a connector's jobs by start time (infra/template.yaml).
@@ -152,15 +155,41 @@ impl DynamoStore {
         DynamoStore { client, tables, job_retention }
     }
 
-    /// Writes `guarded` and `then` in one transaction, unless `guarded`'s condition says
-    /// it was done already: true when written, false when it was done.
-    async fn write_once(&self, what: &str, guarded: TransactWriteItem, then: TransactWriteItem) -> Result<bool> {
-        let result = self.client.transact_write_items().transact_items(guarded).transact_items(then).send().await;
+    /// Writes `guarded` and `then` in one transaction, unless a condition of `guarded`
+    /// says it was done already: true when written, false when it was done.
+    async fn write_once(&self, what: &str, guarded: Vec<TransactWriteItem>, then: TransactWriteItem) -> Result<bool> {
+        let result = self.client.transact_write_items().set_transact_items(Some(guarded)).transact_items(then).send().await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if first_condition_failed(&e) => Ok(false),
+            Err(e) if a_condition_failed(&e) => Ok(false),
             Err(e) => Err(storage_error(&format!("TransactWriteItems ({what})"), e)),
         }
+    }
+
+    /// Carries a batch of chunks over (see [`JobStore::carry_over_chunks`]) in one
+    /// transaction: false, changing nothing, if the job has one of them already.
+    async fn carry_over_batch(&self, batch: &[ChunkRecord]) -> Result<bool> {
+        let Some(first) = batch.first() else { return Ok(true) };
+        let mut puts = Vec::with_capacity(batch.len());
+        for chunk in batch {
+            let put = Put::builder()
+                .table_name(&self.tables.chunks)
+                .set_item(Some(item(chunk)?))
+                .condition_expression("attribute_not_exists(chunk_key)")
+                .build()
+                .map_err(|e| SyncError::Internal(e.to_string()))?;
+            puts.push(TransactWriteItem::builder().put(put).build());
+        }
+        let count = Update::builder()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(self.job_key(&first.job_id)))
+            .update_expression("ADD chunks.#processed :carried, chunks.#carried_over :carried")
+            .expression_attribute_names("#processed", "processed")
+            .expression_attribute_names("#carried_over", "carried_over")
+            .expression_attribute_values(":carried", number(batch.len() as u64))
+            .build()
+            .map_err(|e| SyncError::Internal(e.to_string()))?;
+        self.write_once("carry over chunks", puts, TransactWriteItem::builder().update(count).build()).await
     }
 
     fn job_key(&self, job_id: &str) -> HashMap<String, AttributeValue> {
@@ -842,40 +871,36 @@ impl JobStore for DynamoStore {
             .map_err(|e| SyncError::Internal(e.to_string()))?;
         let mark_processed = TransactWriteItem::builder().update(mark_processed).build();
         let add_counts = TransactWriteItem::builder().update(add_counts).build();
-        self.write_once("commit chunk", mark_processed, add_counts).await
+        self.write_once("commit chunk", vec![mark_processed], add_counts).await
     }
 
-    async fn carry_over_chunk(&self, chunk: &ChunkRecord) -> Result<bool> {
-        let put_chunk = Put::builder()
-            .table_name(&self.tables.chunks)
-            .set_item(Some(item(chunk)?))
-            .condition_expression("attribute_not_exists(chunk_key)")
-            .build()
-            .map_err(|e| SyncError::Internal(e.to_string()))?;
-        let count = Update::builder()
-            .table_name(&self.tables.jobs)
-            .set_key(Some(self.job_key(&chunk.job_id)))
-            .update_expression("ADD chunks.#processed :one, chunks.#carried_over :one")
-            .expression_attribute_names("#processed", "processed")
-            .expression_attribute_names("#carried_over", "carried_over")
-            .expression_attribute_values(":one", number(1))
-            .build()
-            .map_err(|e| SyncError::Internal(e.to_string()))?;
-        let put_chunk = TransactWriteItem::builder().put(put_chunk).build();
-        let count = TransactWriteItem::builder().update(count).build();
-        self.write_once("carry over chunk", put_chunk, count).await
+    async fn carry_over_chunks(&self, chunks: &[ChunkRecord]) -> Result<u64> {
+        let mut carried = 0;
+        for batch in chunks.chunks(CARRY_OVER_BATCH) {
+            if self.carry_over_batch(batch).await? {
+                carried += batch.len() as u64;
+                continue;
+            }
+            // An earlier attempt carried some of these: one by one, each counted once.
+            for chunk in batch {
+                if self.carry_over_batch(std::slice::from_ref(chunk)).await? {
+                    carried += 1;
+                }
+            }
+        }
+        Ok(carried)
     }
 }
 
-
-/// Whether a transaction was cancelled because its first item's condition failed: the
-/// "already done" answer of [`DynamoStore::write_once`].
-fn first_condition_failed<R>(error: &SdkError<TransactWriteItemsError, R>) -> bool {
+/// Whether a transaction was cancelled because a condition failed: the "already done"
+/// answer of [`DynamoStore::write_once`].
+fn a_condition_failed<R>(error: &SdkError<TransactWriteItemsError, R>) -> bool {
     match error.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
             .cancellation_reasons
-            .as_ref()
-            .is_some_and(|reasons| reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")),
+            .iter()
+            .flatten()
+            .any(|reason| reason.code() == Some("ConditionalCheckFailed")),
         _ => false,
     }
 }

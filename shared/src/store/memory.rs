@@ -318,18 +318,22 @@ impl JobStore for MemoryStore {
         Ok(true)
     }
 
-    async fn carry_over_chunk(&self, chunk: &ChunkRecord) -> Result<bool> {
+    async fn carry_over_chunks(&self, records: &[ChunkRecord]) -> Result<u64> {
         let mut chunks = lock(&self.chunks);
-        let key = (chunk.job_id.clone(), chunk.chunk_key.clone());
-        if chunks.contains_key(&key) {
-            return Ok(false);
+        let mut carried = 0;
+        for chunk in records {
+            let key = (chunk.job_id.clone(), chunk.chunk_key.clone());
+            if chunks.contains_key(&key) {
+                continue;
+            }
+            self.with_job(&chunk.job_id, |job| {
+                job.chunks.processed += 1;
+                job.chunks.carried_over += 1;
+            })?;
+            chunks.insert(key, chunk.clone());
+            carried += 1;
         }
-        self.with_job(&chunk.job_id, |job| {
-            job.chunks.processed += 1;
-            job.chunks.carried_over += 1;
-        })?;
-        chunks.insert(key, chunk.clone());
-        Ok(true)
+        Ok(carried)
     }
 }
 

@@ -170,10 +170,11 @@ pub trait JobStore: Send + Sync {
     /// Marks the chunk processed and adds its counts to the job, atomically and once:
     /// returns false, changing nothing, if the chunk was already processed.
     async fn commit_chunk(&self, job_id: &str, chunk_key: &str, counts: &RecordCounts, at: DateTime<Utc>) -> Result<bool>;
-    /// Records a chunk an earlier job of the same sync processed as processed by this
-    /// job (`chunk.job_id`) too, counting it as processed and carried over, atomically
-    /// and once: returns false, changing nothing, if the job already has the chunk.
-    async fn carry_over_chunk(&self, chunk: &ChunkRecord) -> Result<bool>;
+    /// Records chunks an earlier job of the same sync processed as processed by this
+    /// job (`chunk.job_id`, one job for all) too, counting each as processed and carried
+    /// over, atomically and once: a chunk the job has already changes nothing. Returns
+    /// how many were carried over now.
+    async fn carry_over_chunks(&self, chunks: &[ChunkRecord]) -> Result<u64>;
 }
 
 /// What changed on a stored record in the job that last saw it.
