@@ -1092,28 +1092,60 @@ mod tests {
         }
     }
 
-    fn check_outcome(record: &Value, index: usize) -> Result<(), TestCaseError> {
-        match normalize_vuln(record, index) {
-            Ok(NormalizedRecord { finding, asset }) => {
-                prop_assert_eq!(&finding.asset_id, &asset.asset_id);
-                prop_assert_eq!(
-                    finding.finding_id.clone(),
-                    Finding::key(
-                        ScannerKind::Tenable,
-                        &finding.asset_id,
-                        &finding.plugin_id,
-                        finding.port,
-                        &finding.protocol
-                    )
-                );
-                prop_assert!(!finding.output.unwrap_or_default().contains('<'));
-            }
+    /// A record either normalizes into something that holds `holds`, or fails with an
+    /// error naming its index and a field.
+    fn check_record<T>(
+        normalize: fn(&Value, usize) -> Result<T, RecordError>,
+        record: &Value,
+        index: usize,
+        holds: fn(T) -> Result<(), TestCaseError>,
+    ) -> Result<(), TestCaseError> {
+        match normalize(record, index) {
+            Ok(normalized) => holds(normalized),
             Err(error) => {
                 prop_assert!(!error.field.is_empty());
                 prop_assert_eq!(error.index, index);
+                Ok(())
             }
         }
+    }
+
+    /// `full` with each mutation applied in turn.
+    fn mutated(mut full: Value, mutations: Vec<(&str, Option<Value>)>) -> Value {
+        for (path, replacement) in mutations {
+            mutate(&mut full, path, replacement);
+        }
+        full
+    }
+
+    /// Any bytes give a result or an error, never a panic; a good record followed by
+    /// `value` gives two records or an error naming the second.
+    fn check_chunk<T>(
+        normalize_chunk: fn(&[u8]) -> Result<Vec<T>, ChunkError>,
+        bytes: &[u8],
+        good: Value,
+        value: Value,
+    ) -> Result<(), TestCaseError> {
+        let _ = normalize_chunk(bytes);
+        let chunk = serde_json::to_vec(&json!([good, value])).unwrap_or_default();
+        match normalize_chunk(&chunk) {
+            Ok(records) => prop_assert_eq!(records.len(), 2),
+            Err(ChunkError::Record(error)) => prop_assert_eq!(error.index, 1),
+            Err(other) => prop_assert!(false, "unexpected {other}"),
+        }
         Ok(())
+    }
+
+    fn check_outcome(record: &Value, index: usize) -> Result<(), TestCaseError> {
+        check_record(normalize_vuln, record, index, |NormalizedRecord { finding, asset }| {
+            prop_assert_eq!(&finding.asset_id, &asset.asset_id);
+            prop_assert_eq!(
+                finding.finding_id.clone(),
+                Finding::key(ScannerKind::Tenable, &finding.asset_id, &finding.plugin_id, finding.port, &finding.protocol)
+            );
+            prop_assert!(!finding.output.unwrap_or_default().contains('<'));
+            Ok(())
+        })
     }
 
     proptest! {
@@ -1131,22 +1163,12 @@ mod tests {
                 1..5,
             ),
         ) {
-            let mut record = full_record();
-            for (path, replacement) in mutations {
-                mutate(&mut record, path, replacement);
-            }
-            check_outcome(&record, 7)?;
+            check_outcome(&mutated(full_record(), mutations), 7)?;
         }
 
         #[test]
         fn arbitrary_chunks_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256), value in json_value()) {
-            let _ = normalize_vulns_chunk(&bytes);
-            let chunk = serde_json::to_vec(&json!([full_record(), value])).unwrap_or_default();
-            match normalize_vulns_chunk(&chunk) {
-                Ok(records) => prop_assert_eq!(records.len(), 2),
-                Err(ChunkError::Record(error)) => prop_assert_eq!(error.index, 1),
-                Err(other) => prop_assert!(false, "unexpected {other}"),
-            }
+            check_chunk(normalize_vulns_chunk, &bytes, full_record(), value)?;
         }
     }
 
@@ -1619,25 +1641,12 @@ mod tests {
     ];
 
     fn check_asset_outcome(record: &Value, index: usize) -> Result<(), TestCaseError> {
-        match normalize_asset(record, index) {
-            Ok(NormalizedAsset { asset, tags, .. }) => {
-                prop_assert!(!asset.asset_id.is_empty());
-                prop_assert!(
-                    asset
-                        .hostname
-                        .is_none_or(|name| !name.is_empty() && name.parse::<IpAddr>().is_err())
-                );
-                prop_assert!(
-                    tags.iter()
-                        .all(|(key, value)| !key.is_empty() && !value.is_empty())
-                );
-            }
-            Err(error) => {
-                prop_assert!(!error.field.is_empty());
-                prop_assert_eq!(error.index, index);
-            }
-        }
-        Ok(())
+        check_record(normalize_asset, record, index, |NormalizedAsset { asset, tags, .. }| {
+            prop_assert!(!asset.asset_id.is_empty());
+            prop_assert!(asset.hostname.is_none_or(|name| !name.is_empty() && name.parse::<IpAddr>().is_err()));
+            prop_assert!(tags.iter().all(|(key, value)| !key.is_empty() && !value.is_empty()));
+            Ok(())
+        })
     }
 
     proptest! {
@@ -1679,22 +1688,12 @@ mod tests {
                 1..5,
             ),
         ) {
-            let mut record = full_asset_record();
-            for (path, replacement) in mutations {
-                mutate(&mut record, path, replacement);
-            }
-            check_asset_outcome(&record, 7)?;
+            check_asset_outcome(&mutated(full_asset_record(), mutations), 7)?;
         }
 
         #[test]
         fn arbitrary_assets_chunks_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256), value in json_value()) {
-            let _ = normalize_assets_chunk(&bytes);
-            let chunk = serde_json::to_vec(&json!([full_asset_record(), value])).unwrap_or_default();
-            match normalize_assets_chunk(&chunk) {
-                Ok(assets) => prop_assert_eq!(assets.len(), 2),
-                Err(ChunkError::Record(error)) => prop_assert_eq!(error.index, 1),
-                Err(other) => prop_assert!(false, "unexpected {other}"),
-            }
+            check_chunk(normalize_assets_chunk, &bytes, full_asset_record(), value)?;
         }
     }
 }
