@@ -487,6 +487,33 @@ pub struct SyncJob {
 }
 
 impl SyncJob {
+    /// A job that has just started: no stage run yet, nothing counted, no export.
+    pub fn started(job_id: &str, connector_id: &str, mode: SyncMode, trigger: Trigger, deployment: &str, at: DateTime<Utc>) -> Self {
+        SyncJob {
+            job_id: job_id.to_string(),
+            connector_id: connector_id.to_string(),
+            mode,
+            scope: SyncScope::default(),
+            trigger,
+            status: JobStatus::Started,
+            current_stage: None,
+            stages: BTreeMap::new(),
+            chunks: ChunkCounts::default(),
+            counts: RecordCounts::default(),
+            exports: Vec::new(),
+            failure: None,
+            last_retryable_failure: None,
+            resumed_from: None,
+            carries_from: Vec::new(),
+            starts_over_because: None,
+            window_ends_at: None,
+            deployment: deployment.to_string(),
+            execution_arn: None,
+            started_at: at,
+            ended_at: None,
+        }
+    }
+
     /// The last stage the sync started: how far it got.
     pub fn stage_reached(&self) -> Option<Stage> {
         self.stages.keys().next_back().copied()

@@ -138,28 +138,12 @@ fn new_connector() -> Value {
 }
 
 fn job(job_id: &str, connector_id: &str, status: JobStatus, started_at: DateTime<Utc>) -> SyncJob {
+    let by_ana = Trigger::Manual { by: "ana@example.com".into() };
     SyncJob {
-        job_id: job_id.into(),
-        connector_id: connector_id.into(),
-        mode: SyncMode::Full,
-        scope: Default::default(),
-        trigger: Trigger::Manual { by: "ana@example.com".into() },
         status,
-        current_stage: None,
-        stages: Default::default(),
-        chunks: Default::default(),
-        counts: Default::default(),
-        exports: Vec::new(),
-        failure: None,
-        last_retryable_failure: None,
-        resumed_from: None,
-        carries_from: Vec::new(),
-        starts_over_because: None,
-        window_ends_at: None,
-        deployment: "unit-tests".into(),
         execution_arn: Some(format!("arn:aws:states:local:000000000000:execution:vulnflow-sync:{job_id}")),
-        started_at,
         ended_at: status.is_terminal().then(|| started_at + Duration::minutes(5)),
+        ..SyncJob::started(job_id, connector_id, SyncMode::Full, by_ana, "unit-tests", started_at)
     }
 }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{JobRef, Services, resume};
 use crate::errors::{Result, SyncError};
-use crate::model::{ConnectorRecord, JobStatus, Stage, SyncJob, SyncMode, SyncScope, Trigger};
+use crate::model::{ConnectorRecord, Stage, SyncJob, SyncMode, SyncScope, Trigger};
 
 /// What starts a sync: the state machine's execution input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,28 +86,12 @@ pub fn new_job(
             "an incremental sync starts where the last one ended: give a scope to a full sync instead".into(),
         ));
     }
+    let trigger = request.trigger.unwrap_or(Trigger::Scheduled);
     Ok(SyncJob {
-        job_id: job_id.to_string(),
-        connector_id: connector.connector_id.clone(),
-        mode,
         scope: request.scope,
         resumed_from: request.resumed_from,
-        carries_from: Vec::new(),
-        starts_over_because: None,
         window_ends_at: record.sync_window_minutes.map(|minutes| now + chrono::Duration::minutes(i64::from(minutes))),
-        trigger: request.trigger.unwrap_or(Trigger::Scheduled),
-        status: JobStatus::Started,
-        current_stage: None,
-        stages: Default::default(),
-        chunks: Default::default(),
-        counts: Default::default(),
-        exports: Vec::new(),
-        failure: None,
-        last_retryable_failure: None,
-        deployment: deployment.to_string(),
-        execution_arn: None,
-        started_at: now,
-        ended_at: None,
+        ..SyncJob::started(job_id, &connector.connector_id, mode, trigger, deployment, now)
     })
 }
 
@@ -116,6 +100,7 @@ mod tests {
     use tenable_simulator::SimulatorConfig;
 
     use super::*;
+    use crate::model::JobStatus;
     use crate::pipeline::test_support::{CONNECTOR, harness};
     use crate::store::JobStore;
 

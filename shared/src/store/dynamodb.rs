@@ -1001,28 +1001,10 @@ mod tests {
     #[test]
     fn a_job_round_trips_through_a_dynamodb_item() {
         let now = Utc::now();
+        let by_ana = Trigger::Manual { by: "ana@example.com".into() };
         let mut job = SyncJob {
-            job_id: "job-1".into(),
-            connector_id: "c-1".into(),
-            mode: SyncMode::Full,
-            scope: Default::default(),
-            trigger: Trigger::Manual { by: "ana@example.com".into() },
-            status: JobStatus::Started,
             current_stage: Some(Stage::Fetching),
-            stages: Default::default(),
-            chunks: Default::default(),
-            counts: Default::default(),
-            exports: Vec::new(),
-            failure: None,
-            last_retryable_failure: None,
-            resumed_from: None,
-            carries_from: Vec::new(),
-            starts_over_because: None,
-            window_ends_at: None,
-            deployment: "vulnflow-local".into(),
-            execution_arn: None,
-            started_at: now,
-            ended_at: None,
+            ..SyncJob::started("job-1", "c-1", SyncMode::Full, by_ana, "vulnflow-local", now)
         };
         job.stages.insert(Stage::Initiating, StageRun { outcome: StageOutcome::Succeeded, started_at: now, ended_at: Some(now) });
         let encoded = item(&job).expect("encodes");

@@ -4,18 +4,14 @@
 use chrono::Utc;
 use serde_json::json;
 use vulnflow_e2e::Stack;
-use vulnflow_shared::model::{ChunkRecord, ChunkStatus, SyncJob};
+use vulnflow_shared::model::{ChunkRecord, ChunkStatus, SyncJob, SyncMode, Trigger};
 use vulnflow_shared::store::JobStore;
 
 #[tokio::test]
 async fn a_resume_carries_hundreds_of_chunks_over_in_batches_and_counts_each_once() {
     let stack = Stack::local().await;
     let job_id = format!("carry-{}", Utc::now().timestamp_nanos_opt().unwrap_or_default());
-    let job: SyncJob = serde_json::from_value(json!({
-        "job_id": job_id, "connector_id": "carry-test", "mode": "full", "trigger": { "type": "scheduled" },
-        "status": "DELEGATED", "deployment": "e2e", "started_at": Utc::now(),
-    }))
-    .expect("a job");
+    let job = SyncJob::started(&job_id, "carry-test", SyncMode::Full, Trigger::Scheduled, "e2e", Utc::now());
     stack.store.create_job(&job).await.expect("creates the job");
     let done_before: Vec<ChunkRecord> = (1..=250)
         .map(|id| {
