@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Local, Utc};
 use vulnflow_shared::model::RecordCounts;
 
 use crate::error::CliError;
@@ -75,14 +75,15 @@ pub fn cut(text: &str, width: usize) -> String {
     format!("{kept}…")
 }
 
-/// `2024-03-01 08:00:05 UTC`.
+/// `2024-03-01 13:30:05 +05:30`: in the reader's zone (`TZ`, else the system's), with
+/// its offset; the API and `--json` keep UTC.
 pub fn time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S %:z").to_string()
 }
 
-/// `08:00:05`: a time of day, where the day is said elsewhere.
+/// `13:30:05`: a time of day in the reader's zone, where the day is said elsewhere.
 pub fn clock(at: DateTime<Utc>) -> String {
-    at.format("%H:%M:%S").to_string()
+    at.with_timezone(&Local).format("%H:%M:%S").to_string()
 }
 
 /// `850 ms`, `12.4 s`, `3 min 5 s`, `2 h 5 min`.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
+use chrono::{DateTime, Local, NaiveDate, NaiveTime, SecondsFormat, TimeZone, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use tokio::time::MissedTickBehavior;
@@ -42,7 +42,8 @@ pub struct StartArgs {
     /// The sync mode; the connector's default mode when left out.
     #[arg(long, value_enum)]
     mode: Option<SyncMode>,
-    /// Only records seen or changed since then: an RFC 3339 time or a date (UTC).
+    /// Only records seen or changed since then: an RFC 3339 time, or a date (from its
+    /// start in your time zone).
     #[arg(long, value_name = "TIME", value_parser = day_start)]
     from: Option<DateTime<Utc>>,
     /// Only findings of these severities (repeat, or separate with commas).
@@ -90,10 +91,11 @@ pub struct HistoryArgs {
         value_delimiter = ','
     )]
     modes: Vec<SyncMode>,
-    /// Only jobs started at or after this RFC 3339 time or date (UTC).
+    /// Only jobs started at or after this RFC 3339 time, or date (in your time zone).
     #[arg(long, value_name = "TIME", value_parser = day_start)]
     from: Option<DateTime<Utc>>,
-    /// Only jobs started at or before this RFC 3339 time or date (UTC; the whole day).
+    /// Only jobs started at or before this RFC 3339 time, or date (in your time zone;
+    /// the whole day).
     #[arg(long, value_name = "TIME", value_parser = day_end)]
     to: Option<DateTime<Utc>>,
     /// At most this many rows [default: 20].
@@ -138,12 +140,12 @@ fn words(values: &[impl ValueEnum]) -> String {
     values.iter().map(word).collect::<Vec<_>>().join(",")
 }
 
-/// An RFC 3339 time, or a date: its first instant, UTC.
+/// An RFC 3339 time, or a date: its first instant in the reader's zone.
 fn day_start(text: &str) -> Result<DateTime<Utc>, String> {
     time_or_date(text, NaiveTime::MIN)
 }
 
-/// An RFC 3339 time, or a date: its last second, UTC.
+/// An RFC 3339 time, or a date: its last instant in the reader's zone.
 fn day_end(text: &str) -> Result<DateTime<Utc>, String> {
     let last = NaiveTime::from_hms_milli_opt(23, 59, 59, 999).unwrap_or(NaiveTime::MIN);
     time_or_date(text, last)
@@ -153,12 +155,16 @@ fn time_or_date(text: &str, time_of_day: NaiveTime) -> Result<DateTime<Utc>, Str
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map(|date| date.and_time(time_of_day).and_utc())
-        .map_err(|_| {
-            "must be an RFC 3339 time such as 2024-01-05T10:11:12Z, or a date such as 2024-01-05"
-                .to_string()
-        })
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        "must be an RFC 3339 time such as 2024-01-05T10:11:12Z, or a date such as 2024-01-05"
+            .to_string()
+    })?;
+    // A clock change may skip the time (no instant) or repeat it (the earlier one).
+    Local
+        .from_local_datetime(&date.and_time(time_of_day))
+        .earliest()
+        .map(|at| at.with_timezone(&Utc))
+        .ok_or_else(|| format!("{text} has no {time_of_day} in your time zone: give an RFC 3339 time instead"))
 }
 
 fn rfc3339(at: DateTime<Utc>) -> String {

@@ -6,6 +6,7 @@ mod common;
 use common::{
     ADMIN, CONNECTOR, TestApi, admin, assert_exit, failure, reader, stderr, stdout, token,
 };
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use vulnflow_shared::auth::Role;
 use vulnflow_shared::model::{ChunkRecord, JobFailure, JobStatus, RecordCounts, Stage};
@@ -495,6 +496,41 @@ async fn sync_history_prints_a_table_and_passes_the_filters_on() {
         )
         .await;
     assert_exit(&output, 2);
+}
+
+/// Runs `vulnflow args` as a reader in India's time zone (UTC+05:30, no clock changes).
+async fn in_india(api: &TestApi, args: &[&str]) -> std::process::Output {
+    let token = reader();
+    common::vulnflow(
+        args,
+        &[("VULNFLOW_API_URL", &api.url), ("VULNFLOW_TOKEN", &token), ("TZ", "IST-5:30")],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_show_in_the_readers_zone_and_dates_are_read_in_it() {
+    let api = TestApi::start().await;
+    past_syncs(&api, 1).await;
+    let (_, page) = rows(&in_india(&api, &["sync", "history", CONNECTOR, "--json"]).await);
+    let started = page["syncs"][0]["started_at"].as_str().expect("a time");
+    let started: DateTime<Utc> = started.parse().expect("RFC 3339, UTC in JSON");
+    let table = stdout(&in_india(&api, &["sync", "history", CONNECTOR]).await);
+    let shown = (started + Duration::minutes(330)).format("%Y-%m-%d %H:%M:%S +05:30");
+    assert!(table.contains(&shown.to_string()), "{shown} in {table}");
+
+    let output = in_india(&api, &["sync", "history", CONNECTOR, "--from", "2000-01-01", "--to", "2000-01-02"]).await;
+    assert_exit(&output, 0);
+    let asked = api.served().pop().expect("a request");
+    let bound = |name: &str| asked.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    assert_eq!(
+        (bound("from"), bound("to")),
+        (
+            Some("1999-12-31T18:30:00Z".to_string()),
+            Some("2000-01-02T18:29:59.999Z".to_string())
+        ),
+        "the days as they are in India"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
