@@ -7,7 +7,7 @@ use chrono::{DateTime, Local, NaiveDate, NaiveTime, SecondsFormat, TimeZone, Utc
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use tokio::time::MissedTickBehavior;
-use vulnflow_shared::model::{JobStatus, Severity, Stage, SyncMode, TriggerKind};
+use vulnflow_shared::model::{JobStatus, LogLevel, Severity, Stage, SyncMode, TriggerKind};
 
 use crate::api_client::ApiClient;
 use crate::error::CliError;
@@ -91,6 +91,10 @@ pub struct HistoryArgs {
         value_delimiter = ','
     )]
     modes: Vec<SyncMode>,
+    /// Only jobs whose log has an entry at this level or above (`warn`: syncs with
+    /// warnings or errors).
+    #[arg(long, value_enum)]
+    level: Option<LogLevel>,
     /// Only jobs started at or after this RFC 3339 time, or date (in your time zone).
     #[arg(long, value_name = "TIME", value_parser = day_start)]
     from: Option<DateTime<Utc>>,
@@ -349,6 +353,9 @@ async fn history(client: &ApiClient, args: &HistoryArgs) -> Result<(), CliError>
     if let Some(trigger) = args.trigger {
         filters.push(("trigger", word(&trigger)));
     }
+    if let Some(level) = args.level {
+        filters.push(("level", word(&level)));
+    }
     for (name, at) in [("from", args.from), ("to", args.to)] {
         if let Some(at) = at {
             filters.push((name, rfc3339(at)));
@@ -397,7 +404,7 @@ async fn history(client: &ApiClient, args: &HistoryArgs) -> Result<(), CliError>
         return Ok(());
     }
     let mut table = Table::new(&[
-        "JOB", "TRIGGER", "MODE", "STATUS", "STARTED", "DURATION", "FINDINGS", "CHANGES",
+        "JOB", "TRIGGER", "MODE", "STATUS", "LOG", "STARTED", "DURATION", "FINDINGS", "CHANGES",
     ]);
     for row in rows {
         let (received, changes) = match &row.counts {
@@ -412,6 +419,7 @@ async fn history(client: &ApiClient, args: &HistoryArgs) -> Result<(), CliError>
             wire::trigger(&row.trigger),
             row.activity,
             row.status.to_string(),
+            row.log_level.map_or_else(|| "-".to_string(), |level| word(&level)),
             output::time(row.started_at),
             output::duration_or_running(row.duration_ms),
             received,

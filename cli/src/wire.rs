@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use vulnflow_shared::model::{
-    ChunkCounts, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, Trigger,
+    ChunkCounts, JobFailure, JobStatus, LogLevel, RecordCounts, Stage, StageOutcome, Trigger,
 };
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +90,9 @@ pub struct HistoryRow {
     /// Absent from deployments older than the CLI.
     #[serde(default)]
     pub counts: Option<RecordCounts>,
+    /// Absent from deployments older than the CLI.
+    #[serde(default)]
+    pub log_level: Option<LogLevel>,
 }
 
 /// "scheduled", or "manual by ana@example.com".

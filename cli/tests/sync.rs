@@ -422,14 +422,23 @@ async fn sync_history_prints_a_table_and_passes_the_filters_on() {
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
         [
-            "JOB", "TRIGGER", "MODE", "STATUS", "STARTED", "DURATION", "FINDINGS", "CHANGES"
+            "JOB", "TRIGGER", "MODE", "STATUS", "LOG", "STARTED", "DURATION", "FINDINGS",
+            "CHANGES"
         ]
     );
     assert_eq!(lines.len(), 4, "{table}");
     assert!(lines[1].starts_with(&jobs[2]), "newest first: {table}");
-    for (line, status) in lines[1..].iter().zip(["FINISHED", "API_ERROR", "FINISHED"]) {
+    for (line, (status, level)) in lines[1..].iter().zip([
+        ("FINISHED", "info"),
+        ("API_ERROR", "error"),
+        ("FINISHED", "info"),
+    ]) {
         assert!(
             line.contains(&format!("manual by {ADMIN}  full  {status}")),
+            "{table}"
+        );
+        assert!(
+            line.split_whitespace().any(|word| word == level),
             "{table}"
         );
         assert!(line.ends_with("  120       12 new, 8 updated"), "{table}");
@@ -465,6 +474,8 @@ async fn sync_history_prints_a_table_and_passes_the_filters_on() {
                 "scheduled",
                 "--stage",
                 "processing",
+                "--level",
+                "warn",
                 "--from",
                 "2000-01-01",
                 "--to",
@@ -481,6 +492,7 @@ async fn sync_history_prints_a_table_and_passes_the_filters_on() {
     let expected = [
         ("activity", "incremental,assets_only"),
         ("from", "2000-01-01T00:00:00Z"),
+        ("level", "warn"),
         ("limit", "20"),
         ("stage", "Processing"),
         ("to", "2000-01-02T23:59:59.999Z"),

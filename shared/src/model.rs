@@ -302,6 +302,16 @@ impl StageRun {
     }
 }
 
+/// How serious an entry of a job's log is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
 /// Chunk counts of a job: what the progress bar and the ETA are computed from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkCounts {
@@ -313,6 +323,9 @@ pub struct ChunkCounts {
     /// sync takes them over instead of fetching them again.
     #[serde(default)]
     pub carried_over: u64,
+    /// Of the processed, those that failed before an attempt succeeded.
+    #[serde(default)]
+    pub retried: u64,
 }
 
 impl ChunkCounts {
@@ -321,8 +334,9 @@ impl ChunkCounts {
     pub fn settled(announced_total: u64, chunks: &[ChunkRecord]) -> ChunkCounts {
         let processed = chunks.iter().filter(|c| c.status == ChunkStatus::Processed).count() as u64;
         let carried_over = chunks.iter().filter(|c| c.carried_from.is_some()).count() as u64;
+        let retried = chunks.iter().filter(|c| c.status == ChunkStatus::Processed && c.failed_attempts > 0).count() as u64;
         let total = announced_total.max(chunks.len() as u64);
-        ChunkCounts { total, processed, failed: total - processed, carried_over }
+        ChunkCounts { total, processed, failed: total - processed, carried_over, retried }
     }
 }
 
@@ -512,6 +526,30 @@ impl SyncJob {
             started_at: at,
             ended_at: None,
         }
+    }
+
+    /// The most serious level in the job's log, from the job record alone (so that a
+    /// history filters on it without reading chunk records): errors for a failure, failed
+    /// chunks or an error status; warnings for retries, a resume that started over, a
+    /// cancel or a pause. A chunk failing while the sync runs counts once the sync retries
+    /// it successfully or ends.
+    pub fn log_level(&self) -> LogLevel {
+        let ended = match (self.ended_at, self.status) {
+            (None, _) | (Some(_), JobStatus::Finished) => LogLevel::Info,
+            (Some(_), JobStatus::Cancelled | JobStatus::Paused) => LogLevel::Warn,
+            (Some(_), _) => LogLevel::Error,
+        };
+        let failed = self.failure.is_some() || self.chunks.failed > 0;
+        let retried_since = self.last_retryable_failure.as_ref().is_some_and(|kept| self.failure.as_ref() != Some(kept));
+        let warned = self.chunks.retried > 0
+            || retried_since
+            || (self.resumed_from.is_some() && self.starts_over_because.is_some());
+        let level = match (failed, warned) {
+            (true, _) => LogLevel::Error,
+            (false, true) => LogLevel::Warn,
+            (false, false) => LogLevel::Info,
+        };
+        level.max(ended)
     }
 
     /// The last stage the sync started: how far it got.

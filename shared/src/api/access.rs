@@ -37,7 +37,7 @@ const ADMIN: &[Role] = &[Role::Admin];
 /// Reading connectors, jobs and history.
 const READERS: &[Role] = &[Role::Admin, Role::Reader];
 
-const HISTORY_QUERY: &[&str] = &["activity", "status", "stage", "trigger", "from", "to", "limit", "next_token"];
+const HISTORY_QUERY: &[&str] = &["activity", "status", "stage", "trigger", "from", "to", "level", "limit", "next_token"];
 
 /// Every endpoint, the roles that may call it, and the query parameters it reads.
 #[rustfmt::skip]

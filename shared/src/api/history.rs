@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::input::Query;
 use super::{ApiServices, connectors};
 use crate::errors::{Result, SyncError};
-use crate::model::{JobStatus, RecordCounts, Stage, SyncJob, SyncMode, Trigger};
+use crate::model::{JobStatus, LogLevel, RecordCounts, Stage, SyncJob, SyncMode, Trigger};
 use crate::store::{HistoryFilter, HistoryPage};
 
 const DEFAULT_LIMIT: usize = 20;
@@ -30,6 +30,8 @@ struct HistoryRow {
     /// What the sync did to the findings and assets (so far, while it runs), so that a
     /// history reads without fetching every job.
     counts: RecordCounts,
+    /// The most serious level in the job's log.
+    log_level: LogLevel,
 }
 
 impl From<SyncJob> for HistoryRow {
@@ -39,6 +41,7 @@ impl From<SyncJob> for HistoryRow {
             duration_ms: job.duration_ms(),
             ingestion_ms: job.stages.get(&Stage::Fetching).and_then(|run| run.duration_ms()),
             processing_ms: span_ms(&job, &[Stage::Normalizing, Stage::Processing]),
+            log_level: job.log_level(),
             job_id: job.job_id,
             activity: job.mode,
             status: job.status,
@@ -75,6 +78,7 @@ pub(super) async fn list(services: &ApiServices, connector_id: &str, query: &Que
         trigger: query.one("trigger")?,
         from: query.time("from")?,
         to: query.time("to")?,
+        level: query.one("level")?,
     };
     if let (Some(from), Some(to)) = (filter.from, filter.to)
         && to < from

@@ -2,14 +2,14 @@
 //! status a progress bar polls.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::ApiServices;
 use super::input::Query;
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkCounts, ChunkRecord, ChunkStatus, ExportRef, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SyncJob,
-    SyncMode, SyncScope, Trigger,
+    ChunkCounts, ChunkRecord, ChunkStatus, ExportRef, JobFailure, JobStatus, LogLevel, RecordCounts, Stage, StageOutcome,
+    SyncJob, SyncMode, SyncScope, Trigger,
 };
 
 /// Below this share of chunks processed, the rate so far says little about the rest
@@ -93,18 +93,10 @@ pub(super) struct JobView {
     log: Vec<LogEntry>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum Level {
-    Info,
-    Warn,
-    Error,
-}
-
 #[derive(Debug, Serialize)]
 struct LogEntry {
     at: DateTime<Utc>,
-    level: Level,
+    level: LogLevel,
     #[serde(skip_serializing_if = "Option::is_none")]
     stage: Option<Stage>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,7 +105,7 @@ struct LogEntry {
 }
 
 impl LogEntry {
-    fn new(at: DateTime<Utc>, level: Level, stage: Option<Stage>, message: String) -> Self {
+    fn new(at: DateTime<Utc>, level: LogLevel, stage: Option<Stage>, message: String) -> Self {
         LogEntry { at, level, stage, chunk: None, message }
     }
 }
@@ -144,7 +136,7 @@ pub(super) async fn status(services: &ApiServices, job_id: &str) -> Result<Statu
 }
 
 /// The full view, its log cut to entries at `minimum` level or above.
-pub(super) async fn get_view(services: &ApiServices, job: &SyncJob, minimum: Option<Level>) -> Result<JobView> {
+pub(super) async fn get_view(services: &ApiServices, job: &SyncJob, minimum: Option<LogLevel>) -> Result<JobView> {
     let chunks = services.jobs.chunks(&job.job_id).await?;
     let log = log(job, &chunks).into_iter().filter(|entry| minimum.is_none_or(|minimum| entry.level >= minimum)).collect();
     let stages = job
@@ -187,15 +179,15 @@ pub(super) async fn get_view(services: &ApiServices, job: &SyncJob, minimum: Opt
 fn log(job: &SyncJob, chunks: &[ChunkRecord]) -> Vec<LogEntry> {
     let mut entries = Vec::new();
     for (stage, run) in &job.stages {
-        entries.push(LogEntry::new(run.started_at, Level::Info, Some(*stage), format!("{stage} started")));
+        entries.push(LogEntry::new(run.started_at, LogLevel::Info, Some(*stage), format!("{stage} started")));
         if let (Some(ended_at), Some(ms)) = (run.ended_at, run.duration_ms()) {
             let message = format!("{stage} ended: {} after {}", run.outcome.as_str(), readable(ms));
-            entries.push(LogEntry::new(ended_at, Level::Info, Some(*stage), message));
+            entries.push(LogEntry::new(ended_at, LogLevel::Info, Some(*stage), message));
         }
     }
     if let (Some(earlier), Some(reason)) = (&job.resumed_from, &job.starts_over_because) {
         let message = format!("resumes job {earlier} from the start: {reason}");
-        entries.push(LogEntry::new(job.started_at, Level::Warn, None, message));
+        entries.push(LogEntry::new(job.started_at, LogLevel::Warn, None, message));
     }
     for export in &job.exports {
         let what = match (&export.resumed_from, export.adopted) {
@@ -210,7 +202,7 @@ fn log(job: &SyncJob, chunks: &[ChunkRecord]) -> Vec<LogEntry> {
             _ => "everything".to_string(),
         };
         let message = format!("{what} {} export {} ({since})", export.kind.as_str(), export.export_uuid);
-        entries.push(LogEntry::new(export.requested_at, Level::Info, Some(Stage::Fetching), message));
+        entries.push(LogEntry::new(export.requested_at, LogLevel::Info, Some(Stage::Fetching), message));
     }
     let carried: Vec<&ChunkRecord> = chunks.iter().filter(|chunk| chunk.carried_from.is_some()).collect();
     if let Some(first) = carried.iter().min_by_key(|chunk| chunk.updated_at) {
@@ -218,18 +210,18 @@ fn log(job: &SyncJob, chunks: &[ChunkRecord]) -> Vec<LogEntry> {
         from.sort_unstable();
         from.dedup();
         let message = format!("{} chunk(s) carried over from job(s) {}, which had processed them", carried.len(), from.join(", "));
-        entries.push(LogEntry::new(first.updated_at, Level::Info, Some(Stage::Fetching), message));
+        entries.push(LogEntry::new(first.updated_at, LogLevel::Info, Some(Stage::Fetching), message));
     }
     for chunk in chunks {
         let attempts = chunk.failed_attempts;
         let why = chunk.last_failure.as_ref().map_or_else(String::new, |failure| format!(": {}", failure.message));
         let (level, message) = match chunk.status {
             ChunkStatus::Processed if attempts > 0 => {
-                (Level::Warn, format!("chunk {} was processed after {attempts} failed attempt(s){why}", chunk.chunk_key))
+                (LogLevel::Warn, format!("chunk {} was processed after {attempts} failed attempt(s){why}", chunk.chunk_key))
             }
             ChunkStatus::Failed => {
                 let action = chunk.last_failure.as_ref().map_or_else(String::new, |failure| format!(" {}", failure.action));
-                (Level::Error, format!("chunk {} failed after {attempts} attempt(s){why}.{action}", chunk.chunk_key))
+                (LogLevel::Error, format!("chunk {} failed after {attempts} attempt(s){why}.{action}", chunk.chunk_key))
             }
             _ => continue,
         };
@@ -241,21 +233,21 @@ fn log(job: &SyncJob, chunks: &[ChunkRecord]) -> Vec<LogEntry> {
     }
     if let Some(retryable) = job.last_retryable_failure.as_ref().filter(|kept| job.failure.as_ref() != Some(*kept)) {
         let message = format!("{} failed and is retried: {}", retryable.stage, retryable.message);
-        entries.push(LogEntry::new(retryable.occurred_at, Level::Warn, Some(retryable.stage), message));
+        entries.push(LogEntry::new(retryable.occurred_at, LogLevel::Warn, Some(retryable.stage), message));
     }
     if let Some(failure) = &job.failure {
         let http = failure.http_status.map_or_else(String::new, |status| format!(" (HTTP {status})"));
         let message = format!("{} failed{http}: {}. {}", failure.stage, failure.message, failure.action);
         entries.push(LogEntry {
             chunk: failure.chunk.clone(),
-            ..LogEntry::new(failure.occurred_at, Level::Error, Some(failure.stage), message)
+            ..LogEntry::new(failure.occurred_at, LogLevel::Error, Some(failure.stage), message)
         });
     }
     if let Some(ended_at) = job.ended_at {
         let level = match job.status {
-            JobStatus::Finished => Level::Info,
-            JobStatus::Cancelled | JobStatus::Paused => Level::Warn,
-            _ => Level::Error,
+            JobStatus::Finished => LogLevel::Info,
+            JobStatus::Cancelled | JobStatus::Paused => LogLevel::Warn,
+            _ => LogLevel::Error,
         };
         let ChunkCounts { total, processed, .. } = job.chunks;
         let message = format!("the sync ended {}: {processed} of {total} chunks processed", job.status);

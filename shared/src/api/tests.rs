@@ -556,7 +556,7 @@ async fn a_job_shows_its_stages_progress_failure_and_log() {
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     let view = body(&answer);
     assert_eq!((view["status"].clone(), view["current_stage"].clone()), (json!("DELEGATED"), json!("Processing")));
-    assert_eq!(view["chunks"], json!({ "total": 4, "processed": 2, "failed": 0, "carried_over": 0 }));
+    assert_eq!(view["chunks"], json!({ "total": 4, "processed": 2, "failed": 0, "carried_over": 0, "retried": 0 }));
     assert_eq!(view["percent"], 50);
     assert!(view["eta_seconds"].as_u64().is_some_and(|eta| (590..=610).contains(&eta)), "10 minutes for half: {view}");
     assert_eq!(view["likely_stalled"], false);
@@ -592,6 +592,54 @@ async fn a_job_shows_its_stages_progress_failure_and_log() {
 }
 
 #[tokio::test]
+async fn the_history_filters_on_the_most_serious_entry_of_each_jobs_log() {
+    let api = Api::new();
+    api.create_connector(CONNECTOR).await;
+    let start = Utc::now() - Duration::hours(1);
+    // Each sync's chunks: their status and failed attempts.
+    type Chunks = &'static [(ChunkStatus, u32)];
+    let syncs: [(&str, JobStatus, Chunks); 4] = [
+        ("clean", JobStatus::Finished, &[(ChunkStatus::Processed, 0), (ChunkStatus::Processed, 0)]),
+        ("retried", JobStatus::Finished, &[(ChunkStatus::Processed, 0), (ChunkStatus::Processed, 2)]),
+        ("cancelled", JobStatus::Cancelled, &[(ChunkStatus::Processed, 0)]),
+        ("failed", JobStatus::ApiError, &[(ChunkStatus::Processed, 0), (ChunkStatus::Failed, 3)]),
+    ];
+    for (minute, (job_id, status, chunks)) in (0..).zip(syncs) {
+        let records: Vec<ChunkRecord> = (1..)
+            .zip(chunks)
+            .map(|(id, (chunk_status, attempts))| chunk(job_id, &format!("vulns-{id:05}"), *chunk_status, *attempts, start))
+            .collect();
+        // Settled as finalize settles a job.
+        let mut ended = job(job_id, CONNECTOR, status, start + Duration::minutes(minute));
+        ended.chunks = ChunkCounts::settled(records.len() as u64, &records);
+        if status == JobStatus::ApiError {
+            ended.failure = Some(failure(Stage::Normalizing, "chunk vulns-00002 is not valid JSON", start));
+        }
+        api.store.create_job(&ended).await.unwrap();
+        for record in &records {
+            api.store.save_chunk(record).await.unwrap();
+        }
+    }
+
+    let syncs_path = format!("/connectors/{CONNECTOR}/syncs");
+    let history = api.get(&syncs_path).await;
+    let rows = body(&history)["syncs"].as_array().expect("rows");
+    let levels: Vec<&str> = rows.iter().filter_map(|row| row["log_level"].as_str()).collect();
+    assert_eq!(levels, ["error", "warn", "warn", "info"]);
+    for row in rows {
+        let job_id = row["job_id"].as_str().expect("an id");
+        let view = api.get(&format!("/jobs/{job_id}")).await;
+        let log = body(&view)["log"].as_array().expect("a log");
+        let most_serious = ["error", "warn", "info"].into_iter().find(|level| log.iter().any(|entry| entry["level"] == *level));
+        assert_eq!(row["log_level"].as_str(), most_serious, "{job_id}: {log:#?}");
+    }
+    assert_eq!(job_ids(&api.get(&format!("{syncs_path}?level=warn")).await), ["failed", "cancelled", "retried"]);
+    assert_eq!(job_ids(&api.get(&format!("{syncs_path}?level=error&status=API_ERROR")).await), ["failed"]);
+    let bad = api.get(&format!("{syncs_path}?level=debug")).await;
+    assert_eq!((bad.status, field(&bad)), (400, "level"));
+}
+
+#[tokio::test]
 async fn a_resumed_job_shows_what_it_carried_over_or_why_it_started_over() {
     let api = Api::new();
     api.create_connector(CONNECTOR).await;
@@ -600,7 +648,7 @@ async fn a_resumed_job_shows_what_it_carried_over_or_why_it_started_over() {
     resumed.resumed_from = Some("job-1".into());
     resumed.carries_from = vec!["job-1".into(), "job-0".into()];
     // One chunk of its own; carrying the other two counts them.
-    resumed.chunks = ChunkCounts { total: 3, processed: 1, failed: 0, carried_over: 0 };
+    resumed.chunks = ChunkCounts { total: 3, processed: 1, failed: 0, carried_over: 0, retried: 0 };
     resumed.exports = vec![ExportRef {
         kind: ExportKind::Vulns,
         export_uuid: "5b0c9f5e-7c52-4d0b-9b1e-2f4c8a1d9e77".into(),
@@ -617,7 +665,7 @@ async fn a_resumed_job_shows_what_it_carried_over_or_why_it_started_over() {
     let answer = api.get("/jobs/job-2").await;
     let view = body(&answer);
     assert_eq!(view["carries_from"], json!(["job-1", "job-0"]));
-    assert_eq!(view["chunks"], json!({ "total": 3, "processed": 3, "failed": 0, "carried_over": 2 }));
+    assert_eq!(view["chunks"], json!({ "total": 3, "processed": 3, "failed": 0, "carried_over": 2, "retried": 0 }));
     assert_eq!(view["exports"][0]["resumed_from"], "job-1");
     let messages: Vec<&str> = view["log"].as_array().expect("a log").iter().filter_map(|e| e["message"].as_str()).collect();
     assert!(messages.iter().any(|m| m.starts_with("took up job job-1's vulns export")), "{messages:#?}");
@@ -827,7 +875,7 @@ async fn cancelling_stops_the_execution_and_keeps_what_was_processed() {
     assert_eq!(cancelled.status, 202, "{:?}", cancelled.body);
     let view = body(&cancelled);
     assert_eq!(view["status"], "CANCELLED");
-    assert_eq!(view["chunks"], json!({ "total": 4, "processed": 2, "failed": 2, "carried_over": 0 }), "counted from the chunk records");
+    assert_eq!(view["chunks"], json!({ "total": 4, "processed": 2, "failed": 2, "carried_over": 0, "retried": 0 }), "counted from the chunk records");
     assert_eq!((view["current_stage"].clone(), view["stages"][0]["outcome"].clone()), (Value::Null, json!("cancelled")));
     assert!(view["ended_at"].is_string());
     assert!(view["log"].as_array().is_some_and(|log| {

@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(next_export(&h.services, &job, Some(&export)).await.unwrap(), None);
         let summary = finalize(&h.services, FinalizeEvent { job_id: "job-1".into(), failure: None }).await.unwrap();
         assert_eq!(summary.status, JobStatus::Finished, "{:?}", summary.failure);
-        assert_eq!(summary.chunks, ChunkCounts { total: 3, processed: 3, failed: 0, carried_over: 2 });
+        assert_eq!(summary.chunks, ChunkCounts { total: 3, processed: 3, failed: 0, carried_over: 2, retried: 0 });
         assert_eq!(h.simulator.chunk_downloads() - downloads_before, 1, "one chunk fetched again, not three");
         assert_eq!(summary.counts.findings_received, 100, "this job's own work: one chunk of 50 assets × 2");
         assert_eq!(summary.counts.findings_inactivated, 0, "what job-0 stored was seen by this sync");
@@ -227,7 +227,7 @@ mod tests {
 
         assert_eq!(h.store.get_job("job-2").await.unwrap().unwrap().carries_from, ["job-1", "job-0"]);
         assert_eq!(summary.status, JobStatus::Finished, "{:?}", summary.failure);
-        assert_eq!(summary.chunks, ChunkCounts { total: 3, processed: 3, failed: 0, carried_over: 2 });
+        assert_eq!(summary.chunks, ChunkCounts { total: 3, processed: 3, failed: 0, carried_over: 2, retried: 0 });
         assert_eq!(summary.counts.findings_inactivated, 0, "no finding a job of the sync stored is inactivated");
         assert_eq!(h.store.all_findings(CONNECTOR).iter().filter(|f| f.active).count(), 300);
         let chunk_1 = h.store.get_chunk("job-2", "vulns-00001").await.unwrap().expect("carried over");
@@ -248,7 +248,7 @@ mod tests {
         assert!(reason.contains("job-x") && reason.contains("newer"), "{reason}");
         let summary = h.run(&job).await;
         assert_eq!(summary.status, JobStatus::Finished);
-        assert_eq!(summary.chunks, ChunkCounts { total: 3, processed: 3, failed: 0, carried_over: 0 });
+        assert_eq!(summary.chunks, ChunkCounts { total: 3, processed: 3, failed: 0, carried_over: 0, retried: 0 });
         assert_eq!(h.simulator.vuln_export_requests().len(), 3, "its own export, as for a new sync");
     }
 

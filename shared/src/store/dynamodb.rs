@@ -861,12 +861,14 @@ impl JobStore for DynamoStore {
         let add_counts = Update::builder()
             .table_name(&self.tables.jobs)
             .set_key(Some(self.job_key(job_id)))
-            .update_expression(format!("ADD chunks.#processed :one, {additions}"))
-            // The setters replace the whole maps: the chunk counter goes in after them.
+            .update_expression(format!("ADD chunks.#processed :one, chunks.#retried :retried, {additions}"))
+            // The setters replace the whole maps: the chunk counters go in after them.
             .set_expression_attribute_names(Some(names.into_iter().map(|(n, a)| (n, a.to_string())).collect()))
             .set_expression_attribute_values(Some(values.into_iter().collect()))
             .expression_attribute_names("#processed", "processed")
+            .expression_attribute_names("#retried", "retried")
             .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":retried", number(u64::from(chunk.failed_attempts > 0)))
             .build()
             .map_err(|e| SyncError::Internal(e.to_string()))?;
         let mark_processed = TransactWriteItem::builder().update(mark_processed).build();

@@ -311,8 +311,10 @@ impl JobStore for MemoryStore {
         chunk.retried = chunk.failed_attempts > 0;
         chunk.status = ChunkStatus::Processed;
         chunk.updated_at = at;
+        let retried = u64::from(chunk.retried);
         self.with_job(job_id, |job| {
             job.chunks.processed += 1;
+            job.chunks.retried += retried;
             job.counts.add(counts);
         })?;
         Ok(true)

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    Asset, ChunkRecord, Connector, ConnectorRecord, ExportKind, ExportRef, Finding, JobFailure, JobStatus, RecordCounts, Stage,
+    Asset, ChunkRecord, Connector, ConnectorRecord, ExportKind, ExportRef, Finding, JobFailure, JobStatus, LogLevel, RecordCounts, Stage,
     StageOutcome, SyncClaim, SyncJob, SyncMode, TenableCredentials, TriggerKind,
 };
 
@@ -70,6 +70,8 @@ pub struct HistoryFilter {
     pub from: Option<DateTime<Utc>>,
     /// Jobs started at or before this time.
     pub to: Option<DateTime<Utc>>,
+    /// Jobs whose log has an entry at this level or a more serious one.
+    pub level: Option<LogLevel>,
 }
 
 impl HistoryFilter {
@@ -83,6 +85,7 @@ impl HistoryFilter {
             && self.trigger.is_none_or(|kind| job.trigger.kind() == kind)
             && self.from.is_none_or(|from| job.started_at >= from)
             && self.to.is_none_or(|to| job.started_at <= to)
+            && self.level.is_none_or(|level| job.log_level() >= level)
     }
 }
 

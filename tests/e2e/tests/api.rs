@@ -56,6 +56,9 @@ async fn an_admin_runs_a_sync_and_a_reader_follows_it() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["job_id"], job_id.as_str());
     assert!(rows[0]["duration_ms"].as_i64().is_some_and(|ms| ms > 0));
+    assert_eq!(rows[0]["log_level"], "info");
+    let with_warnings = api.get(&format!("/connectors/{connector_id}/syncs?level=warn"), &reader).await;
+    assert_eq!(with_warnings.body["syncs"].as_array().map(Vec::len), Some(0), "{}", with_warnings.text);
 
     let seen = api.seen.lock().expect("lock").join("\n");
     assert!(!seen.contains(SECRET_KEY) && !seen.contains(ACCESS_KEY), "no key in any API answer");

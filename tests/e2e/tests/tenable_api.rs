@@ -8,7 +8,7 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use tenable_simulator::{Faults, Route, ServerErrors, SimulatorConfig, Throttle, ThrottledPaths};
 use vulnflow_e2e::{ACCESS_KEY, SECRET_KEY, Stack, SyncRun, simulator};
 use vulnflow_shared::errors::error_names;
-use vulnflow_shared::model::{ChunkStatus, ExportKind, JobStatus, Stage};
+use vulnflow_shared::model::{ChunkStatus, ExportKind, JobStatus, LogLevel, Stage};
 
 fn tenant_with(faults: Faults) -> SimulatorConfig {
     SimulatorConfig { seed: 31, assets: 120, findings_per_asset: 3, status_polls_before_finished: 1, faults, ..Default::default() }
@@ -76,6 +76,7 @@ async fn a_chunk_that_fails_with_5xx_then_succeeds_is_shown_as_retried() {
     assert!(run.job.failure.is_none(), "a cured error is not left on the job");
     let chunk = run.chunks.iter().find(|c| c.chunk_key == "vulns-00002").expect("the chunk");
     assert_eq!((chunk.status, chunk.failed_attempts, chunk.retried), (ChunkStatus::Processed, 2, true));
+    assert_eq!((run.job.chunks.retried, run.job.log_level()), (1, LogLevel::Warn), "the history shows it among the warnings");
     assert_eq!(stack.count_findings(&run.job.connector_id).await, 360);
 }
 
