@@ -48,7 +48,8 @@ impl Progress {
                 } else {
                     bar.set_length(status.chunks.total);
                     bar.set_position(status.chunks.processed);
-                    bar.set_message(format!("{}%  {}", status.percent, eta(status)));
+                    let more = if status.total_is_final { "" } else { "  more chunks to come" };
+                    bar.set_message(format!("{}%{more}  {}", status.percent, eta(status)));
                     bar.set_style(style(COUNTING));
                 }
             }
@@ -74,15 +75,17 @@ impl Progress {
     }
 }
 
-/// "DELEGATED  Processing  2/4 chunks (50%)", with failed chunks when there are.
+/// "DELEGATED  Processing  2/4 chunks (50%)", with failed chunks when there are, and
+/// "2/4+" while an export has yet to tell its chunks.
 fn line(status: &JobStatusView) -> String {
     let chunks = status.chunks;
     let failed = match chunks.failed {
         0 => String::new(),
         failed => format!(", {failed} failed"),
     };
+    let more = if status.total_is_final { "" } else { "+" };
     format!(
-        "{}  {}  {}/{} chunks ({}%{failed})",
+        "{}  {}  {}/{}{more} chunks ({}%{failed})",
         status.status,
         stage(status),
         chunks.processed,

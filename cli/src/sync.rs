@@ -321,13 +321,15 @@ async fn status(client: &ApiClient, args: &StatusArgs) -> Result<(), CliError> {
         let eta = match view.eta_seconds {
             Some(_) if view.likely_stalled => "over 4 h: likely stalled".to_string(),
             Some(seconds) => output::seconds(seconds as i64),
+            None if !view.total_is_final => "- (an export has yet to tell its chunks)".to_string(),
             None => "-".to_string(),
         };
+        let more = if view.total_is_final { "" } else { "+" };
         let stage = view
             .current_stage
             .map_or_else(|| "-".to_string(), |stage| stage.to_string());
         output::print(&format!(
-            "job:     {}\nstatus:  {}\nstage:   {stage}\nchunks:  {} of {} processed, {} failed\npercent: {}%\neta:     {eta}\n",
+            "job:     {}\nstatus:  {}\nstage:   {stage}\nchunks:  {} of {}{more} processed, {} failed\npercent: {}%\neta:     {eta}\n",
             args.job, view.status, chunks.processed, chunks.total, chunks.failed, view.percent
         ))?;
     }

@@ -36,9 +36,16 @@ pub struct JobStatusView {
     pub current_stage: Option<Stage>,
     pub chunks: ChunkCounts,
     pub percent: u64,
+    /// Absent from deployments older than the CLI, which do not tell.
+    #[serde(default = "assumed_final")]
+    pub total_is_final: bool,
     pub eta_seconds: Option<u64>,
     #[serde(default)]
     pub likely_stalled: bool,
+}
+
+fn assumed_final() -> bool {
+    true
 }
 
 /// `GET /jobs/{job_id}`.

@@ -9,7 +9,9 @@ use common::{
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use vulnflow_shared::auth::Role;
-use vulnflow_shared::model::{ChunkRecord, JobFailure, JobStatus, RecordCounts, Stage};
+use vulnflow_shared::model::{
+    ChunkRecord, ExportKind, JobFailure, JobStatus, RecordCounts, Stage,
+};
 use vulnflow_shared::store::JobStore;
 
 /// What each chunk of the tests' syncs stores.
@@ -324,6 +326,27 @@ async fn sync_status_shows_the_progress_and_a_failed_jobs_exit_is_1() {
         ),
         "{}",
         stderr(&ended)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_status_says_when_more_chunks_are_to_come() {
+    let api = TestApi::start().await;
+    // A full sync whose assets export told its 4 chunks; the vulns export runs.
+    let job_id = api.start_sync(json!({ "mode": "full" })).await;
+    api.store
+        .add_total_chunks(&job_id, ExportKind::Assets, 4)
+        .await
+        .expect("the in-memory store");
+    let output = api
+        .vulnflow(&reader(), &["sync", "status", &job_id])
+        .await;
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    assert!(text.contains("chunks:  0 of 4+ processed"), "{text}");
+    assert!(
+        text.contains("eta:     - (an export has yet to tell its chunks)"),
+        "{text}"
     );
 }
 

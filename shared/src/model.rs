@@ -471,6 +471,10 @@ pub struct SyncJob {
     /// The exports requested so far, in order.
     #[serde(default)]
     pub exports: Vec<ExportRef>,
+    /// The exports whose chunks `chunks.total` counts (Tenable tells an export's chunks
+    /// only once it finished). Written by the store as they are counted, never whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted_exports: Vec<ExportKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<JobFailure>,
     /// The last failure the state machine may still cure by retrying. It becomes the
@@ -515,6 +519,7 @@ impl SyncJob {
             chunks: ChunkCounts::default(),
             counts: RecordCounts::default(),
             exports: Vec::new(),
+            counted_exports: Vec::new(),
             failure: None,
             last_retryable_failure: None,
             resumed_from: None,
@@ -550,6 +555,12 @@ impl SyncJob {
             (false, false) => LogLevel::Info,
         };
         level.max(ended)
+    }
+
+    /// Whether `chunks.total` is the sync's whole: the job ended, or every export its
+    /// mode asks for has had its chunks counted.
+    pub fn chunk_total_is_final(&self) -> bool {
+        self.status.is_terminal() || self.mode.export_kinds().iter().all(|kind| self.counted_exports.contains(kind))
     }
 
     /// The last stage the sync started: how far it got.

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use vulnflow_shared::api::{ApiRequest, ApiServices, Identity, handle};
 use vulnflow_shared::auth::{self, Role};
 use vulnflow_shared::model::{
-    ChunkRecord, ChunkStatus, ExportKind, JobFailure, JobStatus, RecordCounts, Stage,
+    ChunkRecord, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage,
     StageOutcome,
 };
 use vulnflow_shared::store::JobStore;
@@ -231,9 +231,15 @@ impl TestApi {
         jobs.stage_started(job_id, Stage::Fetching, Utc::now())
             .await
             .expect("the in-memory store");
-        jobs.add_total_chunks(job_id, ExportKind::Vulns, total)
-            .await
-            .expect("the in-memory store");
+        // Every export of the mode tells its chunks; the last one has them all.
+        let job = jobs.get_job(job_id).await.expect("the in-memory store");
+        let kinds = job.expect("the job").mode.export_kinds();
+        for (index, kind) in kinds.iter().enumerate() {
+            let chunks = if index + 1 == kinds.len() { total } else { 0 };
+            jobs.add_total_chunks(job_id, *kind, chunks)
+                .await
+                .expect("the in-memory store");
+        }
         jobs.set_status(job_id, JobStatus::Delegated)
             .await
             .expect("the in-memory store");

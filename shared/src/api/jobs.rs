@@ -22,9 +22,13 @@ const ETA_CAP_SECONDS: f64 = 14_400.0;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(super) struct Progress {
     chunks: ChunkCounts,
-    /// Chunks processed, in whole percent; 0 while the total is unknown.
+    /// Chunks processed, in whole percent; 0 while the total is unknown, at most 99
+    /// while it may still grow.
     percent: u64,
-    /// Absent before 15% of the chunks are processed, and once the job ended.
+    /// False while an export the sync asks for has not told its chunks yet.
+    total_is_final: bool,
+    /// Absent before 15% of the chunks are processed, while the total may still grow,
+    /// and once the job ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     eta_seconds: Option<u64>,
     /// The estimate went past its cap.
@@ -33,15 +37,19 @@ pub(super) struct Progress {
 
 pub(super) fn progress(job: &SyncJob, now: DateTime<Utc>) -> Progress {
     let ChunkCounts { total, processed, .. } = job.chunks;
+    let total_is_final = job.chunk_total_is_final();
     let percent = (processed.min(total) * 100).checked_div(total).unwrap_or(0);
+    // All the chunks counted so far are not all the sync's: not done, however many are.
+    let percent = if total_is_final { percent } else { percent.min(99) };
     let fraction = if total == 0 { 0.0 } else { processed as f64 / total as f64 };
-    let estimate = (!job.status.is_terminal() && fraction >= ETA_MIN_FRACTION).then(|| {
+    let estimate = (!job.status.is_terminal() && total_is_final && fraction >= ETA_MIN_FRACTION).then(|| {
         let elapsed = (now - job.started_at).num_milliseconds().max(0) as f64 / 1000.0;
         elapsed / fraction - elapsed
     });
     Progress {
         chunks: job.chunks,
         percent,
+        total_is_final,
         eta_seconds: estimate.map(|seconds| seconds.clamp(0.0, ETA_CAP_SECONDS).round() as u64),
         likely_stalled: estimate.is_some_and(|seconds| seconds > ETA_CAP_SECONDS),
     }

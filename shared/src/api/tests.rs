@@ -143,6 +143,8 @@ fn job(job_id: &str, connector_id: &str, status: JobStatus, started_at: DateTime
         status,
         execution_arn: Some(format!("arn:aws:states:local:000000000000:execution:vulnflow-sync:{job_id}")),
         ended_at: status.is_terminal().then(|| started_at + Duration::minutes(5)),
+        // Both exports told their chunks: the tests set the total.
+        counted_exports: vec![ExportKind::Assets, ExportKind::Vulns],
         ..SyncJob::started(job_id, connector_id, SyncMode::Full, by_ana, "unit-tests", started_at)
     }
 }
@@ -690,7 +692,7 @@ async fn the_status_view_is_what_a_progress_bar_needs() {
     let view = body(&answer);
     let mut keys: Vec<&str> = view.as_object().expect("an object").keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["chunks", "current_stage", "eta_seconds", "job_id", "likely_stalled", "percent", "status"]);
+    assert_eq!(keys, ["chunks", "current_stage", "eta_seconds", "job_id", "likely_stalled", "percent", "status", "total_is_final"]);
     assert_eq!(api.get("/jobs/no-such-job/status").await.status, 404);
 }
 
@@ -721,6 +723,26 @@ fn the_estimate_waits_for_15_percent_then_extrapolates_and_is_capped() {
     ended.chunks = ChunkCounts { total: 3, processed: 3, failed: 0, ..Default::default() };
     let finished = serde_json::to_value(progress(&ended, now)).unwrap();
     assert_eq!((finished["percent"].clone(), finished.get("eta_seconds")), (json!(100), None));
+}
+
+#[test]
+fn until_every_export_told_its_chunks_the_sync_is_not_done_and_has_no_estimate() {
+    let now = Utc::now();
+    // A full sync: the assets export's 4 chunks are processed, the vulns export runs.
+    let mut running = job("job-1", CONNECTOR, JobStatus::Delegated, now - Duration::seconds(120));
+    running.counted_exports = vec![ExportKind::Assets];
+    running.chunks = ChunkCounts { total: 4, processed: 4, ..Default::default() };
+    let assets_done = serde_json::to_value(progress(&running, now)).unwrap();
+    assert_eq!(
+        (&assets_done["percent"], &assets_done["total_is_final"], assets_done.get("eta_seconds")),
+        (&json!(99), &json!(false), None)
+    );
+
+    running.counted_exports.push(ExportKind::Vulns);
+    running.chunks.total = 12;
+    let both_told = serde_json::to_value(progress(&running, now)).unwrap();
+    assert_eq!((&both_told["percent"], &both_told["total_is_final"]), (&json!(33), &json!(true)));
+    assert_eq!(both_told["eta_seconds"], 240, "120 s for a third: 240 s for the rest");
 }
 
 /// Seven jobs of one connector, a minute apart, oldest first; one of another connector.

@@ -2,7 +2,7 @@
 //! contracts as the AWS adapters (first failure wins, a chunk commits once), which the
 //! end-to-end tests prove for the real ones.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -26,7 +26,6 @@ pub struct MemoryStore {
     jobs: Mutex<HashMap<String, SyncJob>>,
     chunks: Mutex<BTreeMap<(String, String), ChunkRecord>>,
     /// The exports whose chunks are counted in their job's total.
-    counted_exports: Mutex<HashSet<(String, ExportKind)>>,
     findings: Mutex<BTreeMap<(String, String), StoredFinding>>,
     assets: Mutex<BTreeMap<(String, String), StoredAsset>>,
     objects: Mutex<BTreeMap<String, Vec<u8>>>,
@@ -198,13 +197,12 @@ impl JobStore for MemoryStore {
     }
 
     async fn add_total_chunks(&self, job_id: &str, kind: ExportKind, chunks: u64) -> Result<()> {
-        let mut counted = lock(&self.counted_exports);
-        if counted.contains(&(job_id.to_string(), kind)) {
-            return Ok(());
-        }
-        self.with_job(job_id, |job| job.chunks.total += chunks)?;
-        counted.insert((job_id.to_string(), kind));
-        Ok(())
+        self.with_job(job_id, |job| {
+            if !job.counted_exports.contains(&kind) {
+                job.chunks.total += chunks;
+                job.counted_exports.push(kind);
+            }
+        })
     }
 
     async fn add_counts(&self, job_id: &str, counts: &RecordCounts) -> Result<()> {

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use serde_json::json;
 use vulnflow_e2e::Stack;
-use vulnflow_shared::model::{ChunkRecord, ChunkStatus, SyncJob, SyncMode, Trigger};
+use vulnflow_shared::model::{ChunkRecord, ChunkStatus, ExportKind, SyncJob, SyncMode, Trigger};
 use vulnflow_shared::store::JobStore;
 
 #[tokio::test]
@@ -32,4 +32,25 @@ async fn a_resume_carries_hundreds_of_chunks_over_in_batches_and_counts_each_onc
     let chunks = stack.store.chunks(&job_id).await.expect("reads the chunks");
     assert_eq!(chunks.len(), 250);
     assert!(chunks.iter().all(|c| c.status == ChunkStatus::Processed && c.carried_from.as_deref() == Some("an-earlier-job")));
+}
+
+#[tokio::test]
+async fn each_export_counts_its_chunks_once_and_the_total_is_final_once_all_told() {
+    let stack = Stack::local().await;
+    let job_id = format!("count-{}", Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    let job = SyncJob::started(&job_id, "count-test", SyncMode::Full, Trigger::Scheduled, "e2e", Utc::now());
+    stack.store.create_job(&job).await.expect("creates the job");
+
+    // A retried poll tells the assets export's chunks twice.
+    for _ in 0..2 {
+        stack.store.add_total_chunks(&job_id, ExportKind::Assets, 4).await.expect("counts");
+    }
+    let job = stack.store.get_job(&job_id).await.expect("reads").expect("the job");
+    assert_eq!((job.chunks.total, job.counted_exports.as_slice()), (4, [ExportKind::Assets].as_slice()));
+    assert!(!job.chunk_total_is_final(), "the vulns export has not told its chunks");
+
+    stack.store.add_total_chunks(&job_id, ExportKind::Vulns, 8).await.expect("counts");
+    let job = stack.store.get_job(&job_id).await.expect("reads").expect("the job");
+    assert_eq!(job.chunks.total, 12);
+    assert!(job.chunk_total_is_final());
 }
