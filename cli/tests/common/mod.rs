@@ -365,7 +365,7 @@ pub async fn vulnflow(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         // Times show in the reader's zone: UTC unless a test says otherwise.
-        .env("TZ", "UTC")
+        .env("TZ", "UTC0")
         .stdin(Stdio::null())
         .kill_on_drop(true);
     for (name, value) in env {
