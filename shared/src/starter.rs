@@ -6,11 +6,12 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::errors::{Result, SyncError};
-use crate::model::{ConnectorRecord, JobStatus, Stage, SyncClaim, SyncJob};
+use crate::model::{ConnectorRecord, JobStatus, Stage, StageOutcome, SyncClaim, SyncJob};
+use crate::pipeline::finalize::settle_unfinished;
 use crate::pipeline::{failure_of, resume};
 use crate::pipeline::initiate::{SyncRequest, new_job};
 use crate::store::{ConnectorStore, HistoryFilter, HistoryPage, JobStore};
-use crate::workflow::Workflow;
+use crate::workflow::{ExecutionState, Workflow};
 
 /// How long a started sync may take to create its job before its claim on the
 /// connector lapses (a starter that died between claiming and creating the job).
@@ -69,11 +70,12 @@ impl SyncStarter {
     }
 
     /// `Conflict` if a sync of the connector runs, or was just started and has no job yet.
+    /// A job whose execution ended without settling it holds the connector no longer.
     pub async fn ensure_idle(&self, record: &ConnectorRecord) -> Result<()> {
         let connector_id = &record.connector.connector_id;
         if let Some(claim) = &record.sync_claim {
             match self.jobs.get_job(&claim.job_id).await? {
-                Some(job) if !job.status.is_terminal() => return Err(running(&job)),
+                Some(job) if !job.status.is_terminal() => self.settle_if_orphaned(&job).await?,
                 None if Utc::now() - claim.claimed_at < START_GRACE => {
                     return Err(SyncError::Conflict(format!(
                         "sync {} of connector {connector_id} was started at {} and is setting up: follow it at /jobs/{}",
@@ -90,9 +92,35 @@ impl SyncStarter {
         let filter = HistoryFilter { statuses: vec![JobStatus::Started, JobStatus::Delegated], ..Default::default() };
         let (running_jobs, _) = self.jobs.history(connector_id, &filter, &HistoryPage { limit: 1, token: None }).await?;
         match running_jobs.first() {
-            Some(job) => Err(running(job)),
+            Some(job) => self.settle_if_orphaned(job).await,
             None => Ok(()),
         }
+    }
+
+    /// `Conflict` if the job's execution still runs. A job whose execution ended without
+    /// its finalize (stopped in the Step Functions console, timed out, or failed in a way
+    /// no Catch handled) is settled as GENERIC_ERROR, with what it processed kept.
+    async fn settle_if_orphaned(&self, job: &SyncJob) -> Result<()> {
+        let Some(execution_arn) = job.execution_arn.as_deref() else { return Err(running(job)) };
+        let ExecutionState::Ended { status, error, cause } = self.workflow.execution_state(execution_arn).await? else {
+            return Err(running(job));
+        };
+        // Its finalize may have settled it since it was read: that outcome stands.
+        let Some(job) = self.jobs.get_job(&job.job_id).await?.filter(|job| !job.status.is_terminal()) else {
+            return Ok(());
+        };
+        let why = [error, cause].into_iter().flatten().collect::<Vec<_>>().join(": ");
+        let why = if why.is_empty() { String::new() } else { format!(" ({why})") };
+        let message = format!(
+            "its Step Functions execution ended {status}{why} before the sync could settle the job. What it \
+             processed is kept: resume it (resume_job_id {}) or start a new sync",
+            job.job_id
+        );
+        let stage = job.current_stage.or(job.stage_reached()).unwrap_or(Stage::Initiating);
+        let failure = failure_of(&SyncError::Internal(message), stage, None, Utc::now());
+        settle_unfinished(self.jobs.as_ref(), &job, StageOutcome::Failed, Some(&failure)).await?;
+        tracing::warn!(job_id = %job.job_id, connector_id = %job.connector_id, %status, "settled a job whose execution had ended");
+        Ok(())
     }
 
     /// Ends the job of a sync whose execution did not start as failed, and frees its

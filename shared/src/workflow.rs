@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sfn::types::ExecutionStatus;
 
 use crate::errors::{Result, SyncError};
 
@@ -16,6 +17,17 @@ pub trait Workflow: Send + Sync {
     async fn start_sync(&self, job_id: &str, input: &serde_json::Value) -> Result<String>;
     /// Stops the execution, keeping `cause` in its history. `NotFound` if there is none.
     async fn stop(&self, execution_arn: &str, cause: &str) -> Result<()>;
+    /// Whether the execution still runs.
+    async fn execution_state(&self, execution_arn: &str) -> Result<ExecutionState>;
+}
+
+/// Whether a sync's execution still runs, as Step Functions tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionState {
+    Running,
+    /// It ended (`status`: SUCCEEDED, FAILED, TIMED_OUT, ABORTED), or Step Functions no
+    /// longer has it (`status`: GONE).
+    Ended { status: String, error: Option<String>, cause: Option<String> },
 }
 
 /// The sync state machine in Step Functions.
@@ -84,6 +96,22 @@ impl Workflow for StepFunctions {
             .map_err(|e| sfn_error("StopExecution", e))?;
         Ok(())
     }
+
+    async fn execution_state(&self, execution_arn: &str) -> Result<ExecutionState> {
+        let described = self.client.describe_execution().execution_arn(execution_arn).send().await;
+        match described.map_err(|e| sfn_error("DescribeExecution", e)) {
+            Ok(execution) => Ok(match execution.status {
+                ExecutionStatus::Running | ExecutionStatus::PendingRedrive => ExecutionState::Running,
+                status => ExecutionState::Ended {
+                    status: status.as_str().to_string(),
+                    error: execution.error,
+                    cause: execution.cause,
+                },
+            }),
+            Err(SyncError::NotFound(_)) => Ok(ExecutionState::Ended { status: "GONE".into(), error: None, cause: None }),
+            Err(error) => Err(error),
+        }
+    }
 }
 
 /// One execution a [`RecordingWorkflow`] was asked to start.
@@ -94,6 +122,8 @@ pub struct RecordedExecution {
     pub input: serde_json::Value,
     /// The cause it was stopped with, once stopped.
     pub stopped: Option<String>,
+    /// How it ended, once it did (see [`RecordingWorkflow::end`]); ABORTED once stopped.
+    pub ended: Option<String>,
 }
 
 /// A workflow that runs nothing and remembers every start and stop, with the same
@@ -106,6 +136,13 @@ pub struct RecordingWorkflow {
 impl RecordingWorkflow {
     pub fn executions(&self) -> Vec<RecordedExecution> {
         self.lock().clone()
+    }
+
+    /// Ends the execution named `name` with `status`, as if its workflow ended by itself.
+    pub fn end(&self, name: &str, status: &str) {
+        if let Some(execution) = self.lock().iter_mut().find(|execution| execution.name == name) {
+            execution.ended = Some(status.to_string());
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RecordedExecution>> {
@@ -127,6 +164,7 @@ impl Workflow for RecordingWorkflow {
             arn: arn.clone(),
             input: input.clone(),
             stopped: None,
+            ended: None,
         });
         Ok(arn)
     }
@@ -138,6 +176,19 @@ impl Workflow for RecordingWorkflow {
             .find(|execution| execution.arn == execution_arn)
             .ok_or_else(|| SyncError::NotFound(format!("no execution {execution_arn}")))?;
         execution.stopped = Some(cause.to_string());
+        execution.ended.get_or_insert_with(|| "ABORTED".to_string());
         Ok(())
+    }
+
+    async fn execution_state(&self, execution_arn: &str) -> Result<ExecutionState> {
+        let executions = self.lock();
+        let execution = executions.iter().find(|execution| execution.arn == execution_arn);
+        Ok(match execution.map(|execution| (&execution.ended, &execution.stopped)) {
+            Some((None, _)) => ExecutionState::Running,
+            Some((Some(status), stopped)) => {
+                ExecutionState::Ended { status: status.clone(), error: None, cause: stopped.clone() }
+            }
+            None => ExecutionState::Ended { status: "GONE".into(), error: None, cause: None },
+        })
     }
 }

@@ -1,13 +1,13 @@
 //! Starting a manual sync and cancelling a running one.
 
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::jobs::{self, JobView};
 use super::{ApiServices, connectors, input};
 use crate::auth::Caller;
 use crate::errors::{Result, SyncError};
-use crate::model::{ChunkCounts, JobStatus, StageOutcome, SyncJob, SyncMode, SyncScope, Trigger};
+use crate::model::{StageOutcome, SyncJob, SyncMode, SyncScope, Trigger};
+use crate::pipeline::finalize::settle_unfinished;
 use crate::pipeline::initiate::SyncRequest;
 
 const MAX_REASON_CHARS: usize = 500;
@@ -129,7 +129,7 @@ pub(super) async fn cancel(services: &ApiServices, caller: &Caller, job_id: &str
     // that outcome stands.
     let job = jobs::found(services, job_id).await?;
     ensure_running(&job)?;
-    settle_cancelled(services, &job).await?;
+    settle_unfinished(services.jobs.as_ref(), &job, StageOutcome::Cancelled, None).await?;
     tracing::info!(job_id, by = %caller.principal, "sync cancelled");
     jobs::get_view(services, &jobs::found(services, job_id).await?, None).await
 }
@@ -142,22 +142,4 @@ fn ensure_running(job: &SyncJob) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Ends a stopped job as CANCELLED, keeping what it processed: the chunk counts come
-/// from the chunk records, as when the workflow finalizes a job.
-async fn settle_cancelled(services: &ApiServices, job: &SyncJob) -> Result<()> {
-    let now = Utc::now();
-    for (stage, run) in &job.stages {
-        if run.outcome == StageOutcome::Running {
-            services.jobs.stage_ended(&job.job_id, *stage, StageOutcome::Cancelled, now).await?;
-        }
-    }
-    let chunks = services.jobs.chunks(&job.job_id).await?;
-    let mut cancelled = job.clone();
-    cancelled.status = JobStatus::Cancelled;
-    cancelled.chunks = ChunkCounts::settled(job.chunks.total, &chunks);
-    cancelled.ended_at = Some(now);
-    cancelled.current_stage = None;
-    services.jobs.finish_job(&cancelled).await
 }

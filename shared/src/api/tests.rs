@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::store::memory::MemoryStore;
 use crate::store::{ConnectorStore, JobStore};
-use crate::workflow::{RecordingWorkflow, Workflow};
+use crate::workflow::{ExecutionState, RecordingWorkflow, Workflow};
 
 const ACCESS_KEY: &str = "AKEY-3f9a0c6e1b2d4c58";
 const SECRET_KEY: &str = "SKEY-7d2e9b41a0c3f685";
@@ -428,10 +428,38 @@ async fn a_scheduled_sync_that_runs_blocks_a_manual_one_and_a_lapsed_claim_does_
     assert!(api.store.claim_sync(CONNECTOR, None, &claim).await.unwrap());
     let mut scheduled = job("scheduled-1", CONNECTOR, JobStatus::Started, Utc::now());
     scheduled.trigger = Trigger::Scheduled;
+    scheduled.execution_arn = Some(api.workflow.start_sync("scheduled-1", &json!({})).await.unwrap());
     api.store.create_job(&scheduled).await.unwrap();
     assert_eq!(api.post(&format!("/connectors/{CONNECTOR}/syncs"), json!({})).await.status, 409);
     api.store.finish_job(&job("scheduled-1", CONNECTOR, JobStatus::Finished, Utc::now())).await.unwrap();
     assert_eq!(api.post(&format!("/connectors/{CONNECTOR}/syncs"), json!({})).await.status, 202);
+}
+
+#[tokio::test]
+async fn a_job_whose_execution_ended_without_settling_it_no_longer_holds_the_connector() {
+    let api = Api::new();
+    api.create_connector(CONNECTOR).await;
+    let syncs = format!("/connectors/{CONNECTOR}/syncs");
+    let started = api.post(&syncs, json!({})).await;
+    let orphan = body(&started)["job_id"].as_str().expect("a job id").to_string();
+    let now = Utc::now();
+    api.store.stage_started(&orphan, Stage::Fetching, now).await.unwrap();
+    api.store.add_total_chunks(&orphan, ExportKind::Vulns, 2).await.unwrap();
+    api.store.save_chunk(&chunk(&orphan, "vulns-00001", ChunkStatus::Processed, 0, now)).await.unwrap();
+    assert_eq!(api.post(&syncs, json!({})).await.status, 409, "its execution runs");
+
+    // Stopped in the Step Functions console: no finalize ran.
+    api.workflow.end(&orphan, "ABORTED");
+    let next = api.post(&syncs, json!({})).await;
+    assert_eq!(next.status, 202, "{:?}", next.body);
+    let settled = api.get(&format!("/jobs/{orphan}")).await;
+    let view = body(&settled);
+    assert_eq!((&view["status"], &view["current_stage"]), (&json!("GENERIC_ERROR"), &Value::Null));
+    assert_eq!(view["failure"]["stage"], "Fetching");
+    let message = view["failure"]["message"].as_str().expect("why");
+    assert!(message.contains("execution ended ABORTED") && message.contains(&format!("resume_job_id {orphan}")), "{message}");
+    assert_eq!(view["chunks"]["processed"], 1, "what it processed is kept");
+    assert_eq!(view["stages"][0]["outcome"], "failed");
 }
 
 /// A workflow whose service is down.
@@ -445,6 +473,10 @@ impl Workflow for Unavailable {
 
     async fn stop(&self, _execution_arn: &str, _cause: &str) -> Result<()> {
         Err(SyncError::storage("Step Functions StopExecution", "ServiceUnavailable", true))
+    }
+
+    async fn execution_state(&self, _execution_arn: &str) -> Result<ExecutionState> {
+        Err(SyncError::storage("Step Functions DescribeExecution", "ServiceUnavailable", true))
     }
 }
 

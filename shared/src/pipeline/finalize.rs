@@ -6,6 +6,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::Services;
+use crate::store::JobStore;
 use crate::errors::{Result, error_names, job_status_for, recommended_action};
 use crate::model::{ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SyncJob, SyncMode};
 
@@ -83,6 +84,36 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
             Ok(JobSummary { job_id: job_id.clone(), status: stored.status, chunks: counts, counts: stored.counts, failure })
         })
         .await
+}
+
+/// Ends a job whose execution stopped before finalize could settle it: CANCELLED with
+/// its running stages `cancelled`, or, with the `failure` that says why, in the
+/// failure's status with its running stages `failed`. What it processed is kept: the
+/// chunk counts come from the chunk records, as finalize counts them.
+pub async fn settle_unfinished(
+    jobs: &dyn JobStore,
+    job: &SyncJob,
+    outcome: StageOutcome,
+    failure: Option<&JobFailure>,
+) -> Result<()> {
+    let now = Utc::now();
+    for (stage, run) in &job.stages {
+        if run.outcome == StageOutcome::Running {
+            jobs.stage_ended(&job.job_id, *stage, outcome, now).await?;
+        }
+    }
+    if let Some(failure) = failure {
+        jobs.record_failure(&job.job_id, failure).await?;
+    }
+    let chunks = jobs.chunks(&job.job_id).await?;
+    let ended = SyncJob {
+        status: failure.map_or(JobStatus::Cancelled, |failure| failure.status),
+        chunks: ChunkCounts::settled(job.chunks.total, &chunks),
+        ended_at: Some(now),
+        current_stage: None,
+        ..job.clone()
+    };
+    jobs.finish_job(&ended).await
 }
 
 /// What a sync that processed every chunk settles for the connector: findings a

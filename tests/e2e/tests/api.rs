@@ -155,6 +155,44 @@ async fn a_cancelled_sync_stops_and_keeps_what_it_processed() {
     assert_eq!(again.status, 409, "an ended job cannot be cancelled: {}", again.text);
 }
 
+#[tokio::test]
+async fn a_sync_stopped_outside_vulnflow_no_longer_holds_its_connector() {
+    let stack = Stack::local().await;
+    let api = ApiClient::new(&stack);
+    let admin = stack.token("ana@example.com", Role::Admin).await;
+    let sim = simulator(SimulatorConfig { assets: 20, findings_per_asset: 2, status_polls_before_finished: 500, ..Default::default() })
+        .await;
+    let created = api.post("/connectors", &admin, new_connector(&sim.base_url, SECRET_KEY)).await;
+    let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
+    let syncs = format!("/connectors/{connector_id}/syncs");
+    let started = api.post(&syncs, &admin, json!({})).await;
+    let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
+    let execution_arn = started.body["execution_arn"].as_str().expect("an arn");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // An operator stops the execution in the Step Functions console: no finalize runs.
+    stack.sfn.stop_execution().execution_arn(execution_arn).cause("stopped in the console").send().await.expect("stops");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let execution = stack.sfn.describe_execution().execution_arn(execution_arn).send().await.expect("describes");
+        if execution.status != ExecutionStatus::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let still_running = api.get(&format!("/jobs/{job_id}"), &admin).await;
+    assert_eq!(still_running.body["ended_at"], serde_json::Value::Null, "nothing settled it yet: {}", still_running.text);
+
+    let next = api.post(&syncs, &admin, json!({})).await;
+    assert_eq!(next.status, 202, "the connector is free: {}", next.text);
+    let settled = api.get(&format!("/jobs/{job_id}"), &admin).await;
+    assert_eq!(settled.body["status"], "GENERIC_ERROR", "{}", settled.text);
+    let message = settled.body["failure"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("execution ended") && message.contains("resume_job_id"), "{message}");
+    let next_id = next.body["job_id"].as_str().expect("a job id");
+    assert_eq!(api.post(&format!("/jobs/{next_id}/cancel"), &admin, json!({})).await.status, 202);
+}
+
 /// LocalStack's interpreter records FAILED, not ABORTED, when a stop lands while a Task
 /// state is being evaluated (the error its pruned evaluation raises overrides the stop;
 /// AWS aborts). The workflow itself did not fail if it never reached its failure path.
