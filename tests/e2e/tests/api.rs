@@ -113,27 +113,14 @@ async fn a_cancelled_sync_stops_and_keeps_what_it_processed() {
     let stack = Stack::local().await;
     let api = ApiClient::new(&stack);
     let admin = stack.token("ana@example.com", Role::Admin).await;
-    // An export that stays PROCESSING for a long while: the sync is still polling when cancelled.
-    let sim = simulator(SimulatorConfig { assets: 20, findings_per_asset: 2, status_polls_before_finished: 500, ..Default::default() })
-        .await;
-    let created = api.post("/connectors", &admin, new_connector(&sim.base_url, SECRET_KEY)).await;
-    let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
-    let started = api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({})).await;
-    let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
+    let (_sim, sync) = a_long_sync(&api, &admin).await;
+    let (job_id, execution_arn) = (sync.job_id.as_str(), sync.execution_arn.as_str());
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     let cancelled = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
     assert_eq!(cancelled.status, 202, "{}", cancelled.text);
     assert_eq!(cancelled.body["status"], "CANCELLED");
-    // LocalStack settles a stopped execution a moment after StopExecution answers.
-    let execution_arn = started.body["execution_arn"].as_str().expect("an arn");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut status = ExecutionStatus::Running;
-    while status == ExecutionStatus::Running && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let execution = stack.sfn.describe_execution().execution_arn(execution_arn).send().await.expect("describes");
-        status = execution.status;
-    }
+    let status = ended(&stack, execution_arn).await;
     let events = stack.execution_events(execution_arn).await;
     let entered: Vec<&str> =
         events.iter().filter_map(|event| event.state_entered_event_details.as_ref()).map(|entered| entered.name.as_str()).collect();
@@ -147,8 +134,8 @@ async fn a_cancelled_sync_stops_and_keeps_what_it_processed() {
 
     // A stage still in flight when the execution stopped writes after the cancel: the
     // job keeps what the cancel settled.
-    stack.store.stage_started(&job_id, Stage::Processing, Utc::now()).await.expect("a write to a cancelled job is no error");
-    stack.store.set_status(&job_id, JobStatus::Delegated).await.expect("a write to a cancelled job is no error");
+    stack.store.stage_started(job_id, Stage::Processing, Utc::now()).await.expect("a write to a cancelled job is no error");
+    stack.store.set_status(job_id, JobStatus::Delegated).await.expect("a write to a cancelled job is no error");
     let after = api.get(&format!("/jobs/{job_id}"), &admin).await;
     assert_eq!((&after.body["status"], &after.body["current_stage"], &after.body["stages"]), (&shown.body["status"], &shown.body["current_stage"], &shown.body["stages"]));
     let again = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
@@ -160,26 +147,14 @@ async fn a_sync_stopped_outside_vulnflow_no_longer_holds_its_connector() {
     let stack = Stack::local().await;
     let api = ApiClient::new(&stack);
     let admin = stack.token("ana@example.com", Role::Admin).await;
-    let sim = simulator(SimulatorConfig { assets: 20, findings_per_asset: 2, status_polls_before_finished: 500, ..Default::default() })
-        .await;
-    let created = api.post("/connectors", &admin, new_connector(&sim.base_url, SECRET_KEY)).await;
-    let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
-    let syncs = format!("/connectors/{connector_id}/syncs");
-    let started = api.post(&syncs, &admin, json!({})).await;
-    let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
-    let execution_arn = started.body["execution_arn"].as_str().expect("an arn");
+    let (_sim, sync) = a_long_sync(&api, &admin).await;
+    let (job_id, execution_arn) = (sync.job_id.as_str(), sync.execution_arn.as_str());
+    let syncs = format!("/connectors/{}/syncs", sync.connector_id);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // An operator stops the execution in the Step Functions console: no finalize runs.
     stack.sfn.stop_execution().execution_arn(execution_arn).cause("stopped in the console").send().await.expect("stops");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let execution = stack.sfn.describe_execution().execution_arn(execution_arn).send().await.expect("describes");
-        if execution.status != ExecutionStatus::Running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    ended(&stack, execution_arn).await;
     let still_running = api.get(&format!("/jobs/{job_id}"), &admin).await;
     assert_eq!(still_running.body["ended_at"], serde_json::Value::Null, "nothing settled it yet: {}", still_running.text);
 
@@ -191,6 +166,38 @@ async fn a_sync_stopped_outside_vulnflow_no_longer_holds_its_connector() {
     assert!(message.contains("execution ended") && message.contains("resume_job_id"), "{message}");
     let next_id = next.body["job_id"].as_str().expect("a job id");
     assert_eq!(api.post(&format!("/jobs/{next_id}/cancel"), &admin, json!({})).await.status, 202);
+}
+
+struct LongSync {
+    connector_id: String,
+    job_id: String,
+    execution_arn: String,
+}
+
+/// A sync of a new connector whose export stays PROCESSING for a long while: it is still
+/// polling whenever the test stops it.
+async fn a_long_sync(api: &ApiClient, admin: &str) -> (tenable_simulator::RunningSimulator, LongSync) {
+    let sim = simulator(SimulatorConfig { assets: 20, findings_per_asset: 2, status_polls_before_finished: 500, ..Default::default() })
+        .await;
+    let created = api.post("/connectors", admin, new_connector(&sim.base_url, SECRET_KEY)).await;
+    let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
+    let started = api.post(&format!("/connectors/{connector_id}/syncs"), admin, json!({})).await;
+    let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
+    let execution_arn = started.body["execution_arn"].as_str().expect("an arn").to_string();
+    (sim, LongSync { connector_id, job_id, execution_arn })
+}
+
+/// The status a stopped execution settles in: LocalStack settles it a moment after
+/// StopExecution answers.
+async fn ended(stack: &Stack, execution_arn: &str) -> ExecutionStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let execution = stack.sfn.describe_execution().execution_arn(execution_arn).send().await.expect("describes");
+        if execution.status != ExecutionStatus::Running || Instant::now() > deadline {
+            return execution.status;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// LocalStack's interpreter records FAILED, not ABORTED, when a stop lands while a Task
