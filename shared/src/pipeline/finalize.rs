@@ -6,9 +6,9 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::Services;
-use crate::store::JobStore;
 use crate::errors::{Result, error_names, job_status_for, recommended_action};
 use crate::model::{ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SyncJob, SyncMode};
+use crate::store::JobStore;
 
 /// An error the state machine caught, as Step Functions hands it over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
