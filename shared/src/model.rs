@@ -242,6 +242,15 @@ impl JobStatus {
         !matches!(self, JobStatus::Started | JobStatus::Delegated)
     }
 
+    /// How serious the log entry is that says a sync ended in this status.
+    pub fn end_log_level(self) -> LogLevel {
+        match self {
+            JobStatus::Finished => LogLevel::Info,
+            JobStatus::Cancelled | JobStatus::Paused => LogLevel::Warn,
+            _ => LogLevel::Error,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Started => "STARTED",
@@ -539,15 +548,10 @@ impl SyncJob {
     /// cancel or a pause. A chunk failing while the sync runs counts once the sync retries
     /// it successfully or ends.
     pub fn log_level(&self) -> LogLevel {
-        let ended = match (self.ended_at, self.status) {
-            (None, _) | (Some(_), JobStatus::Finished) => LogLevel::Info,
-            (Some(_), JobStatus::Cancelled | JobStatus::Paused) => LogLevel::Warn,
-            (Some(_), _) => LogLevel::Error,
-        };
+        let ended = self.ended_at.map_or(LogLevel::Info, |_| self.status.end_log_level());
         let failed = self.failure.is_some() || self.chunks.failed > 0;
-        let retried_since = self.last_retryable_failure.as_ref().is_some_and(|kept| self.failure.as_ref() != Some(kept));
         let warned = self.chunks.retried > 0
-            || retried_since
+            || self.retrying_failure().is_some()
             || (self.resumed_from.is_some() && self.starts_over_because.is_some());
         let level = match (failed, warned) {
             (true, _) => LogLevel::Error,
@@ -555,6 +559,11 @@ impl SyncJob {
             (false, false) => LogLevel::Info,
         };
         level.max(ended)
+    }
+
+    /// A failure a retry may still cure, unless it became the job's failure.
+    pub fn retrying_failure(&self) -> Option<&JobFailure> {
+        self.last_retryable_failure.as_ref().filter(|kept| self.failure.as_ref() != Some(*kept))
     }
 
     /// Whether `chunks.total` is the sync's whole: the job ended, or every export its

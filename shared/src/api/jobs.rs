@@ -239,7 +239,7 @@ fn log(job: &SyncJob, chunks: &[ChunkRecord]) -> Vec<LogEntry> {
             ..LogEntry::new(chunk.updated_at, level, stage, message)
         });
     }
-    if let Some(retryable) = job.last_retryable_failure.as_ref().filter(|kept| job.failure.as_ref() != Some(*kept)) {
+    if let Some(retryable) = job.retrying_failure() {
         let message = format!("{} failed and is retried: {}", retryable.stage, retryable.message);
         entries.push(LogEntry::new(retryable.occurred_at, LogLevel::Warn, Some(retryable.stage), message));
     }
@@ -252,11 +252,7 @@ fn log(job: &SyncJob, chunks: &[ChunkRecord]) -> Vec<LogEntry> {
         });
     }
     if let Some(ended_at) = job.ended_at {
-        let level = match job.status {
-            JobStatus::Finished => LogLevel::Info,
-            JobStatus::Cancelled | JobStatus::Paused => LogLevel::Warn,
-            _ => LogLevel::Error,
-        };
+        let level = job.status.end_log_level();
         let ChunkCounts { total, processed, .. } = job.chunks;
         let message = format!("the sync ended {}: {processed} of {total} chunks processed", job.status);
         entries.push(LogEntry::new(ended_at, level, None, message));
