@@ -9,7 +9,7 @@ use super::jobs::progress;
 use super::{ApiRequest, ApiResponse, ApiServices, Identity, handle};
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobFailure, JobStatus, Stage, StageOutcome, StageRun, SyncJob, SyncMode, Trigger,
+    ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, StageRun, SyncJob, SyncMode, Trigger,
 };
 use crate::store::memory::MemoryStore;
 use crate::store::{ConnectorStore, JobStore};
@@ -943,9 +943,15 @@ async fn cancelling_stops_the_execution_and_keeps_what_was_processed() {
     api.store.stage_started(job_id, Stage::Normalizing, now).await.unwrap();
     api.store.set_status(job_id, JobStatus::Delegated).await.unwrap();
     api.store.stage_ended(job_id, Stage::Fetching, StageOutcome::Succeeded, now).await.unwrap();
+    let late = RecordCounts { findings_received: 10, findings_new: 10, ..Default::default() };
+    assert!(!api.store.commit_chunk(job_id, "vulns-00003", &late, now).await.unwrap(), "nothing commits into it");
+    let carried = chunk(job_id, "vulns-00005", ChunkStatus::Processed, 0, now);
+    assert_eq!(api.store.carry_over_chunks(&[carried]).await.unwrap(), 0, "nothing is carried into it");
+    let chunk_3 = api.store.get_chunk(job_id, "vulns-00003").await.unwrap().expect("the chunk");
+    assert_eq!(chunk_3.status, ChunkStatus::Fetched, "its chunk is not marked without the job's counts");
     let shown = api.get(&format!("/jobs/{job_id}")).await;
     let shown = body(&shown);
-    for field in ["status", "current_stage", "stages", "chunks", "ended_at"] {
+    for field in ["status", "current_stage", "stages", "chunks", "counts", "ended_at"] {
         assert_eq!(shown[field], view[field], "{field}");
     }
 

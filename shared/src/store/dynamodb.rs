@@ -46,6 +46,10 @@ pub struct DynamoStore {
 /// DynamoDB's limits per batch call.
 const BATCH_GET_LIMIT: usize = 100;
 const BATCH_WRITE_LIMIT: usize = 25;
+/// The condition every write to a job item carries: a stage still in flight when a
+/// cancel stopped the execution must not write over what the cancel settled (its
+/// status, stages and counts).
+const NOT_CANCELLED: &str = "#status <> :cancelled";
 /// Chunks carried over in one transaction: with the job's count, DynamoDB's limit of
 /// 100 items a transaction.
 const CARRY_OVER_BATCH: usize = 99;
@@ -155,8 +159,9 @@ impl DynamoStore {
         DynamoStore { client, tables, job_retention }
     }
 
-    /// Writes `guarded` and `then` in one transaction, unless a condition of `guarded`
-    /// says it was done already: true when written, false when it was done.
+    /// Writes `guarded` and `then` in one transaction, unless a condition says it was
+    /// done already (or, `then` being a [`Self::job_update`], that the job was
+    /// cancelled): true when written, false when not.
     async fn write_once(&self, what: &str, guarded: Vec<TransactWriteItem>, then: TransactWriteItem) -> Result<bool> {
         let result = self.client.transact_write_items().set_transact_items(Some(guarded)).transact_items(then).send().await;
         match result {
@@ -180,9 +185,8 @@ impl DynamoStore {
                 .map_err(|e| SyncError::Internal(e.to_string()))?;
             puts.push(TransactWriteItem::builder().put(put).build());
         }
-        let count = Update::builder()
-            .table_name(&self.tables.jobs)
-            .set_key(Some(self.job_key(&first.job_id)))
+        let count = self
+            .job_update(&first.job_id)?
             .update_expression("ADD chunks.#processed :carried, chunks.#carried_over :carried")
             .expression_attribute_names("#processed", "processed")
             .expression_attribute_names("#carried_over", "carried_over")
@@ -190,6 +194,17 @@ impl DynamoStore {
             .build()
             .map_err(|e| SyncError::Internal(e.to_string()))?;
         self.write_once("carry over chunks", puts, TransactWriteItem::builder().update(count).build()).await
+    }
+
+    /// An update of a job item inside a transaction, refused with the whole transaction
+    /// once the job was cancelled (see [`NOT_CANCELLED`]).
+    fn job_update(&self, job_id: &str) -> Result<aws_sdk_dynamodb::types::builders::UpdateBuilder> {
+        Ok(Update::builder()
+            .table_name(&self.tables.jobs)
+            .set_key(Some(self.job_key(job_id)))
+            .condition_expression(NOT_CANCELLED)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":cancelled", attribute(&JobStatus::Cancelled)?))
     }
 
     fn job_key(&self, job_id: &str) -> HashMap<String, AttributeValue> {
@@ -219,9 +234,7 @@ impl DynamoStore {
     }
 
     /// Runs one update expression on a job item if `condition` holds and the job was
-    /// not cancelled: false, changing nothing, when either fails. A stage still in
-    /// flight when a cancel stopped the execution must not write over what the cancel
-    /// settled (its status, stages and counts).
+    /// not cancelled ([`NOT_CANCELLED`]): false, changing nothing, when either fails.
     async fn update_job_if(
         &self,
         job_id: &str,
@@ -236,7 +249,7 @@ impl DynamoStore {
             .table_name(&self.tables.jobs)
             .set_key(Some(self.job_key(job_id)))
             .update_expression(expression)
-            .condition_expression(format!("({condition}) AND #status <> :cancelled"))
+            .condition_expression(format!("({condition}) AND {NOT_CANCELLED}"))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":cancelled", attribute(&JobStatus::Cancelled)?);
         for (name, attribute) in names {
@@ -858,19 +871,20 @@ impl JobStore for DynamoStore {
             .build()
             .map_err(|e| SyncError::Internal(e.to_string()))?;
         let (additions, names, values) = counts_addition(counts);
-        let add_counts = Update::builder()
-            .table_name(&self.tables.jobs)
-            .set_key(Some(self.job_key(job_id)))
+        let mut add_counts = self
+            .job_update(job_id)?
             .update_expression(format!("ADD chunks.#processed :one, chunks.#retried :retried, {additions}"))
-            // The setters replace the whole maps: the chunk counters go in after them.
-            .set_expression_attribute_names(Some(names.into_iter().map(|(n, a)| (n, a.to_string())).collect()))
-            .set_expression_attribute_values(Some(values.into_iter().collect()))
             .expression_attribute_names("#processed", "processed")
             .expression_attribute_names("#retried", "retried")
             .expression_attribute_values(":one", number(1))
-            .expression_attribute_values(":retried", number(u64::from(chunk.failed_attempts > 0)))
-            .build()
-            .map_err(|e| SyncError::Internal(e.to_string()))?;
+            .expression_attribute_values(":retried", number(u64::from(chunk.failed_attempts > 0)));
+        for (name, field) in names {
+            add_counts = add_counts.expression_attribute_names(name, field);
+        }
+        for (name, value) in values {
+            add_counts = add_counts.expression_attribute_values(name, value);
+        }
+        let add_counts = add_counts.build().map_err(|e| SyncError::Internal(e.to_string()))?;
         let mark_processed = TransactWriteItem::builder().update(mark_processed).build();
         let add_counts = TransactWriteItem::builder().update(add_counts).build();
         self.write_once("commit chunk", vec![mark_processed], add_counts).await

@@ -60,12 +60,18 @@ impl MemoryStore {
     /// Changes a job, unless it was cancelled: as in DynamoDB, a stage still in flight
     /// when a cancel stopped the execution leaves the job as the cancel settled it.
     fn with_job(&self, job_id: &str, change: impl FnOnce(&mut SyncJob)) -> Result<()> {
+        self.changed_job(job_id, change).map(|_| ())
+    }
+
+    /// [`Self::with_job`], telling whether the job was changed.
+    fn changed_job(&self, job_id: &str, change: impl FnOnce(&mut SyncJob)) -> Result<bool> {
         let mut jobs = lock(&self.jobs);
         let job = jobs.get_mut(job_id).ok_or_else(|| SyncError::InvalidRequest(format!("no job {job_id}")))?;
-        if job.status != JobStatus::Cancelled {
+        let open = job.status != JobStatus::Cancelled;
+        if open {
             change(job);
         }
-        Ok(())
+        Ok(open)
     }
 }
 
@@ -306,16 +312,19 @@ impl JobStore for MemoryStore {
         if chunk.status == ChunkStatus::Processed {
             return Ok(false);
         }
-        chunk.retried = chunk.failed_attempts > 0;
-        chunk.status = ChunkStatus::Processed;
-        chunk.updated_at = at;
-        let retried = u64::from(chunk.retried);
-        self.with_job(job_id, |job| {
+        let retried = chunk.failed_attempts > 0;
+        // As in one DynamoDB transaction: the job's counts and the chunk's mark, or neither.
+        let counted = self.changed_job(job_id, |job| {
             job.chunks.processed += 1;
-            job.chunks.retried += retried;
+            job.chunks.retried += u64::from(retried);
             job.counts.add(counts);
         })?;
-        Ok(true)
+        if counted {
+            chunk.retried = retried;
+            chunk.status = ChunkStatus::Processed;
+            chunk.updated_at = at;
+        }
+        Ok(counted)
     }
 
     async fn carry_over_chunks(&self, records: &[ChunkRecord]) -> Result<u64> {
@@ -326,12 +335,14 @@ impl JobStore for MemoryStore {
             if chunks.contains_key(&key) {
                 continue;
             }
-            self.with_job(&chunk.job_id, |job| {
+            let counted = self.changed_job(&chunk.job_id, |job| {
                 job.chunks.processed += 1;
                 job.chunks.carried_over += 1;
             })?;
-            chunks.insert(key, chunk.clone());
-            carried += 1;
+            if counted {
+                chunks.insert(key, chunk.clone());
+                carried += 1;
+            }
         }
         Ok(carried)
     }

@@ -171,12 +171,13 @@ pub trait JobStore: Send + Sync {
     /// Counts a failed attempt on the chunk, keeping why it failed.
     async fn chunk_attempt_failed(&self, job_id: &str, chunk_key: &str, failure: &JobFailure) -> Result<()>;
     /// Marks the chunk processed and adds its counts to the job, atomically and once:
-    /// returns false, changing nothing, if the chunk was already processed.
+    /// returns false, changing nothing, if the chunk was already processed or the job
+    /// was cancelled.
     async fn commit_chunk(&self, job_id: &str, chunk_key: &str, counts: &RecordCounts, at: DateTime<Utc>) -> Result<bool>;
     /// Records chunks an earlier job of the same sync processed as processed by this
     /// job (`chunk.job_id`, one job for all) too, counting each as processed and carried
-    /// over, atomically and once: a chunk the job has already changes nothing. Returns
-    /// how many were carried over now.
+    /// over, atomically and once: a chunk the job has already changes nothing, and
+    /// nothing is carried into a cancelled job. Returns how many were carried over now.
     async fn carry_over_chunks(&self, chunks: &[ChunkRecord]) -> Result<u64>;
 }
 
