@@ -43,19 +43,12 @@ impl ApiOptions {
     pub fn client(self) -> Result<ApiClient, CliError> {
         let base = self.api_url.ok_or_else(|| {
             CliError::Usage(
-                "no API URL: pass --api-url or set VULNFLOW_API_URL (the stack's ApiUrl output)"
-                    .to_string(),
+                "no API URL: pass --api-url or set VULNFLOW_API_URL (the stack's ApiUrl output)".to_string(),
             )
         })?;
-        let token = self
-            .token
-            .filter(|token| !token.trim().is_empty())
-            .ok_or_else(|| {
-                CliError::Usage(
-                    "no token: set VULNFLOW_TOKEN or pass --token (`vulnflow token` mints one)"
-                        .to_string(),
-                )
-            })?;
+        let token = self.token.filter(|token| !token.trim().is_empty()).ok_or_else(|| {
+            CliError::Usage("no token: set VULNFLOW_TOKEN or pass --token (`vulnflow token` mints one)".to_string())
+        })?;
         ApiClient::new(base, token.trim())
     }
 }
@@ -81,10 +74,8 @@ pub struct ApiClient {
 
 impl ApiClient {
     fn new(base: Url, token: &str) -> Result<Self, CliError> {
-        let mut authorization =
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                CliError::Usage("the token holds characters no HTTP header can carry".to_string())
-            })?;
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| CliError::Usage("the token holds characters no HTTP header can carry".to_string()))?;
         authorization.set_sensitive(true);
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -92,11 +83,7 @@ impl ApiClient {
             .user_agent(concat!("vulnflow-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| CliError::Usage(format!("cannot set up HTTP: {error}")))?;
-        Ok(ApiClient {
-            http,
-            base,
-            authorization,
-        })
+        Ok(ApiClient { http, base, authorization })
     }
 
     pub async fn get(&self, path: &[&str], query: &[(&str, String)]) -> Result<Answer, CliError> {
@@ -128,27 +115,20 @@ impl ApiClient {
         body: Option<&Value>,
     ) -> Result<Answer, CliError> {
         let url = self.url(path, query);
-        let mut request = self
-            .http
-            .request(method, url.clone())
-            .header(AUTHORIZATION, self.authorization.clone());
+        let mut request = self.http.request(method, url.clone()).header(AUTHORIZATION, self.authorization.clone());
         if let Some(body) = body {
             request = request.json(body);
         }
-        let unreachable = |error: reqwest::Error| CliError::Unreachable {
-            url: self.base.to_string(),
-            reason: reason(&error),
-        };
+        let unreachable =
+            |error: reqwest::Error| CliError::Unreachable { url: self.base.to_string(), reason: reason(&error) };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let text = response.text().await.map_err(unreachable)?;
         if !status.is_success() {
             return Err(refused(status, &text));
         }
-        let body = serde_json::from_str(&text).map_err(|error| CliError::Unexpected {
-            url: url.to_string(),
-            reason: format!("not JSON: {error}"),
-        })?;
+        let body = serde_json::from_str(&text)
+            .map_err(|error| CliError::Unexpected { url: url.to_string(), reason: format!("not JSON: {error}") })?;
         Ok(Answer { url, body })
     }
 }
@@ -162,10 +142,8 @@ pub struct Answer {
 impl Answer {
     /// The answer as the type the CLI reads it as.
     pub fn read<T: DeserializeOwned>(&self) -> Result<T, CliError> {
-        T::deserialize(&self.body).map_err(|error| CliError::Unexpected {
-            url: self.url.to_string(),
-            reason: error.to_string(),
-        })
+        T::deserialize(&self.body)
+            .map_err(|error| CliError::Unexpected { url: self.url.to_string(), reason: error.to_string() })
     }
 }
 
@@ -173,20 +151,12 @@ impl Answer {
 /// of it answered.
 fn refused(status: StatusCode, text: &str) -> CliError {
     let body: Option<Value> = serde_json::from_str(text).ok();
-    let field = |name: &str| {
-        body.as_ref()
-            .and_then(|body| body[name].as_str())
-            .map(String::from)
-    };
+    let field = |name: &str| body.as_ref().and_then(|body| body[name].as_str()).map(String::from);
     let message = field("message").unwrap_or_else(|| match text.trim() {
         "" => "the API answered without a message".to_string(),
         text => text.chars().take(300).collect(),
     });
-    CliError::Refused {
-        status,
-        message,
-        field: field("field"),
-    }
+    CliError::Refused { status, message, field: field("field") }
 }
 
 /// The error and its causes, which name what actually failed ("Connection refused").

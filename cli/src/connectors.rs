@@ -24,9 +24,7 @@ pub async fn run(client: &ApiClient, args: &ConnectorsArgs) -> Result<(), CliErr
         return output::print_json(&answer.body);
     }
     if list.connectors.is_empty() {
-        eprintln!(
-            "no connectors yet: an admin creates one with POST /connectors (api/openapi.yaml)"
-        );
+        eprintln!("no connectors yet: an admin creates one with POST /connectors (api/openapi.yaml)");
         return Ok(());
     }
     let mut table = Table::new(&["ID", "NAME", "TYPE", "BASE URL", "SCHEDULE", "DEFAULT MODE"]);

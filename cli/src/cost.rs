@@ -44,7 +44,9 @@ pub fn run(args: &CostArgs) -> Result<(), CliError> {
     };
     let defaults = Prices::default();
     let prices = Prices {
-        dynamodb_per_million_write_units: args.dynamodb_write_price.unwrap_or(defaults.dynamodb_per_million_write_units),
+        dynamodb_per_million_write_units: args
+            .dynamodb_write_price
+            .unwrap_or(defaults.dynamodb_per_million_write_units),
         ..defaults
     };
     let estimate = cost::estimate(workload, Measured::default(), prices);

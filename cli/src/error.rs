@@ -28,22 +28,12 @@ pub enum CliError {
     Output(#[source] io::Error),
     /// The sync ended in another status than FINISHED.
     #[error("{}", ended(job_id, *status, failure.as_deref()))]
-    SyncEnded {
-        job_id: String,
-        status: JobStatus,
-        failure: Option<Box<JobFailure>>,
-    },
+    SyncEnded { job_id: String, status: JobStatus, failure: Option<Box<JobFailure>> },
     /// The API answered with an error status.
     #[error("{}", refused(*status, message, field.as_deref()))]
-    Refused {
-        status: StatusCode,
-        message: String,
-        field: Option<String>,
-    },
+    Refused { status: StatusCode, message: String, field: Option<String> },
     /// The API answered 2xx with something that is not what api/openapi.yaml says.
-    #[error(
-        "the API at {url} answered something unexpected ({reason}): does --api-url name the sync API?"
-    )]
+    #[error("the API at {url} answered something unexpected ({reason}): does --api-url name the sync API?")]
     Unexpected { url: String, reason: String },
     #[error(
         "cannot reach the API at {url}: {reason}; check --api-url (or VULNFLOW_API_URL): \
@@ -74,10 +64,7 @@ impl CliError {
 
     /// This error, noting that the sync `job_id` goes on without being followed.
     pub fn while_following(self, job_id: &str) -> CliError {
-        CliError::Following {
-            job_id: job_id.to_string(),
-            error: Box::new(self),
-        }
+        CliError::Following { job_id: job_id.to_string(), error: Box::new(self) }
     }
 }
 

@@ -53,48 +53,30 @@ pub fn run(args: &NormalizeArgs) -> Result<(), CliError> {
     } else {
         (args.input.display().to_string(), std::fs::read(&args.input))
     };
-    let bytes =
-        bytes.map_err(|error| CliError::Usage(format!("cannot read {input_name}: {error}")))?;
+    let bytes = bytes.map_err(|error| CliError::Usage(format!("cannot read {input_name}: {error}")))?;
     // The whole chunk is validated before anything is written, so a bad chunk leaves
     // stdout empty rather than half-written.
     let unusable = |error: ChunkError| {
         let advice = match error {
             ChunkError::Record(_) => "fix the record or re-export the chunk".to_owned(),
-            ChunkError::NotJson(_) | ChunkError::NotArray(_) => format!(
-                "pass one chunk of {}, as the export API returns it",
-                args.kind.export()
-            ),
+            ChunkError::NotJson(_) | ChunkError::NotArray(_) => {
+                format!("pass one chunk of {}, as the export API returns it", args.kind.export())
+            }
         };
         CliError::Unusable(format!("cannot normalize {input_name}: {error}; {advice}"))
     };
     match (args.source, args.kind) {
         (Source::Tenable, Kind::Vulns) => {
             let records = tenable::normalize_vulns_chunk(&bytes).map_err(unusable)?;
-            write_lines(
-                records
-                    .iter()
-                    .map(|record| serde_json::to_string(&record.finding)),
-            )
-            .map_err(|error| CliError::Unusable(format!("cannot write the findings: {error}")))?;
-            eprintln!(
-                "normalized {} from {input_name} ({})",
-                counted(&records),
-                breakdown(&records)
-            );
+            write_lines(records.iter().map(|record| serde_json::to_string(&record.finding)))
+                .map_err(|error| CliError::Unusable(format!("cannot write the findings: {error}")))?;
+            eprintln!("normalized {} from {input_name} ({})", counted(&records), breakdown(&records));
         }
         (Source::Tenable, Kind::Assets) => {
             let assets = tenable::normalize_assets_chunk(&bytes).map_err(unusable)?;
-            write_lines(
-                assets
-                    .iter()
-                    .map(|normalized| serde_json::to_string(&normalized.asset)),
-            )
-            .map_err(|error| CliError::Unusable(format!("cannot write the assets: {error}")))?;
-            eprintln!(
-                "normalized {} from {input_name} ({})",
-                plural(assets.len(), "asset"),
-                asset_breakdown(&assets)
-            );
+            write_lines(assets.iter().map(|normalized| serde_json::to_string(&normalized.asset)))
+                .map_err(|error| CliError::Unusable(format!("cannot write the assets: {error}")))?;
+            eprintln!("normalized {} from {input_name} ({})", plural(assets.len(), "asset"), asset_breakdown(&assets));
         }
     }
     Ok(())
@@ -121,15 +103,8 @@ fn write_lines(lines: impl IntoIterator<Item = serde_json::Result<String>>) -> i
 
 /// "120 findings on 12 assets".
 fn counted(records: &[NormalizedRecord]) -> String {
-    let assets: BTreeSet<&str> = records
-        .iter()
-        .map(|record| record.asset.asset_id.as_str())
-        .collect();
-    format!(
-        "{} on {}",
-        plural(records.len(), "finding"),
-        plural(assets.len(), "asset")
-    )
+    let assets: BTreeSet<&str> = records.iter().map(|record| record.asset.asset_id.as_str()).collect();
+    format!("{} on {}", plural(records.len(), "finding"), plural(assets.len(), "asset"))
 }
 
 /// "severity: 3 critical, 10 high, ...; state: 100 open, ...", every level listed so
@@ -148,11 +123,7 @@ fn breakdown(records: &[NormalizedRecord]) -> String {
     );
     let states = tally(
         records,
-        &[
-            (FindingState::Open, "open"),
-            (FindingState::Reopened, "reopened"),
-            (FindingState::Fixed, "fixed"),
-        ],
+        &[(FindingState::Open, "open"), (FindingState::Reopened, "reopened"), (FindingState::Fixed, "fixed")],
         |finding| finding.state,
     );
     format!("severity: {severities}; state: {states}")
@@ -167,10 +138,7 @@ fn tally<Level: PartialEq>(
     let counts: Vec<String> = levels
         .iter()
         .map(|(level, name)| {
-            let count = records
-                .iter()
-                .filter(|record| level_of(&record.finding) == *level)
-                .count();
+            let count = records.iter().filter(|record| level_of(&record.finding) == *level).count();
             format!("{count} {name}")
         })
         .collect();
@@ -190,16 +158,10 @@ fn asset_breakdown(assets: &[NormalizedAsset]) -> String {
     ]
     .iter()
     .map(|(category, name)| {
-        let count = assets
-            .iter()
-            .filter(|normalized| normalized.asset.os_category == *category)
-            .count();
+        let count = assets.iter().filter(|normalized| normalized.asset.os_category == *category).count();
         format!("{count} {name}")
     })
     .collect();
-    let deleted = assets
-        .iter()
-        .filter(|normalized| normalized.deleted)
-        .count();
+    let deleted = assets.iter().filter(|normalized| normalized.deleted).count();
     format!("os: {}; {deleted} deleted", categories.join(", "))
 }

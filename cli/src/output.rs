@@ -11,10 +11,7 @@ use crate::error::CliError;
 /// Writes `text` to stdout. A reader that stops early (`| head`) is not an error.
 pub fn print(text: &str) -> Result<(), CliError> {
     let mut stdout = io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other.map_err(CliError::Output),
     }
@@ -33,9 +30,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&str]) -> Self {
-        Table {
-            rows: vec![headers.iter().map(|header| header.to_string()).collect()],
-        }
+        Table { rows: vec![headers.iter().map(|header| header.to_string()).collect()] }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -44,21 +39,12 @@ impl Table {
 
     pub fn render(&self) -> String {
         let width = |column: usize| {
-            self.rows
-                .iter()
-                .filter_map(|row| row.get(column))
-                .map(|cell| cell.chars().count())
-                .max()
-                .unwrap_or(0)
+            self.rows.iter().filter_map(|row| row.get(column)).map(|cell| cell.chars().count()).max().unwrap_or(0)
         };
         let widths: Vec<usize> = (0..self.rows[0].len()).map(width).collect();
         let mut text = String::new();
         for row in &self.rows {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
+            let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
             text.push_str(cells.join("  ").trim_end());
             text.push('\n');
         }
@@ -141,17 +127,9 @@ pub fn finding_changes(counts: &RecordCounts) -> String {
     .filter(|(count, _)| *count > 0)
     .map(|(count, what)| format!("{count} {what}"))
     .collect();
-    if changes.is_empty() {
-        "no change".to_string()
-    } else {
-        changes.join(", ")
-    }
+    if changes.is_empty() { "no change".to_string() } else { changes.join(", ") }
 }
 
 pub fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{count} {noun}s")
-    }
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
 }

@@ -95,9 +95,7 @@ fn line(status: &JobStatusView) -> String {
 }
 
 fn stage(status: &JobStatusView) -> String {
-    status
-        .current_stage
-        .map_or_else(|| "-".to_string(), |stage| stage.to_string())
+    status.current_stage.map_or_else(|| "-".to_string(), |stage| stage.to_string())
 }
 
 /// "ETA 3 min 5 s"; nothing before the API has an estimate.

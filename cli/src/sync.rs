@@ -68,13 +68,7 @@ pub struct HistoryArgs {
     /// The connector's id.
     connector: String,
     /// Only jobs in these statuses (repeat, or separate with commas).
-    #[arg(
-        long,
-        value_name = "STATUS",
-        value_enum,
-        value_delimiter = ',',
-        ignore_case = true
-    )]
+    #[arg(long, value_name = "STATUS", value_enum, value_delimiter = ',', ignore_case = true)]
     status: Vec<JobStatus>,
     /// Only syncs started this way.
     #[arg(long, value_enum)]
@@ -83,13 +77,7 @@ pub struct HistoryArgs {
     #[arg(long, value_enum, value_delimiter = ',', ignore_case = true)]
     stage: Vec<Stage>,
     /// Only syncs of these modes.
-    #[arg(
-        long = "type",
-        visible_alias = "activity",
-        value_name = "MODE",
-        value_enum,
-        value_delimiter = ','
-    )]
+    #[arg(long = "type", visible_alias = "activity", value_name = "MODE", value_enum, value_delimiter = ',')]
     modes: Vec<SyncMode>,
     /// Only jobs whose log has an entry at this level or above (`warn`: syncs with
     /// warnings or errors).
@@ -133,10 +121,7 @@ pub struct ResumeArgs {
 
 /// A value as the API spells it: the name clap shows for it.
 fn word(value: &impl ValueEnum) -> String {
-    value
-        .to_possible_value()
-        .map(|value| value.get_name().to_string())
-        .unwrap_or_default()
+    value.to_possible_value().map(|value| value.get_name().to_string()).unwrap_or_default()
 }
 
 /// A list as the API takes it: `a,b`.
@@ -160,8 +145,7 @@ fn time_or_date(text: &str, time_of_day: NaiveTime) -> Result<DateTime<Utc>, Str
         return Ok(at.with_timezone(&Utc));
     }
     let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        "must be an RFC 3339 time such as 2024-01-05T10:11:12Z, or a date such as 2024-01-05"
-            .to_string()
+        "must be an RFC 3339 time such as 2024-01-05T10:11:12Z, or a date such as 2024-01-05".to_string()
     })?;
     // A clock change may skip the time (no instant) or repeat it (the earlier one).
     Local
@@ -202,10 +186,7 @@ async fn start(client: &ApiClient, args: &StartArgs) -> Result<(), CliError> {
     }
     let path = ["connectors", args.connector.as_str(), "syncs"];
     let started: Started = client.post(&path, &body).await?.read()?;
-    eprintln!(
-        "started sync {} of connector {}",
-        started.job_id, args.connector
-    );
+    eprintln!("started sync {} of connector {}", started.job_id, args.connector);
     follow_unless(client, &started.job_id, args.no_wait).await
 }
 
@@ -214,10 +195,7 @@ async fn resume(client: &ApiClient, args: &ResumeArgs) -> Result<(), CliError> {
     let path = ["connectors", job.connector_id.as_str(), "syncs"];
     let body = json!({ "resume_job_id": args.job });
     let started: Started = client.post(&path, &body).await?.read()?;
-    eprintln!(
-        "resumed sync {} of connector {} as {}",
-        args.job, job.connector_id, started.job_id
-    );
+    eprintln!("resumed sync {} of connector {} as {}", args.job, job.connector_id, started.job_id);
     follow_unless(client, &started.job_id, args.no_wait).await
 }
 
@@ -243,11 +221,7 @@ async fn follow(client: &ApiClient, job_id: &str) -> Result<(), CliError> {
     outcome(job)
 }
 
-async fn until_ended(
-    client: &ApiClient,
-    job_id: &str,
-    progress: &mut Progress,
-) -> Result<(), CliError> {
+async fn until_ended(client: &ApiClient, job_id: &str, progress: &mut Progress) -> Result<(), CliError> {
     let mut ticks = tokio::time::interval(POLL_INTERVAL);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -265,11 +239,7 @@ fn outcome(job: Job) -> Result<(), CliError> {
     if job.status == JobStatus::Finished {
         return Ok(());
     }
-    Err(CliError::SyncEnded {
-        job_id: job.job_id,
-        status: job.status,
-        failure: job.failure,
-    })
+    Err(CliError::SyncEnded { job_id: job.job_id, status: job.status, failure: job.failure })
 }
 
 /// The job's summary line, its stage table, chunks and counts.
@@ -325,9 +295,7 @@ async fn status(client: &ApiClient, args: &StatusArgs) -> Result<(), CliError> {
             None => "-".to_string(),
         };
         let more = if view.total_is_final { "" } else { "+" };
-        let stage = view
-            .current_stage
-            .map_or_else(|| "-".to_string(), |stage| stage.to_string());
+        let stage = view.current_stage.map_or_else(|| "-".to_string(), |stage| stage.to_string());
         output::print(&format!(
             "job:     {}\nstatus:  {}\nstage:   {stage}\nchunks:  {} of {}{more} processed, {} failed\npercent: {}%\neta:     {eta}\n",
             args.job, view.status, chunks.processed, chunks.total, chunks.failed, view.percent
@@ -343,11 +311,9 @@ async fn status(client: &ApiClient, args: &StatusArgs) -> Result<(), CliError> {
 
 async fn history(client: &ApiClient, args: &HistoryArgs) -> Result<(), CliError> {
     let mut filters: Vec<(&str, String)> = Vec::new();
-    for (name, list) in [
-        ("activity", words(&args.modes)),
-        ("status", words(&args.status)),
-        ("stage", words(&args.stage)),
-    ] {
+    for (name, list) in
+        [("activity", words(&args.modes)), ("status", words(&args.status)), ("stage", words(&args.stage))]
+    {
         if !list.is_empty() {
             filters.push((name, list));
         }
@@ -377,18 +343,10 @@ async fn history(client: &ApiClient, args: &HistoryArgs) -> Result<(), CliError>
         if let Some(token) = next_token.take() {
             query.push(("next_token", token));
         }
-        let answer = client
-            .get(&["connectors", &args.connector, "syncs"], &query)
-            .await?;
+        let answer = client.get(&["connectors", &args.connector, "syncs"], &query).await?;
         let page: wire::History = answer.read()?;
         rows.extend(page.syncs);
-        json_rows.extend(
-            answer.body["syncs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .cloned(),
-        );
+        json_rows.extend(answer.body["syncs"].as_array().into_iter().flatten().cloned());
         next_token = page.next_token;
         if next_token.is_none() || rows.len() >= wanted {
             break;
@@ -405,15 +363,11 @@ async fn history(client: &ApiClient, args: &HistoryArgs) -> Result<(), CliError>
         eprintln!("no syncs of connector {} match", args.connector);
         return Ok(());
     }
-    let mut table = Table::new(&[
-        "JOB", "TRIGGER", "MODE", "STATUS", "LOG", "STARTED", "DURATION", "FINDINGS", "CHANGES",
-    ]);
+    let mut table =
+        Table::new(&["JOB", "TRIGGER", "MODE", "STATUS", "LOG", "STARTED", "DURATION", "FINDINGS", "CHANGES"]);
     for row in rows {
         let (received, changes) = match &row.counts {
-            Some(counts) => (
-                counts.findings_received.to_string(),
-                output::finding_changes(counts),
-            ),
+            Some(counts) => (counts.findings_received.to_string(), output::finding_changes(counts)),
             None => ("-".to_string(), "-".to_string()),
         };
         table.row(vec![
@@ -440,10 +394,7 @@ async fn cancel(client: &ApiClient, args: &CancelArgs) -> Result<(), CliError> {
         Some(reason) => json!({ "reason": reason }),
         None => json!({}),
     };
-    let job: Job = client
-        .post(&["jobs", &args.job, "cancel"], &body)
-        .await?
-        .read()?;
+    let job: Job = client.post(&["jobs", &args.job, "cancel"], &body).await?.read()?;
     eprintln!("cancelled sync {}", job.job_id);
     output::print(&report(&job))
 }

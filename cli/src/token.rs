@@ -38,9 +38,7 @@ enum RoleName {
 pub async fn run(args: &TokenArgs) -> Result<(), CliError> {
     let (config, _) = aws_config().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let key = auth::signing_key(&secrets, &args.secret_id)
-        .await
-        .map_err(CliError::SigningKey)?;
+    let key = auth::signing_key(&secrets, &args.secret_id).await.map_err(CliError::SigningKey)?;
     let role = match args.role {
         RoleName::Admin => Role::Admin,
         RoleName::Reader => Role::Reader,

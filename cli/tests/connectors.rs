@@ -30,15 +30,8 @@ async fn the_connectors_table_lists_a_created_connector() {
     let output = api.vulnflow(&reader(), &["connectors"]).await;
     assert_exit(&output, 0);
     let table = stdout(&output);
-    let rows: Vec<Vec<&str>> = table
-        .lines()
-        .map(|line| {
-            line.split("  ")
-                .map(str::trim)
-                .filter(|cell| !cell.is_empty())
-                .collect()
-        })
-        .collect();
+    let rows: Vec<Vec<&str>> =
+        table.lines().map(|line| line.split("  ").map(str::trim).filter(|cell| !cell.is_empty()).collect()).collect();
     assert_eq!(
         rows,
         [
@@ -73,10 +66,7 @@ async fn the_connectors_table_lists_a_created_connector() {
         .filter_map(|connector| connector["connector_id"].as_str())
         .collect();
     assert_eq!(ids, [CONNECTOR, "tenable-manual"]);
-    assert_eq!(
-        list["connectors"][1]["secret_id"],
-        "vulnflow/tenable-manual"
-    );
+    assert_eq!(list["connectors"][1]["secret_id"], "vulnflow/tenable-manual");
     assert!(!stdout(&output).contains("SKEY-manual"), "never a key");
 }
 
@@ -90,17 +80,10 @@ async fn an_api_url_nothing_listens_on_exits_4_naming_it() {
     let url = format!("http://127.0.0.1:{port}/v1");
     let token = admin();
     for args in [["connectors"].as_slice(), &["sync", "start", CONNECTOR]] {
-        let output = vulnflow(
-            args,
-            &[("VULNFLOW_API_URL", &url), ("VULNFLOW_TOKEN", &token)],
-        )
-        .await;
+        let output = vulnflow(args, &[("VULNFLOW_API_URL", &url), ("VULNFLOW_TOKEN", &token)]).await;
         assert_exit(&output, 4);
         let stderr = stderr(&output);
-        assert!(
-            stderr.starts_with(&format!("error: cannot reach the API at {url}: ")),
-            "{stderr}"
-        );
+        assert!(stderr.starts_with(&format!("error: cannot reach the API at {url}: ")), "{stderr}");
         assert!(stderr.contains("Connection refused"), "{stderr}");
         assert!(stderr.contains("check --api-url"), "{stderr}");
         assert!(!stderr.contains(&token), "the token is never printed");
@@ -111,19 +94,9 @@ async fn an_api_url_nothing_listens_on_exits_4_naming_it() {
 async fn an_api_url_without_the_stage_is_refused_by_the_gateway_with_exit_3() {
     let api = TestApi::start().await;
     let without_stage = api.url.trim_end_matches("/v1");
-    let output = vulnflow(
-        &["connectors"],
-        &[
-            ("VULNFLOW_API_URL", without_stage),
-            ("VULNFLOW_TOKEN", &admin()),
-        ],
-    )
-    .await;
+    let output = vulnflow(&["connectors"], &[("VULNFLOW_API_URL", without_stage), ("VULNFLOW_TOKEN", &admin())]).await;
     assert_exit(&output, 3);
-    assert_eq!(
-        stderr(&output),
-        "error: 403 Forbidden: Missing Authentication Token\n"
-    );
+    assert_eq!(stderr(&output), "error: 403 Forbidden: Missing Authentication Token\n");
 }
 
 #[tokio::test]
@@ -131,19 +104,14 @@ async fn without_an_api_url_or_token_or_with_a_bad_option_the_exit_is_2() {
     let token = admin();
     let no_url = vulnflow(&["connectors"], &[("VULNFLOW_TOKEN", &token)]).await;
     assert_exit(&no_url, 2);
-    assert!(
-        stderr(&no_url).starts_with("error: no API URL: pass --api-url or set VULNFLOW_API_URL")
-    );
+    assert!(stderr(&no_url).starts_with("error: no API URL: pass --api-url or set VULNFLOW_API_URL"));
 
     let url = "http://127.0.0.1:9/v1";
     let no_token = vulnflow(&["sync", "status", "job-1"], &[("VULNFLOW_API_URL", url)]).await;
     assert_exit(&no_token, 2);
     assert!(stderr(&no_token).starts_with("error: no token: set VULNFLOW_TOKEN or pass --token"));
 
-    let env = [
-        ("VULNFLOW_API_URL", url),
-        ("VULNFLOW_TOKEN", token.as_str()),
-    ];
+    let env = [("VULNFLOW_API_URL", url), ("VULNFLOW_TOKEN", token.as_str())];
     for args in [
         ["connectors", "--api-url", "not a url"].as_slice(),
         &["sync", "start", CONNECTOR, "--mode", "partial"],

@@ -5,11 +5,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn vulnflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vulnflow"))
-        .arg("cost")
-        .args(args)
-        .output()
-        .expect("vulnflow runs")
+    Command::new(env!("CARGO_BIN_EXE_vulnflow")).arg("cost").args(args).output().expect("vulnflow runs")
 }
 
 fn estimate(args: &[&str]) -> Value {
@@ -44,7 +40,11 @@ fn warns_when_a_chunk_would_not_fit_in_the_functions_memory() {
     let output = vulnflow(&["--assets-per-chunk", "5000"]);
     assert_eq!(output.status.code(), Some(0));
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("warning: a chunk needs about") && text.contains("lower ExportAssetsPerChunk or raise MemorySize"), "{text}");
+    assert!(
+        text.contains("warning: a chunk needs about")
+            && text.contains("lower ExportAssetsPerChunk or raise MemorySize"),
+        "{text}"
+    );
     assert_eq!(estimate(&["--assets-per-chunk", "5000"])["chunk_fits_in_memory"], false);
     assert_eq!(estimate(&["--assets-per-chunk", "5000", "--memory-mb", "2048"])["chunk_fits_in_memory"], true);
 }
@@ -62,7 +62,8 @@ fn the_estimate_follows_the_size_of_the_sync_and_the_settings() {
     let writes = line(&million, "DynamoDB", "writes");
     assert!(writes["usd"].as_f64().unwrap() > sync(&million) / 2.0, "storing findings dominates: {million}");
     let fewer_chunks = estimate(&["--assets-per-chunk", "5000"]);
-    let transitions = |estimate: &Value| line(estimate, "Step Functions", "state transitions")["quantity"].as_f64().unwrap();
+    let transitions =
+        |estimate: &Value| line(estimate, "Step Functions", "state transitions")["quantity"].as_f64().unwrap();
     // A tenth of the chunks: a tenth of the per-chunk transitions, and the same polls.
     assert!(transitions(&fewer_chunks) < transitions(&million) / 4.0);
     let own_price = estimate(&["--dynamodb-write-price", "0"]);

@@ -7,11 +7,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).display().to_string()
 }
 
 fn vulnflow(args: &[&str], stdin: &[u8]) -> Output {
@@ -33,10 +29,7 @@ fn vulnflow(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 fn normalize(input: &str, stdin: &[u8]) -> Output {
-    vulnflow(
-        &["normalize", "--source", "tenable", "--input", input],
-        stdin,
-    )
+    vulnflow(&["normalize", "--source", "tenable", "--input", input], stdin)
 }
 
 fn findings(output: &Output) -> Vec<Value> {
@@ -67,28 +60,16 @@ fn a_chunk_becomes_one_finding_per_line_and_a_summary() {
 
     let findings = findings(&output);
     assert_eq!(findings.len(), 4);
-    let [on_443, on_8443, fixed, no_zone] = &findings[..] else {
-        unreachable!("four findings")
-    };
+    let [on_443, on_8443, fixed, no_zone] = &findings[..] else { unreachable!("four findings") };
 
     // The same plugin on two ports of one asset stays two findings.
-    assert_eq!(
-        on_443["finding_id"],
-        json!(format!("tenable/{WEB}/42873/443/tcp"))
-    );
-    assert_eq!(
-        on_8443["finding_id"],
-        json!(format!("tenable/{WEB}/42873/8443/tcp"))
-    );
+    assert_eq!(on_443["finding_id"], json!(format!("tenable/{WEB}/42873/443/tcp")));
+    assert_eq!(on_8443["finding_id"], json!(format!("tenable/{WEB}/42873/8443/tcp")));
     assert_eq!(on_443["severity"], "medium");
     assert_eq!(on_443["cves"], json!(["CVE-2016-2183", "CVE-2016-6329"]));
     assert_eq!(on_443["os_category"], "windows_server");
     assert_eq!(on_443["first_seen"], "2023-11-20T08:15:30.123Z");
-    assert!(
-        on_443["output"]
-            .as_str()
-            .is_some_and(|output| output.contains("(&gt; 64-bit and &lt; 112-bit key"))
-    );
+    assert!(on_443["output"].as_str().is_some_and(|output| output.contains("(&gt; 64-bit and &lt; 112-bit key")));
     // +02:00 on the wire, UTC in the record.
     assert_eq!(on_8443["port"], 8443);
     assert_eq!(on_8443["state"], "reopened");
@@ -103,10 +84,7 @@ fn a_chunk_becomes_one_finding_per_line_and_a_summary() {
     // Timestamps without a zone are taken as UTC; no port means a host-level finding.
     assert_eq!(no_zone["first_seen"], "2024-01-04T22:00:00Z");
     assert_eq!(no_zone["last_seen"], "2024-01-05T10:11:12.250Z");
-    assert_eq!(
-        no_zone["finding_id"],
-        "tenable/a91f04d2-7c3e-4b58-9e1d-60f2b8c4d735/19506/0/none"
-    );
+    assert_eq!(no_zone["finding_id"], "tenable/a91f04d2-7c3e-4b58-9e1d-60f2b8c4d735/19506/0/none");
     assert_eq!(no_zone["severity"], "info");
     assert_eq!(no_zone["os_category"], "network_device");
     assert_eq!(no_zone["output_truncated"], false);
@@ -141,10 +119,7 @@ fn a_bad_record_names_its_index_and_field_and_writes_nothing() {
 #[test]
 fn input_that_is_not_a_chunk_is_bad_data() {
     for (input, expected) in [
-        (
-            &b"<html>502 Bad Gateway</html>"[..],
-            "error: cannot normalize stdin: the chunk is not valid JSON: ",
-        ),
+        (&b"<html>502 Bad Gateway</html>"[..], "error: cannot normalize stdin: the chunk is not valid JSON: "),
         (
             &br#"{"error": "chunk expired"}"#[..],
             "error: cannot normalize stdin: the chunk is not a JSON array of records (found an object with 1 field)",
@@ -168,18 +143,7 @@ fn an_unreadable_file_or_bad_usage_exits_with_2() {
 }
 
 fn normalize_assets(input: &str, stdin: &[u8]) -> Output {
-    vulnflow(
-        &[
-            "normalize",
-            "--source",
-            "tenable",
-            "--kind",
-            "assets",
-            "--input",
-            input,
-        ],
-        stdin,
-    )
+    vulnflow(&["normalize", "--source", "tenable", "--kind", "assets", "--input", input], stdin)
 }
 
 #[test]
@@ -231,10 +195,7 @@ fn an_assets_chunk_becomes_one_asset_per_line_and_a_summary() {
 
 #[test]
 fn assets_and_findings_of_the_same_hosts_agree() {
-    let assets = findings(&normalize_assets(
-        &fixture("tenable-assets-chunk.json"),
-        b"",
-    ));
+    let assets = findings(&normalize_assets(&fixture("tenable-assets-chunk.json"), b""));
     let findings = findings(&normalize(&fixture("tenable-vulns-chunk.json"), b""));
     assert_eq!(findings.len(), 4);
     for finding in &findings {
@@ -243,12 +204,7 @@ fn assets_and_findings_of_the_same_hosts_agree() {
             .find(|asset| asset["asset_id"] == finding["asset_id"])
             .expect("every finding's asset is in the assets chunk");
         for field in ["hostname", "ipv4", "os_category"] {
-            assert_eq!(
-                asset.get(field),
-                finding.get(field),
-                "{field} of {}",
-                finding["asset_id"]
-            );
+            assert_eq!(asset.get(field), finding.get(field), "{field} of {}", finding["asset_id"]);
         }
     }
 }
@@ -265,8 +221,7 @@ fn an_assets_chunk_can_come_from_stdin() {
     let one: Vec<Value> = serde_json::from_slice(&chunk).expect("an array");
     let single = serde_json::to_vec(&one[..1]).expect("serializes");
     assert!(
-        stderr(&normalize_assets("-", &single))
-            .starts_with("normalized 1 asset from stdin (os: 1 windows_server, ")
+        stderr(&normalize_assets("-", &single)).starts_with("normalized 1 asset from stdin (os: 1 windows_server, ")
     );
 }
 
@@ -315,18 +270,7 @@ fn input_that_is_not_an_assets_chunk_is_bad_data() {
 #[test]
 fn the_kind_defaults_to_vulns_and_must_be_known() {
     let path = fixture("tenable-vulns-chunk.json");
-    let explicit = vulnflow(
-        &[
-            "normalize",
-            "--source",
-            "tenable",
-            "--kind",
-            "vulns",
-            "--input",
-            &path,
-        ],
-        b"",
-    );
+    let explicit = vulnflow(&["normalize", "--source", "tenable", "--kind", "vulns", "--input", &path], b"");
     assert_eq!(explicit.status.code(), Some(0), "{}", stderr(&explicit));
     assert_eq!(explicit.stdout, normalize(&path, b"").stdout);
 
@@ -335,22 +279,7 @@ fn the_kind_defaults_to_vulns_and_must_be_known() {
     assert_eq!(mismatched.status.code(), Some(1));
     assert!(stderr(&mismatched).contains("record 0: field `id` is missing"));
 
-    let unknown = vulnflow(
-        &[
-            "normalize",
-            "--source",
-            "tenable",
-            "--kind",
-            "scans",
-            "--input",
-            "-",
-        ],
-        b"[]",
-    );
+    let unknown = vulnflow(&["normalize", "--source", "tenable", "--kind", "scans", "--input", "-"], b"[]");
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(
-        stderr(&unknown).contains("invalid value 'scans' for '--kind <KIND>'"),
-        "{}",
-        stderr(&unknown)
-    );
+    assert!(stderr(&unknown).contains("invalid value 'scans' for '--kind <KIND>'"), "{}", stderr(&unknown));
 }

@@ -8,6 +8,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
 source "$REPO/infra/local/stack.sh"
 
+echo "[test] checking formatting and lints (cargo fmt, cargo clippy -D warnings)"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "[test] building the workspace (the function binaries the local stack runs)"
 cargo build --workspace --bins --locked
 echo "[test] checking that the benchmarks compile (cargo bench -p vulnflow-shared runs them)"

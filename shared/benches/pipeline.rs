@@ -35,7 +35,11 @@ async fn run() {
     let dataset = Dataset::generate(7, ASSETS, FINDINGS_PER_ASSET, chrono::Utc::now().timestamp());
     let raw = serde_json::to_vec(dataset.vulns()).expect("the chunk encodes");
     let findings = dataset.vulns().len() as f64;
-    println!("one vulns chunk: {} assets x {FINDINGS_PER_ASSET} findings, {:.1} MB raw", ASSETS, raw.len() as f64 / 1e6);
+    println!(
+        "one vulns chunk: {} assets x {FINDINGS_PER_ASSET} findings, {:.1} MB raw",
+        ASSETS,
+        raw.len() as f64 / 1e6
+    );
 
     let mut normalize_seconds = Vec::new();
     let mut process_seconds = Vec::new();
@@ -51,7 +55,12 @@ async fn run() {
         let job = job(&services, &format!("job-{round}")).await;
         let raw_key = format!("raw/{CONNECTOR}/{}/vulns-00001.json", job.job_id);
         store.put_object(&raw_key, raw.clone(), "application/json").await.expect("stored");
-        let task = ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: "vulns-00001".into(), object_key: raw_key };
+        let task = ChunkTask {
+            job: job.clone(),
+            kind: ExportKind::Vulns,
+            chunk_key: "vulns-00001".into(),
+            object_key: raw_key,
+        };
 
         let (started, baseline) = (Instant::now(), reset_peak_memory());
         let normalized = normalize(&services, task).await.expect("normalizes");
@@ -59,7 +68,12 @@ async fn run() {
         normalize_peak = normalize_peak.max(peak_memory().saturating_sub(baseline));
         normalized_bytes = store.get_object(&normalized.object_key).await.expect("written").len();
 
-        let task = ChunkTask { job, kind: ExportKind::Vulns, chunk_key: normalized.chunk_key, object_key: normalized.object_key };
+        let task = ChunkTask {
+            job,
+            kind: ExportKind::Vulns,
+            chunk_key: normalized.chunk_key,
+            object_key: normalized.object_key,
+        };
         let started = Instant::now();
         process(&services, task).await.expect("processes");
         process_seconds.push(started.elapsed().as_secs_f64());
@@ -78,25 +92,47 @@ async fn run() {
         process_micros_per_finding: best(&process_seconds) / findings * 1e6,
         peak_memory_per_raw_byte: chunk_peak.max(normalize_peak) as f64 / raw.len() as f64,
     };
-    println!("normalize: best of {ROUNDS} {:.1} ms, {:.0} findings/s, {:.1} MB/s, peak memory +{:.1} MB",
-        best(&normalize_seconds) * 1e3, findings / best(&normalize_seconds), raw.len() as f64 / 1e6 / best(&normalize_seconds),
-        normalize_peak as f64 / 1e6);
-    println!("process:   best of {ROUNDS} {:.1} ms, {:.0} findings/s; the chunk's peak memory (normalize, then process) +{:.1} MB",
-        best(&process_seconds) * 1e3, findings / best(&process_seconds), chunk_peak as f64 / 1e6);
-    println!("per finding: {:.0} B raw, {:.0} B normalized, {:.0} B stored item ({} DynamoDB write units); asset item {:.0} B",
-        measured.raw_bytes_per_finding, measured.normalized_bytes_per_finding, measured.finding_item_bytes,
-        (measured.finding_item_bytes / 1024.0).ceil(), measured.asset_item_bytes);
-    println!("cpu per finding: normalize {:.2} us, process {:.2} us; peak memory {:.1} bytes per raw byte",
-        measured.normalize_micros_per_finding, measured.process_micros_per_finding, measured.peak_memory_per_raw_byte);
+    println!(
+        "normalize: best of {ROUNDS} {:.1} ms, {:.0} findings/s, {:.1} MB/s, peak memory +{:.1} MB",
+        best(&normalize_seconds) * 1e3,
+        findings / best(&normalize_seconds),
+        raw.len() as f64 / 1e6 / best(&normalize_seconds),
+        normalize_peak as f64 / 1e6
+    );
+    println!(
+        "process:   best of {ROUNDS} {:.1} ms, {:.0} findings/s; the chunk's peak memory (normalize, then process) +{:.1} MB",
+        best(&process_seconds) * 1e3,
+        findings / best(&process_seconds),
+        chunk_peak as f64 / 1e6
+    );
+    println!(
+        "per finding: {:.0} B raw, {:.0} B normalized, {:.0} B stored item ({} DynamoDB write units); asset item {:.0} B",
+        measured.raw_bytes_per_finding,
+        measured.normalized_bytes_per_finding,
+        measured.finding_item_bytes,
+        (measured.finding_item_bytes / 1024.0).ceil(),
+        measured.asset_item_bytes
+    );
+    println!(
+        "cpu per finding: normalize {:.2} us, process {:.2} us; peak memory {:.1} bytes per raw byte",
+        measured.normalize_micros_per_finding, measured.process_micros_per_finding, measured.peak_memory_per_raw_byte
+    );
 
     let estimate = cost::estimate(Workload::default(), measured, Prices::default());
-    println!("\na full sync of {} findings ({} assets, {} + {} chunks), priced with these figures:",
-        estimate.workload.findings, estimate.assets, estimate.vulns_chunks, estimate.assets_chunks);
+    println!(
+        "\na full sync of {} findings ({} assets, {} + {} chunks), priced with these figures:",
+        estimate.workload.findings, estimate.assets, estimate.vulns_chunks, estimate.assets_chunks
+    );
     for line in &estimate.lines {
-        println!("  {:<15} {:<18} {:>14.1} {:<12} ${:>8.4}", line.service, line.item, line.quantity, line.unit, line.usd);
+        println!(
+            "  {:<15} {:<18} {:>14.1} {:<12} ${:>8.4}",
+            line.service, line.item, line.quantity, line.unit, line.usd
+        );
     }
-    println!("  per sync ${:.4}; per million findings ${:.4}; storage ${:.4} a month",
-        estimate.sync_usd, estimate.usd_per_million_findings, estimate.storage_usd_per_month);
+    println!(
+        "  per sync ${:.4}; per million findings ${:.4}; storage ${:.4} a month",
+        estimate.sync_usd, estimate.usd_per_million_findings, estimate.storage_usd_per_month
+    );
 }
 
 fn best(seconds: &[f64]) -> f64 {
@@ -148,7 +184,13 @@ async fn services(store: &Arc<MemoryStore>) -> Services {
 
 async fn job(services: &Services, job_id: &str) -> JobRef {
     let record = services.connectors.connector_record(CONNECTOR).await.expect("read").expect("the connector");
-    let request = SyncRequest { connector_id: CONNECTOR.into(), mode: None, trigger: None, scope: SyncScope::default(), resumed_from: None };
+    let request = SyncRequest {
+        connector_id: CONNECTOR.into(),
+        mode: None,
+        trigger: None,
+        scope: SyncScope::default(),
+        resumed_from: None,
+    };
     let job = new_job(job_id, &record, request, "bench", chrono::Utc::now()).expect("a job");
     services.jobs.create_job(&job).await.expect("stored");
     JobRef { job_id: job.job_id, connector_id: job.connector_id, window_ends_at: None }

@@ -66,14 +66,16 @@ const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
 fn signature(key: &[u8], signed_part: &str) -> Hmac<Sha256> {
     // HMAC takes keys of any length: this cannot fail.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
     mac.update(signed_part.as_bytes());
     mac
 }
 
 /// A token for `principal` with `role`, valid for `lifetime`.
 pub fn mint(key: &[u8], principal: &str, role: Role, lifetime: Duration, now: DateTime<Utc>) -> String {
-    let claims = Claims { sub: principal.to_string(), role: role.as_str().to_string(), exp: (now + lifetime).timestamp() };
+    let claims =
+        Claims { sub: principal.to_string(), role: role.as_str().to_string(), exp: (now + lifetime).timestamp() };
     let payload = serde_json::to_vec(&claims).unwrap_or_default();
     let signed_part = format!("{}.{}", URL_SAFE_NO_PAD.encode(HEADER), URL_SAFE_NO_PAD.encode(payload));
     let signature = URL_SAFE_NO_PAD.encode(signature(key, &signed_part).finalize().into_bytes());
@@ -86,15 +88,21 @@ pub fn verify(key: &[u8], token: &str, now: DateTime<Utc>) -> Result<Caller, Aut
     let token = token.trim().strip_prefix("Bearer ").unwrap_or(token.trim());
     let (signed_part, signature_text) = token.rsplit_once('.').ok_or(AuthError::Malformed)?;
     let (header, payload) = signed_part.split_once('.').ok_or(AuthError::Malformed)?;
-    let header: serde_json::Value =
-        URL_SAFE_NO_PAD.decode(header).ok().and_then(|h| serde_json::from_slice(&h).ok()).ok_or(AuthError::Malformed)?;
+    let header: serde_json::Value = URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|h| serde_json::from_slice(&h).ok())
+        .ok_or(AuthError::Malformed)?;
     if header["alg"] != "HS256" {
         return Err(AuthError::Malformed);
     }
     let given = URL_SAFE_NO_PAD.decode(signature_text).map_err(|_| AuthError::Malformed)?;
     signature(key, signed_part).verify_slice(&given).map_err(|_| AuthError::BadSignature)?;
-    let claims: Claims =
-        URL_SAFE_NO_PAD.decode(payload).ok().and_then(|p| serde_json::from_slice(&p).ok()).ok_or(AuthError::Malformed)?;
+    let claims: Claims = URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|p| serde_json::from_slice(&p).ok())
+        .ok_or(AuthError::Malformed)?;
     let expires = DateTime::from_timestamp(claims.exp, 0).ok_or(AuthError::Malformed)?;
     if expires <= now {
         return Err(AuthError::Expired(expires));
@@ -104,7 +112,10 @@ pub fn verify(key: &[u8], token: &str, now: DateTime<Utc>) -> Result<Caller, Aut
 }
 
 /// The key tokens are signed with: the deployment's secret in Secrets Manager.
-pub async fn signing_key(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<Vec<u8>, crate::errors::SyncError> {
+pub async fn signing_key(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<Vec<u8>, crate::errors::SyncError> {
     let output = client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
         crate::errors::SyncError::storage(
             format!("reading the API signing key {secret_id}"),
@@ -112,11 +123,9 @@ pub async fn signing_key(client: &aws_sdk_secretsmanager::Client, secret_id: &st
             true,
         )
     })?;
-    output
-        .secret_string
-        .map(String::into_bytes)
-        .filter(|key| key.len() >= 32)
-        .ok_or_else(|| crate::errors::SyncError::Internal(format!("the API signing key {secret_id} must hold 32 characters or more")))
+    output.secret_string.map(String::into_bytes).filter(|key| key.len() >= 32).ok_or_else(|| {
+        crate::errors::SyncError::Internal(format!("the API signing key {secret_id} must hold 32 characters or more"))
+    })
 }
 
 /// API Gateway's TOKEN authorizer event.
@@ -173,7 +182,10 @@ mod tests {
     fn the_authorizer_allows_the_whole_stage_and_passes_the_role_on() {
         let caller = Caller { principal: "ana@example.com".into(), role: Role::Reader };
         let policy = allow_policy(&caller, "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/jobs/42");
-        assert_eq!(policy["policyDocument"]["Statement"][0]["Resource"], "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/*/*");
+        assert_eq!(
+            policy["policyDocument"]["Statement"][0]["Resource"],
+            "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/*/*"
+        );
         assert_eq!(policy["context"]["role"], "reader");
     }
 

@@ -16,8 +16,9 @@ use crate::store::secrets::SecretsManagerStore;
 use crate::workflow::StepFunctions;
 
 fn required(name: &str) -> Result<String, SyncError> {
-    std::env::var(name)
-        .map_err(|_| SyncError::Internal(format!("the environment variable {name} is not set: deploy with infra/template.yaml")))
+    std::env::var(name).map_err(|_| {
+        SyncError::Internal(format!("the environment variable {name} is not set: deploy with infra/template.yaml"))
+    })
 }
 
 fn optional_number(name: &str, default: u64) -> Result<u64, SyncError> {
@@ -134,7 +135,8 @@ pub fn init_tracing() {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_current_span(false)
         .with_target(false)

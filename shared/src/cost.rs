@@ -221,7 +221,13 @@ pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estim
             "transitions",
             transitions / 1e3 * prices.step_functions_per_thousand_transitions,
         ),
-        line("DynamoDB", "writes", write_units, "write units", write_units / 1e6 * prices.dynamodb_per_million_write_units),
+        line(
+            "DynamoDB",
+            "writes",
+            write_units,
+            "write units",
+            write_units / 1e6 * prices.dynamodb_per_million_write_units,
+        ),
         line("DynamoDB", "reads", read_units, "read units", read_units / 1e6 * prices.dynamodb_per_million_read_units),
         line("S3", "PUT requests", puts, "requests", puts / 1e3 * prices.s3_per_thousand_puts),
         line("S3", "GET requests", gets, "requests", gets / 1e3 * prices.s3_per_thousand_gets),
@@ -235,7 +241,8 @@ pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estim
         lines,
         sync_usd,
         usd_per_million_findings: if findings > 0.0 { sync_usd / findings * 1e6 } else { 0.0 },
-        storage_usd_per_month: chunk_bytes / GB * prices.s3_per_gb_month + stored_bytes / GB * prices.dynamodb_per_gb_month,
+        storage_usd_per_month: chunk_bytes / GB * prices.s3_per_gb_month
+            + stored_bytes / GB * prices.dynamodb_per_gb_month,
         chunk_peak_memory_mb: per_chunk
             * workload.findings_per_asset
             * measured.raw_bytes_per_finding
@@ -257,7 +264,12 @@ mod tests {
     }
 
     fn usd(estimate: &Estimate, service: &str, item: &str) -> f64 {
-        estimate.lines.iter().find(|line| line.service == service && line.item == item).map(|line| line.usd).expect("the line")
+        estimate
+            .lines
+            .iter()
+            .find(|line| line.service == service && line.item == item)
+            .map(|line| line.usd)
+            .expect("the line")
     }
 
     #[test]
@@ -292,7 +304,8 @@ mod tests {
     #[test]
     fn more_memory_buys_cpu_but_is_billed_by_the_gigabyte_second() {
         let at = |lambda_memory_mb| {
-            let estimate = estimate(Workload { lambda_memory_mb, ..Default::default() }, Measured::default(), Prices::default());
+            let estimate =
+                estimate(Workload { lambda_memory_mb, ..Default::default() }, Measured::default(), Prices::default());
             estimate.lines.iter().find(|line| line.item == "compute").unwrap().quantity
         };
         // The CPU-bound part costs the same GB-s at any size below a full vCPU; the
@@ -304,7 +317,11 @@ mod tests {
     #[test]
     fn a_chunk_too_large_for_the_functions_memory_is_flagged() {
         let at = |assets_per_chunk, lambda_memory_mb| {
-            estimate(Workload { assets_per_chunk, lambda_memory_mb, ..Default::default() }, Measured::default(), Prices::default())
+            estimate(
+                Workload { assets_per_chunk, lambda_memory_mb, ..Default::default() },
+                Measured::default(),
+                Prices::default(),
+            )
         };
         let default = at(500, 512);
         assert!(default.chunk_fits_in_memory(), "{}", default.chunk_peak_memory_mb);

@@ -67,7 +67,8 @@ pub async fn dispatch(starter: &SyncStarter, now: DateTime<Utc>) -> Result<Dispa
 /// The connector's last sync, if its window ended before it did: the next scheduled
 /// sync resumes it where it stopped.
 async fn paused_sync(starter: &SyncStarter, connector_id: &str) -> Result<Option<String>> {
-    let (latest, _) = starter.jobs.history(connector_id, &HistoryFilter::default(), &HistoryPage { limit: 1, token: None }).await?;
+    let (latest, _) =
+        starter.jobs.history(connector_id, &HistoryFilter::default(), &HistoryPage { limit: 1, token: None }).await?;
     Ok(latest.into_iter().find(|job| job.status == JobStatus::Paused).map(|job| job.job_id))
 }
 
@@ -135,7 +136,10 @@ mod tests {
         let six_hourly = record("tenable-prod", Some(6));
         assert_eq!(due_job_id(&six_hourly, at("2026-11-22T07:59:00Z")).as_deref(), Some("tenable-prod-20261122T06Z"));
         assert_eq!(due_job_id(&six_hourly, at("2026-11-22T12:00:00Z")).as_deref(), Some("tenable-prod-20261122T12Z"));
-        assert_eq!(due_job_id(&record("daily", Some(24)), at("2026-11-22T23:59:59Z")).as_deref(), Some("daily-20261122T00Z"));
+        assert_eq!(
+            due_job_id(&record("daily", Some(24)), at("2026-11-22T23:59:59Z")).as_deref(),
+            Some("daily-20261122T00Z")
+        );
         assert_eq!(due_job_id(&record("off", None), at("2026-11-22T07:59:00Z")), None);
         assert_eq!(due_job_id(&record("zero", Some(0)), at("2026-11-22T07:59:00Z")), None);
     }
@@ -148,7 +152,10 @@ mod tests {
         let first = dispatch(&s.starter, tick).await.expect("dispatches");
         assert_eq!(first.started, vec!["hourly-20261122T07Z".to_string()]);
         let job = s.store.get_job("hourly-20261122T07Z").await.unwrap().expect("the job exists");
-        assert_eq!((&job.trigger, job.mode, job.status), (&Trigger::Scheduled, SyncMode::Incremental, JobStatus::Started));
+        assert_eq!(
+            (&job.trigger, job.mode, job.status),
+            (&Trigger::Scheduled, SyncMode::Incremental, JobStatus::Started)
+        );
 
         let twice = dispatch(&s.starter, tick).await.expect("dispatches");
         assert_eq!(twice, DispatchReport::default(), "the same tick again starts nothing");
@@ -180,7 +187,10 @@ mod tests {
 
         let busy = dispatch(&s.starter, tick).await.expect("dispatches");
         assert_eq!((busy.started.len(), busy.busy.clone()), (0, vec!["hourly".to_string()]));
-        assert!(s.store.get_job("hourly-20261122T07Z").await.unwrap().is_none(), "no job for a sync that did not start");
+        assert!(
+            s.store.get_job("hourly-20261122T07Z").await.unwrap().is_none(),
+            "no job for a sync that did not start"
+        );
 
         let mut ended = s.store.get_job("manual-1").await.unwrap().expect("the manual job");
         ended.status = JobStatus::Finished;

@@ -199,10 +199,7 @@ pub fn recommended_action(error_name: &str) -> &'static str {
 
 impl From<SyncError> for lambda_runtime::Diagnostic {
     fn from(error: SyncError) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: error.error_name().to_string(),
-            error_message: error.to_string(),
-        }
+        lambda_runtime::Diagnostic { error_type: error.error_name().to_string(), error_message: error.to_string() }
     }
 }
 
@@ -214,7 +211,8 @@ pub struct Redactor {
 }
 
 const REDACTED: &str = "<redacted>";
-const SECRET_HEADERS: [&str; 6] = ["x-apikeys", "authorization", "cookie", "set-cookie", "x-api-key", "x-amz-security-token"];
+const SECRET_HEADERS: [&str; 6] =
+    ["x-apikeys", "authorization", "cookie", "set-cookie", "x-api-key", "x-amz-security-token"];
 /// Enough of a scanner's error body to act on; the rest is noise in a job record.
 const BODY_EXCERPT_CHARS: usize = 2_000;
 
@@ -225,9 +223,7 @@ impl Redactor {
     }
 
     pub fn text(&self, text: &str) -> String {
-        self.secrets
-            .iter()
-            .fold(text.to_string(), |redacted, secret| redacted.replace(secret.as_str(), REDACTED))
+        self.secrets.iter().fold(text.to_string(), |redacted, secret| redacted.replace(secret.as_str(), REDACTED))
     }
 
     pub fn response<'a>(
@@ -239,8 +235,11 @@ impl Redactor {
         let headers = headers
             .into_iter()
             .map(|(name, value)| {
-                let value =
-                    if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) { REDACTED.to_string() } else { self.text(value) };
+                let value = if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    REDACTED.to_string()
+                } else {
+                    self.text(value)
+                };
                 (name.to_string(), value)
             })
             .collect();
@@ -261,7 +260,8 @@ mod tests {
 
     #[test]
     fn only_scanner_outages_and_storage_hiccups_are_transient() {
-        let transient: Vec<&str> = error_names::ALL.into_iter().filter(|n| error_names::TRANSIENT.contains(n)).collect();
+        let transient: Vec<&str> =
+            error_names::ALL.into_iter().filter(|n| error_names::TRANSIENT.contains(n)).collect();
         assert_eq!(transient, vec![error_names::SCANNER_UNAVAILABLE, error_names::STORAGE_UNAVAILABLE]);
         let credentials = SyncError::Credentials { response: Redactor::default().response(401, [], "") };
         assert!(!error_names::TRANSIENT.contains(&credentials.error_name()));
@@ -289,7 +289,10 @@ mod tests {
         let redactor = Redactor::new(["AKEY-0123456789".to_string(), "SKEY-9876543210".to_string()]);
         let response = redactor.response(
             401,
-            [("X-ApiKeys", "accessKey=AKEY-0123456789;secretKey=SKEY-9876543210"), ("x-request-id", "id SKEY-9876543210")],
+            [
+                ("X-ApiKeys", "accessKey=AKEY-0123456789;secretKey=SKEY-9876543210"),
+                ("x-request-id", "id SKEY-9876543210"),
+            ],
             "echo: SKEY-9876543210",
         );
         let text = serde_json::to_string(&response.to_payload()).unwrap_or_default();
@@ -307,7 +310,9 @@ mod tests {
         assert!(!retried.is_empty(), "the state machine retries something");
         for name in &retried {
             assert!(
-                error_names::TRANSIENT.contains(&name.as_str()) || name.starts_with("Lambda.") || name == "States.Timeout",
+                error_names::TRANSIENT.contains(&name.as_str())
+                    || name.starts_with("Lambda.")
+                    || name == "States.Timeout",
                 "{name} is retried but a retry cannot cure it"
             );
         }
@@ -337,7 +342,9 @@ mod tests {
                     collect_error_equals(child, retried, matched);
                 }
             }
-            serde_json::Value::Array(items) => items.iter().for_each(|item| collect_error_equals(item, retried, matched)),
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|item| collect_error_equals(item, retried, matched))
+            }
             _ => {}
         }
     }

@@ -42,9 +42,8 @@ where
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         // Decoded here, not by the runtime, so a malformed event fails under our
         // `Vulnflow.InvalidRequest` name rather than a Rust type name.
-        let event: Event = serde_json::from_value(event.payload).map_err(|e| {
-            SyncError::InvalidRequest(format!("the event is not what this function takes: {e}"))
-        })?;
+        let event: Event = serde_json::from_value(event.payload)
+            .map_err(|e| SyncError::InvalidRequest(format!("the event is not what this function takes: {e}")))?;
         handler(services.clone(), event).await
     }))
     .await

@@ -343,7 +343,8 @@ impl ChunkCounts {
     pub fn settled(announced_total: u64, chunks: &[ChunkRecord]) -> ChunkCounts {
         let processed = chunks.iter().filter(|c| c.status == ChunkStatus::Processed).count() as u64;
         let carried_over = chunks.iter().filter(|c| c.carried_from.is_some()).count() as u64;
-        let retried = chunks.iter().filter(|c| c.status == ChunkStatus::Processed && c.failed_attempts > 0).count() as u64;
+        let retried =
+            chunks.iter().filter(|c| c.status == ChunkStatus::Processed && c.failed_attempts > 0).count() as u64;
         let total = announced_total.max(chunks.len() as u64);
         ChunkCounts { total, processed, failed: total - processed, carried_over, retried }
     }
@@ -515,7 +516,14 @@ pub struct SyncJob {
 
 impl SyncJob {
     /// A job that has just started: no stage run yet, nothing counted, no export.
-    pub fn started(job_id: &str, connector_id: &str, mode: SyncMode, trigger: Trigger, deployment: &str, at: DateTime<Utc>) -> Self {
+    pub fn started(
+        job_id: &str,
+        connector_id: &str,
+        mode: SyncMode,
+        trigger: Trigger,
+        deployment: &str,
+        at: DateTime<Utc>,
+    ) -> Self {
         SyncJob {
             job_id: job_id.to_string(),
             connector_id: connector_id.to_string(),

@@ -8,8 +8,8 @@ use chrono::Utc;
 use crate::errors::{Result, SyncError};
 use crate::model::{ConnectorRecord, JobStatus, Stage, StageOutcome, SyncClaim, SyncJob};
 use crate::pipeline::finalize::settle_unfinished;
-use crate::pipeline::{failure_of, resume};
 use crate::pipeline::initiate::{SyncRequest, new_job};
+use crate::pipeline::{failure_of, resume};
 use crate::store::{ConnectorStore, HistoryFilter, HistoryPage, JobStore};
 use crate::workflow::{ExecutionState, Workflow};
 
@@ -90,7 +90,8 @@ impl SyncStarter {
         // Syncs started without a claim (straight through Step Functions) show only
         // in the jobs table.
         let filter = HistoryFilter { statuses: vec![JobStatus::Started, JobStatus::Delegated], ..Default::default() };
-        let (running_jobs, _) = self.jobs.history(connector_id, &filter, &HistoryPage { limit: 1, token: None }).await?;
+        let (running_jobs, _) =
+            self.jobs.history(connector_id, &filter, &HistoryPage { limit: 1, token: None }).await?;
         match running_jobs.first() {
             Some(job) => self.settle_if_orphaned(job).await,
             None => Ok(()),

@@ -27,7 +27,11 @@ pub enum ExecutionState {
     Running,
     /// It ended (`status`: SUCCEEDED, FAILED, TIMED_OUT, ABORTED), or Step Functions no
     /// longer has it (`status`: GONE).
-    Ended { status: String, error: Option<String>, cause: Option<String> },
+    Ended {
+        status: String,
+        error: Option<String>,
+        cause: Option<String>,
+    },
 }
 
 /// The sync state machine in Step Functions.
@@ -53,7 +57,11 @@ where
         Some("ExecutionDoesNotExist") => SyncError::NotFound(format!("Step Functions has no such execution: {reason}")),
         // The deployment's wiring or our own input is wrong: retrying will not help.
         Some(
-            "StateMachineDoesNotExist" | "InvalidArn" | "InvalidName" | "InvalidExecutionInput" | "AccessDeniedException",
+            "StateMachineDoesNotExist"
+            | "InvalidArn"
+            | "InvalidName"
+            | "InvalidExecutionInput"
+            | "AccessDeniedException",
         ) => SyncError::Internal(format!("Step Functions {operation} failed: {reason}")),
         code => {
             let transient =
@@ -108,7 +116,9 @@ impl Workflow for StepFunctions {
                     cause: execution.cause,
                 },
             }),
-            Err(SyncError::NotFound(_)) => Ok(ExecutionState::Ended { status: "GONE".into(), error: None, cause: None }),
+            Err(SyncError::NotFound(_)) => {
+                Ok(ExecutionState::Ended { status: "GONE".into(), error: None, cause: None })
+            }
             Err(error) => Err(error),
         }
     }

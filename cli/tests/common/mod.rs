@@ -19,10 +19,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use vulnflow_shared::api::{ApiRequest, ApiServices, Identity, handle};
 use vulnflow_shared::auth::{self, Role};
-use vulnflow_shared::model::{
-    ChunkRecord, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage,
-    StageOutcome,
-};
+use vulnflow_shared::model::{ChunkRecord, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome};
 use vulnflow_shared::store::JobStore;
 use vulnflow_shared::store::memory::MemoryStore;
 use vulnflow_shared::workflow::RecordingWorkflow;
@@ -85,13 +82,7 @@ pub fn stderr(output: &Output) -> String {
 /// The exit code, with what the run printed when it is not the expected one.
 #[track_caller]
 pub fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(output),
-        stderr(output)
-    );
+    assert_eq!(output.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(output), stderr(output));
 }
 
 impl TestApi {
@@ -106,22 +97,13 @@ impl TestApi {
             workflow: workflow.clone(),
             deployment: "cli-tests".into(),
         };
-        let server = Arc::new(Server {
-            services,
-            served: Mutex::default(),
-        });
+        let server = Arc::new(Server { services, served: Mutex::default() });
         let app = Router::new().fallback(forward).with_state(server.clone());
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .expect("a loopback port");
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a loopback port");
         let address = listener.local_addr().expect("the port");
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let api = TestApi {
-            url: format!("http://{address}{STAGE}"),
-            store,
-            workflow,
-            server,
-        };
+        let api = TestApi { url: format!("http://{address}{STAGE}"), store, workflow, server };
         let created = api
             .call(
                 &admin(),
@@ -159,11 +141,7 @@ impl TestApi {
 
     /// Runs `vulnflow args` against this API with `token`, as a user would.
     pub async fn vulnflow(&self, token: &str, args: &[&str]) -> Output {
-        vulnflow(
-            args,
-            &[("VULNFLOW_API_URL", &self.url), ("VULNFLOW_TOKEN", token)],
-        )
-        .await
+        vulnflow(args, &[("VULNFLOW_API_URL", &self.url), ("VULNFLOW_TOKEN", token)]).await
     }
 
     pub fn served(&self) -> Vec<Served> {
@@ -187,10 +165,7 @@ impl TestApi {
     pub async fn start_sync(&self, body: Value) -> String {
         let path = format!("/connectors/{CONNECTOR}/syncs");
         let started = self.call(&admin(), "POST", &path, body).await;
-        started["job_id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("the sync started: {started}"))
-            .to_string()
+        started["job_id"].as_str().unwrap_or_else(|| panic!("the sync started: {started}")).to_string()
     }
 
     /// The job of the `nth` execution the workflow was asked for (0 is the first),
@@ -201,63 +176,36 @@ impl TestApi {
             if let Some(execution) = self.workflow.executions().get(nth) {
                 return execution.name.clone();
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no sync was started; served: {:#?}",
-                self.served()
-            );
+            assert!(tokio::time::Instant::now() < deadline, "no sync was started; served: {:#?}", self.served());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Runs the job as the workflow would up to Processing, with `processed` of
     /// `total` chunks stored, each with `per_chunk` counts.
-    pub async fn run_until_processing(
-        &self,
-        job_id: &str,
-        total: u64,
-        processed: u64,
-        per_chunk: &RecordCounts,
-    ) {
+    pub async fn run_until_processing(&self, job_id: &str, total: u64, processed: u64, per_chunk: &RecordCounts) {
         let jobs = &self.store;
         for stage in [Stage::Initiating, Stage::ConnectivityTest] {
-            jobs.stage_started(job_id, stage, Utc::now())
-                .await
-                .expect("the in-memory store");
-            jobs.stage_ended(job_id, stage, StageOutcome::Succeeded, Utc::now())
-                .await
-                .expect("the in-memory store");
+            jobs.stage_started(job_id, stage, Utc::now()).await.expect("the in-memory store");
+            jobs.stage_ended(job_id, stage, StageOutcome::Succeeded, Utc::now()).await.expect("the in-memory store");
         }
-        jobs.stage_started(job_id, Stage::Fetching, Utc::now())
-            .await
-            .expect("the in-memory store");
+        jobs.stage_started(job_id, Stage::Fetching, Utc::now()).await.expect("the in-memory store");
         // Every export of the mode tells its chunks; the last one has them all.
         let job = jobs.get_job(job_id).await.expect("the in-memory store");
         let kinds = job.expect("the job").mode.export_kinds();
         for (index, kind) in kinds.iter().enumerate() {
             let chunks = if index + 1 == kinds.len() { total } else { 0 };
-            jobs.add_total_chunks(job_id, *kind, chunks)
-                .await
-                .expect("the in-memory store");
+            jobs.add_total_chunks(job_id, *kind, chunks).await.expect("the in-memory store");
         }
-        jobs.set_status(job_id, JobStatus::Delegated)
-            .await
-            .expect("the in-memory store");
+        jobs.set_status(job_id, JobStatus::Delegated).await.expect("the in-memory store");
         for stage in [Stage::Normalizing, Stage::Processing] {
-            jobs.stage_started(job_id, stage, Utc::now())
-                .await
-                .expect("the in-memory store");
+            jobs.stage_started(job_id, stage, Utc::now()).await.expect("the in-memory store");
         }
         self.process_chunks(job_id, 0..processed, per_chunk).await;
     }
 
     /// Stores the chunks `chunks` of the job, each adding `counts`.
-    pub async fn process_chunks(
-        &self,
-        job_id: &str,
-        chunks: std::ops::Range<u64>,
-        counts: &RecordCounts,
-    ) {
+    pub async fn process_chunks(&self, job_id: &str, chunks: std::ops::Range<u64>, counts: &RecordCounts) {
         for chunk in chunks {
             let chunk_key = format!("vulns-{chunk:05}");
             let record = ChunkRecord {
@@ -273,15 +221,9 @@ impl TestApi {
                 carried_from: None,
                 updated_at: Utc::now(),
             };
-            self.store
-                .save_chunk(&record)
-                .await
-                .expect("the in-memory store");
-            let committed = self
-                .store
-                .commit_chunk(job_id, &chunk_key, counts, Utc::now())
-                .await
-                .expect("the in-memory store");
+            self.store.save_chunk(&record).await.expect("the in-memory store");
+            let committed =
+                self.store.commit_chunk(job_id, &chunk_key, counts, Utc::now()).await.expect("the in-memory store");
             assert!(committed, "chunk {chunk_key} commits once");
         }
     }
@@ -294,50 +236,28 @@ impl TestApi {
             JobStatus::Finished => StageOutcome::Succeeded,
             _ => StageOutcome::Failed,
         };
-        let job = self
-            .store
-            .get_job(job_id)
-            .await
-            .expect("the in-memory store")
-            .expect("the job");
+        let job = self.store.get_job(job_id).await.expect("the in-memory store").expect("the job");
         for (stage, run) in &job.stages {
             if run.outcome == StageOutcome::Running {
-                self.store
-                    .stage_ended(job_id, *stage, outcome, now)
-                    .await
-                    .expect("the in-memory store");
+                self.store.stage_ended(job_id, *stage, outcome, now).await.expect("the in-memory store");
             }
         }
         if status == JobStatus::Finished {
-            self.store
-                .stage_started(job_id, Stage::Finalizing, now)
-                .await
-                .expect("the in-memory store");
+            self.store.stage_started(job_id, Stage::Finalizing, now).await.expect("the in-memory store");
             self.store
                 .stage_ended(job_id, Stage::Finalizing, StageOutcome::Succeeded, now)
                 .await
                 .expect("the in-memory store");
         }
         if let Some(failure) = &failure {
-            self.store
-                .record_failure(job_id, failure)
-                .await
-                .expect("the in-memory store");
+            self.store.record_failure(job_id, failure).await.expect("the in-memory store");
         }
-        let mut ended = self
-            .store
-            .get_job(job_id)
-            .await
-            .expect("the in-memory store")
-            .expect("the job");
+        let mut ended = self.store.get_job(job_id).await.expect("the in-memory store").expect("the job");
         ended.status = status;
         ended.ended_at = Some(now);
         ended.current_stage = None;
         ended.chunks.failed = ended.chunks.total - ended.chunks.processed;
-        self.store
-            .finish_job(&ended)
-            .await
-            .expect("the in-memory store");
+        self.store.finish_job(&ended).await.expect("the in-memory store");
     }
 }
 
@@ -378,19 +298,14 @@ pub async fn vulnflow(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The caller a bearer token names, checked as the API function checks it.
 fn identity(authorization: Option<&str>) -> Result<Identity, String> {
     let token = authorization.ok_or("no caller identity reached the API")?;
     auth::verify(KEY, token, Utc::now())
-        .map(|caller| Identity {
-            principal: caller.principal,
-            role: caller.role.as_str().to_string(),
-        })
+        .map(|caller| Identity { principal: caller.principal, role: caller.role.as_str().to_string() })
         .map_err(|refused| format!("the bearer token was refused: {refused}"))
 }
 
@@ -404,10 +319,7 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let Some(path) = uri.path().strip_prefix(STAGE) else {
-        return (
-            StatusCode::FORBIDDEN,
-            axum::Json(json!({ "message": "Missing Authentication Token" })),
-        )
+        return (StatusCode::FORBIDDEN, axum::Json(json!({ "message": "Missing Authentication Token" })))
             .into_response();
     };
     let query: Vec<(String, String)> = uri
@@ -418,9 +330,7 @@ async fn forward(
                 .unwrap_or_default()
         })
         .unwrap_or_default();
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     let request_body = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let request = ApiRequest {
         method: method.to_string(),

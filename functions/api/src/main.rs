@@ -10,5 +10,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     vulnflow_shared::config::init_tracing();
     let api = vulnflow_shared::config::http_api_from_env().await?;
     let api = &api;
-    lambda_http::run(service_fn(move |request: Request| async move { Ok::<_, Infallible>(api.answer(request).await) })).await
+    lambda_http::run(service_fn(move |request: Request| async move { Ok::<_, Infallible>(api.answer(request).await) }))
+        .await
 }

@@ -37,7 +37,8 @@ const ADMIN: &[Role] = &[Role::Admin];
 /// Reading connectors, jobs and history.
 const READERS: &[Role] = &[Role::Admin, Role::Reader];
 
-const HISTORY_QUERY: &[&str] = &["activity", "status", "stage", "trigger", "from", "to", "level", "limit", "next_token"];
+const HISTORY_QUERY: &[&str] =
+    &["activity", "status", "stage", "trigger", "from", "to", "level", "limit", "next_token"];
 
 /// Every endpoint, the roles that may call it, and the query parameters it reads.
 #[rustfmt::skip]
@@ -100,9 +101,12 @@ pub(super) fn resolve(method: &str, path: &str, query: &[(String, String)]) -> R
     let on_path: Vec<(&'static Route, Vec<(&'static str, String)>)> =
         ROUTES.iter().filter_map(|route| matches_path(route.path, path).map(|params| (route, params))).collect();
     if on_path.is_empty() {
-        return Err(SyncError::NotFound(format!("there is no endpoint {path}: see api/openapi.yaml for the routes")).into());
+        return Err(
+            SyncError::NotFound(format!("there is no endpoint {path}: see api/openapi.yaml for the routes")).into()
+        );
     }
-    let Some((route, params)) = on_path.iter().find(|(route, _)| route.method.eq_ignore_ascii_case(method)).cloned() else {
+    let Some((route, params)) = on_path.iter().find(|(route, _)| route.method.eq_ignore_ascii_case(method)).cloned()
+    else {
         let allowed: Vec<&str> = on_path.iter().map(|(route, _)| route.method).collect();
         return Err(ApiError::MethodNotAllowed(format!("{path} takes {}, not {method}", allowed.join(", "))));
     };
@@ -147,7 +151,8 @@ mod tests {
         for line in document.lines() {
             if let Some(key) = line.strip_prefix("  /").and_then(|rest| rest.strip_suffix(':')) {
                 path = key;
-            } else if let Some(method) = ["get", "post", "patch", "delete"].iter().find(|m| line == format!("    {m}:")) {
+            } else if let Some(method) = ["get", "post", "patch", "delete"].iter().find(|m| line == format!("    {m}:"))
+            {
                 described.push(format!("{} /{path}", method.to_uppercase()));
             }
         }

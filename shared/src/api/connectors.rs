@@ -188,10 +188,16 @@ pub(super) async fn update(services: &ApiServices, connector_id: &str, body: &[u
         (None, None) => None,
         (Some(access_key), Some(secret_key)) => Some(valid_credentials(access_key, secret_key)?),
         (Some(_), None) => {
-            return Err(SyncError::invalid_field("secret_key", "is required with access_key: keys are rotated as a pair"));
+            return Err(SyncError::invalid_field(
+                "secret_key",
+                "is required with access_key: keys are rotated as a pair",
+            ));
         }
         (None, Some(_)) => {
-            return Err(SyncError::invalid_field("access_key", "is required with secret_key: keys are rotated as a pair"));
+            return Err(SyncError::invalid_field(
+                "access_key",
+                "is required with secret_key: keys are rotated as a pair",
+            ));
         }
     };
     if let Some(credentials) = credentials {
@@ -238,8 +244,9 @@ fn valid_name(name: String) -> Result<String> {
 }
 
 fn valid_base_url(base_url: String) -> Result<String> {
-    let parsed =
-        reqwest::Url::parse(base_url.trim()).ok().filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
+    let parsed = reqwest::Url::parse(base_url.trim())
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
     match parsed {
         Some(url) if url.username().is_empty() && url.password().is_none() => {
             Ok(url.as_str().trim_end_matches('/').to_string())
@@ -248,7 +255,9 @@ fn valid_base_url(base_url: String) -> Result<String> {
             "base_url",
             "must not carry credentials: give the keys as access_key and secret_key",
         )),
-        None => Err(SyncError::invalid_field("base_url", "must be an http or https URL such as https://cloud.tenable.com")),
+        None => {
+            Err(SyncError::invalid_field("base_url", "must be an http or https URL such as https://cloud.tenable.com"))
+        }
     }
 }
 

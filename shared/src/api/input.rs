@@ -21,7 +21,9 @@ pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let value: T = parsed.map_err(field_error)?;
     json.end().map_err(|e| SyncError::invalid_field("body", format!("is not JSON: {}", without_position(&e))))?;
     match unknown.first() {
-        Some(field) => Err(SyncError::invalid_field(field.clone(), "is not a field of this request (see api/openapi.yaml)")),
+        Some(field) => {
+            Err(SyncError::invalid_field(field.clone(), "is not a field of this request (see api/openapi.yaml)"))
+        }
         None => Ok(value),
     }
 }

@@ -8,8 +8,8 @@ use super::ApiServices;
 use super::input::Query;
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkCounts, ChunkRecord, ChunkStatus, ExportRef, JobFailure, JobStatus, LogLevel, RecordCounts, Stage, StageOutcome,
-    SyncJob, SyncMode, SyncScope, Trigger,
+    ChunkCounts, ChunkRecord, ChunkStatus, ExportRef, JobFailure, JobStatus, LogLevel, RecordCounts, Stage,
+    StageOutcome, SyncJob, SyncMode, SyncScope, Trigger,
 };
 
 /// Below this share of chunks processed, the rate so far says little about the rest
@@ -146,7 +146,8 @@ pub(super) async fn status(services: &ApiServices, job_id: &str) -> Result<Statu
 /// The full view, its log cut to entries at `minimum` level or above.
 pub(super) async fn get_view(services: &ApiServices, job: &SyncJob, minimum: Option<LogLevel>) -> Result<JobView> {
     let chunks = services.jobs.chunks(&job.job_id).await?;
-    let log = log(job, &chunks).into_iter().filter(|entry| minimum.is_none_or(|minimum| entry.level >= minimum)).collect();
+    let log =
+        log(job, &chunks).into_iter().filter(|entry| minimum.is_none_or(|minimum| entry.level >= minimum)).collect();
     let stages = job
         .stages
         .iter()
@@ -217,18 +218,24 @@ fn log(job: &SyncJob, chunks: &[ChunkRecord]) -> Vec<LogEntry> {
         let mut from: Vec<&str> = carried.iter().filter_map(|chunk| chunk.carried_from.as_deref()).collect();
         from.sort_unstable();
         from.dedup();
-        let message = format!("{} chunk(s) carried over from job(s) {}, which had processed them", carried.len(), from.join(", "));
+        let message = format!(
+            "{} chunk(s) carried over from job(s) {}, which had processed them",
+            carried.len(),
+            from.join(", ")
+        );
         entries.push(LogEntry::new(first.updated_at, LogLevel::Info, Some(Stage::Fetching), message));
     }
     for chunk in chunks {
         let attempts = chunk.failed_attempts;
         let why = chunk.last_failure.as_ref().map_or_else(String::new, |failure| format!(": {}", failure.message));
         let (level, message) = match chunk.status {
-            ChunkStatus::Processed if attempts > 0 => {
-                (LogLevel::Warn, format!("chunk {} was processed after {attempts} failed attempt(s){why}", chunk.chunk_key))
-            }
+            ChunkStatus::Processed if attempts > 0 => (
+                LogLevel::Warn,
+                format!("chunk {} was processed after {attempts} failed attempt(s){why}", chunk.chunk_key),
+            ),
             ChunkStatus::Failed => {
-                let action = chunk.last_failure.as_ref().map_or_else(String::new, |failure| format!(" {}", failure.action));
+                let action =
+                    chunk.last_failure.as_ref().map_or_else(String::new, |failure| format!(" {}", failure.action));
                 (LogLevel::Error, format!("chunk {} failed after {attempts} attempt(s){why}.{action}", chunk.chunk_key))
             }
             _ => continue,

@@ -91,12 +91,16 @@ async fn route(services: &ApiServices, request: &ApiRequest) -> Result<ApiRespon
         Endpoint::CreateConnector => ApiResponse::json(201, &connectors::create(services, body).await?),
         Endpoint::ListConnectors => ApiResponse::json(200, &connectors::list(services).await?),
         Endpoint::GetConnector => ApiResponse::json(200, &connectors::get(services, id("connector_id")).await?),
-        Endpoint::UpdateConnector => ApiResponse::json(200, &connectors::update(services, id("connector_id"), body).await?),
+        Endpoint::UpdateConnector => {
+            ApiResponse::json(200, &connectors::update(services, id("connector_id"), body).await?)
+        }
         Endpoint::DeleteConnector => {
             connectors::delete(services, id("connector_id")).await?;
             ApiResponse::no_content()
         }
-        Endpoint::StartSync => ApiResponse::json(202, &syncs::start(services, &caller, id("connector_id"), body).await?),
+        Endpoint::StartSync => {
+            ApiResponse::json(202, &syncs::start(services, &caller, id("connector_id"), body).await?)
+        }
         Endpoint::ListSyncs => ApiResponse::json(200, &history::list(services, id("connector_id"), &query).await?),
         Endpoint::GetJob => ApiResponse::json(200, &jobs::get(services, id("job_id"), &query).await?),
         Endpoint::GetJobStatus => ApiResponse::json(200, &jobs::status(services, id("job_id")).await?),

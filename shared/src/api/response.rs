@@ -67,11 +67,15 @@ impl ApiError {
                     None,
                 ),
                 // The API runs no sync stage: meeting one of their errors is our fault.
-                SyncError::Internal(_) | SyncError::SyncWindowEnded { .. } => (500, "internal", format!("{error}. {}", error.action()), None),
+                SyncError::Internal(_) | SyncError::SyncWindowEnded { .. } => {
+                    (500, "internal", format!("{error}. {}", error.action()), None)
+                }
                 SyncError::Credentials { .. }
                 | SyncError::ScannerUnavailable { .. }
                 | SyncError::ScannerRejected { .. }
-                | SyncError::MalformedChunk { .. } => (502, "scanner_error", format!("{error}. {}", error.action()), None),
+                | SyncError::MalformedChunk { .. } => {
+                    (502, "scanner_error", format!("{error}. {}", error.action()), None)
+                }
             },
         };
         let mut body = json!({ "error": code, "message": message });

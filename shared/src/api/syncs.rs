@@ -81,7 +81,10 @@ fn validate_scope(mode: SyncMode, scope: &SyncScope) -> Result<()> {
             return Err(SyncError::invalid_field(format!("scope.tags[{index}].category"), "must not be empty"));
         }
         if tag.values.iter().all(|value| value.trim().is_empty()) {
-            return Err(SyncError::invalid_field(format!("scope.tags[{index}].values"), "must hold at least one value"));
+            return Err(SyncError::invalid_field(
+                format!("scope.tags[{index}].values"),
+                "must hold at least one value",
+            ));
         }
     }
     Ok(())
@@ -111,10 +114,9 @@ pub(super) async fn cancel(services: &ApiServices, caller: &Caller, job_id: &str
     let request: CancelRequest = input::body(body)?;
     let job = jobs::found(services, job_id).await?;
     ensure_running(&job)?;
-    let execution_arn = job
-        .execution_arn
-        .as_deref()
-        .ok_or_else(|| SyncError::Internal(format!("job {job_id} has no execution recorded, so it cannot be stopped")))?;
+    let execution_arn = job.execution_arn.as_deref().ok_or_else(|| {
+        SyncError::Internal(format!("job {job_id} has no execution recorded, so it cannot be stopped"))
+    })?;
     let reason: String = request.reason.unwrap_or_default().chars().take(MAX_REASON_CHARS).collect();
     let cause = match reason.trim() {
         "" => format!("cancelled by {}", caller.principal),

@@ -9,7 +9,8 @@ use super::jobs::progress;
 use super::{ApiRequest, ApiResponse, ApiServices, Identity, handle};
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, StageRun, SyncJob, SyncMode, Trigger,
+    ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
+    StageOutcome, StageRun, SyncJob, SyncMode, Trigger,
 };
 use crate::store::memory::MemoryStore;
 use crate::store::{ConnectorStore, JobStore};
@@ -163,7 +164,8 @@ fn chunk(job_id: &str, chunk_key: &str, status: ChunkStatus, failed_attempts: u3
         raw_key: None,
         normalized_key: None,
         records: None,
-        last_failure: (failed_attempts > 0).then(|| failure(Stage::Normalizing, "chunk vulns-00002 is not valid JSON", at)),
+        last_failure: (failed_attempts > 0)
+            .then(|| failure(Stage::Normalizing, "chunk vulns-00002 is not valid JSON", at)),
         retried: status == ChunkStatus::Processed && failed_attempts > 0,
         carried_from: None,
         updated_at: at,
@@ -248,7 +250,10 @@ async fn a_given_connector_id_is_kept_and_cannot_be_taken_twice() {
     let api = Api::new();
     assert_eq!(api.create_connector(CONNECTOR).await.status, 201);
     let again = api
-        .post("/connectors", with(new_connector(), json!({ "connector_id": CONNECTOR, "secret_key": "SKEY-other-0000000" })))
+        .post(
+            "/connectors",
+            with(new_connector(), json!({ "connector_id": CONNECTOR, "secret_key": "SKEY-other-0000000" })),
+        )
         .await;
     assert_eq!(again.status, 409, "{:?}", again.body);
     assert_eq!(
@@ -264,15 +269,22 @@ async fn connectors_are_listed_read_changed_and_deleted() {
     api.create_connector("tenable-b").await;
     api.create_connector("tenable-a").await;
     let listed = api.get("/connectors").await;
-    let ids: Vec<&str> =
-        body(&listed)["connectors"].as_array().expect("a list").iter().filter_map(|c| c["connector_id"].as_str()).collect();
+    let ids: Vec<&str> = body(&listed)["connectors"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|c| c["connector_id"].as_str())
+        .collect();
     assert_eq!(ids, ["tenable-a", "tenable-b"]);
     assert_eq!(api.get("/connectors/tenable-a").await.status, 200);
     assert_eq!(api.get("/connectors/tenable-zz").await.status, 404);
 
     api.store.advance_cursor("tenable-a", 1_700_000_000).await.unwrap();
     let changed = api
-        .patch("/connectors/tenable-a", json!({ "name": "Renamed", "schedule_hours": null, "default_mode": "incremental" }))
+        .patch(
+            "/connectors/tenable-a",
+            json!({ "name": "Renamed", "schedule_hours": null, "default_mode": "incremental" }),
+        )
         .await;
     assert_eq!(changed.status, 200, "{:?}", changed.body);
     let view = body(&changed);
@@ -358,7 +370,8 @@ async fn a_manual_sync_starts_the_workflow_with_the_sync_request_and_a_new_job_i
         "severities": ["high", "critical"],
         "tags": [{ "category": "env", "values": ["prod"] }]
     });
-    let started = api.post(&format!("/connectors/{CONNECTOR}/syncs"), json!({ "mode": "vulns_only", "scope": scope })).await;
+    let started =
+        api.post(&format!("/connectors/{CONNECTOR}/syncs"), json!({ "mode": "vulns_only", "scope": scope })).await;
     assert_eq!(started.status, 202, "{:?}", started.body);
     let answer = body(&started);
     let job_id = answer["job_id"].as_str().expect("a job id");
@@ -424,7 +437,8 @@ async fn a_second_start_while_a_sync_runs_or_sets_up_is_a_conflict() {
 async fn a_scheduled_sync_that_runs_blocks_a_manual_one_and_a_lapsed_claim_does_not() {
     let api = Api::new();
     api.create_connector(CONNECTOR).await;
-    let claim = crate::model::SyncClaim { job_id: "never-started".into(), claimed_at: Utc::now() - Duration::minutes(10) };
+    let claim =
+        crate::model::SyncClaim { job_id: "never-started".into(), claimed_at: Utc::now() - Duration::minutes(10) };
     assert!(api.store.claim_sync(CONNECTOR, None, &claim).await.unwrap());
     let mut scheduled = job("scheduled-1", CONNECTOR, JobStatus::Started, Utc::now());
     scheduled.trigger = Trigger::Scheduled;
@@ -457,7 +471,10 @@ async fn a_job_whose_execution_ended_without_settling_it_no_longer_holds_the_con
     assert_eq!((&view["status"], &view["current_stage"]), (&json!("GENERIC_ERROR"), &Value::Null));
     assert_eq!(view["failure"]["stage"], "Fetching");
     let message = view["failure"]["message"].as_str().expect("why");
-    assert!(message.contains("execution ended ABORTED") && message.contains(&format!("resume_job_id {orphan}")), "{message}");
+    assert!(
+        message.contains("execution ended ABORTED") && message.contains(&format!("resume_job_id {orphan}")),
+        "{message}"
+    );
     assert_eq!(view["chunks"]["processed"], 1, "what it processed is kept");
     assert_eq!(view["stages"][0]["outcome"], "failed");
 }
@@ -641,7 +658,9 @@ async fn the_history_filters_on_the_most_serious_entry_of_each_jobs_log() {
     for (minute, (job_id, status, chunks)) in (0..).zip(syncs) {
         let records: Vec<ChunkRecord> = (1..)
             .zip(chunks)
-            .map(|(id, (chunk_status, attempts))| chunk(job_id, &format!("vulns-{id:05}"), *chunk_status, *attempts, start))
+            .map(|(id, (chunk_status, attempts))| {
+                chunk(job_id, &format!("vulns-{id:05}"), *chunk_status, *attempts, start)
+            })
             .collect();
         // Settled as finalize settles a job.
         let mut ended = job(job_id, CONNECTOR, status, start + Duration::minutes(minute));
@@ -664,7 +683,8 @@ async fn the_history_filters_on_the_most_serious_entry_of_each_jobs_log() {
         let job_id = row["job_id"].as_str().expect("an id");
         let view = api.get(&format!("/jobs/{job_id}")).await;
         let log = body(&view)["log"].as_array().expect("a log");
-        let most_serious = ["error", "warn", "info"].into_iter().find(|level| log.iter().any(|entry| entry["level"] == *level));
+        let most_serious =
+            ["error", "warn", "info"].into_iter().find(|level| log.iter().any(|entry| entry["level"] == *level));
         assert_eq!(row["log_level"].as_str(), most_serious, "{job_id}: {log:#?}");
     }
     assert_eq!(job_ids(&api.get(&format!("{syncs_path}?level=warn")).await), ["failed", "cancelled", "retried"]);
@@ -692,8 +712,10 @@ async fn a_resumed_job_shows_what_it_carried_over_or_why_it_started_over() {
         resumed_from: Some("job-1".into()),
     }];
     api.store.create_job(&resumed).await.unwrap();
-    let carried = [("vulns-00001", "job-0"), ("vulns-00002", "job-1")]
-        .map(|(chunk_key, from)| ChunkRecord { carried_from: Some(from.into()), ..chunk("job-2", chunk_key, ChunkStatus::Processed, 0, start) });
+    let carried = [("vulns-00001", "job-0"), ("vulns-00002", "job-1")].map(|(chunk_key, from)| ChunkRecord {
+        carried_from: Some(from.into()),
+        ..chunk("job-2", chunk_key, ChunkStatus::Processed, 0, start)
+    });
     assert_eq!(api.store.carry_over_chunks(&carried).await.unwrap(), 2);
 
     let answer = api.get("/jobs/job-2").await;
@@ -701,9 +723,13 @@ async fn a_resumed_job_shows_what_it_carried_over_or_why_it_started_over() {
     assert_eq!(view["carries_from"], json!(["job-1", "job-0"]));
     assert_eq!(view["chunks"], json!({ "total": 3, "processed": 3, "failed": 0, "carried_over": 2, "retried": 0 }));
     assert_eq!(view["exports"][0]["resumed_from"], "job-1");
-    let messages: Vec<&str> = view["log"].as_array().expect("a log").iter().filter_map(|e| e["message"].as_str()).collect();
+    let messages: Vec<&str> =
+        view["log"].as_array().expect("a log").iter().filter_map(|e| e["message"].as_str()).collect();
     assert!(messages.iter().any(|m| m.starts_with("took up job job-1's vulns export")), "{messages:#?}");
-    assert!(messages.contains(&"2 chunk(s) carried over from job(s) job-0, job-1, which had processed them"), "{messages:#?}");
+    assert!(
+        messages.contains(&"2 chunk(s) carried over from job(s) job-0, job-1, which had processed them"),
+        "{messages:#?}"
+    );
 
     let mut fresh = job("job-3", CONNECTOR, JobStatus::Started, Utc::now());
     fresh.resumed_from = Some("job-2".into());
@@ -711,7 +737,10 @@ async fn a_resumed_job_shows_what_it_carried_over_or_why_it_started_over() {
     api.store.create_job(&fresh).await.unwrap();
     let answer = api.get("/jobs/job-3?level=warn").await;
     let view = body(&answer);
-    assert_eq!(view["log"][0]["message"], "resumes job job-2 from the start: job job-2 is FINISHED, not stopped part way");
+    assert_eq!(
+        view["log"][0]["message"],
+        "resumes job job-2 from the start: job job-2 is FINISHED, not stopped part way"
+    );
     assert_eq!(view["starts_over_because"], "job job-2 is FINISHED, not stopped part way");
 }
 
@@ -724,7 +753,10 @@ async fn the_status_view_is_what_a_progress_bar_needs() {
     let view = body(&answer);
     let mut keys: Vec<&str> = view.as_object().expect("an object").keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["chunks", "current_stage", "eta_seconds", "job_id", "likely_stalled", "percent", "status", "total_is_final"]);
+    assert_eq!(
+        keys,
+        ["chunks", "current_stage", "eta_seconds", "job_id", "likely_stalled", "percent", "status", "total_is_final"]
+    );
     assert_eq!(api.get("/jobs/no-such-job/status").await.status, 404);
 }
 
@@ -747,7 +779,10 @@ fn the_estimate_waits_for_15_percent_then_extrapolates_and_is_capped() {
     let slow = serde_json::to_value(at(20, 100, 3_601)).unwrap();
     assert_eq!((slow["eta_seconds"].clone(), slow["likely_stalled"].clone()), (json!(14_400), json!(true)));
     let just_under = serde_json::to_value(at(20, 100, 3_600)).unwrap();
-    assert_eq!((just_under["eta_seconds"].clone(), just_under["likely_stalled"].clone()), (json!(14_400), json!(false)));
+    assert_eq!(
+        (just_under["eta_seconds"].clone(), just_under["likely_stalled"].clone()),
+        (json!(14_400), json!(false))
+    );
 
     let unknown_total = serde_json::to_value(at(0, 0, 60)).unwrap();
     assert_eq!((unknown_total["percent"].clone(), unknown_total.get("eta_seconds")), (json!(0), None));
@@ -929,8 +964,15 @@ async fn cancelling_stops_the_execution_and_keeps_what_was_processed() {
     assert_eq!(cancelled.status, 202, "{:?}", cancelled.body);
     let view = body(&cancelled);
     assert_eq!(view["status"], "CANCELLED");
-    assert_eq!(view["chunks"], json!({ "total": 4, "processed": 2, "failed": 2, "carried_over": 0, "retried": 0 }), "counted from the chunk records");
-    assert_eq!((view["current_stage"].clone(), view["stages"][0]["outcome"].clone()), (Value::Null, json!("cancelled")));
+    assert_eq!(
+        view["chunks"],
+        json!({ "total": 4, "processed": 2, "failed": 2, "carried_over": 0, "retried": 0 }),
+        "counted from the chunk records"
+    );
+    assert_eq!(
+        (view["current_stage"].clone(), view["stages"][0]["outcome"].clone()),
+        (Value::Null, json!("cancelled"))
+    );
     assert!(view["ended_at"].is_string());
     assert!(view["log"].as_array().is_some_and(|log| {
         log.iter().any(|e| e["level"] == "warn" && e["message"].as_str().is_some_and(|m| m.contains("CANCELLED")))
@@ -974,8 +1016,11 @@ async fn no_answer_ever_holds_a_key() {
     api.get(&format!("/connectors/{CONNECTOR}")).await;
     api.patch(&format!("/connectors/{CONNECTOR}"), json!({ "access_key": ACCESS_KEY, "secret_key": SECRET_KEY })).await;
     api.patch(&format!("/connectors/{CONNECTOR}"), json!({ "access_key": ACCESS_KEY })).await;
-    api.post("/connectors", with(new_connector(), json!({ "access_key": [ACCESS_KEY], "secret_key": { "k": SECRET_KEY } })))
-        .await;
+    api.post(
+        "/connectors",
+        with(new_connector(), json!({ "access_key": [ACCESS_KEY], "secret_key": { "k": SECRET_KEY } })),
+    )
+    .await;
     api.post("/connectors", with(new_connector(), json!({ "secret_key": 1_234_567_890_123_456_u64 }))).await;
     api.post(
         "/connectors",
@@ -1071,7 +1116,8 @@ mod http {
 
     #[test]
     fn answers_are_json_and_never_cached() {
-        let answer = into_response(ApiResponse { status: 409, body: Some(json!({ "error": "conflict", "message": "m" })) });
+        let answer =
+            into_response(ApiResponse { status: 409, body: Some(json!({ "error": "conflict", "message": "m" })) });
         assert_eq!(answer.status(), 409);
         assert_eq!(answer.headers()["content-type"], "application/json");
         assert_eq!(answer.headers()["cache-control"], "no-store");

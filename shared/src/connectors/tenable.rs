@@ -39,7 +39,12 @@ struct StatusBody {
 }
 
 impl TenableClient {
-    pub fn new(http: reqwest::Client, base_url: &str, credentials: TenableCredentials, throttle_budget: Duration) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        credentials: TenableCredentials,
+        throttle_budget: Duration,
+    ) -> Self {
         TenableClient {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -149,7 +154,10 @@ fn running_export_uuid(body: &str) -> Option<String> {
 fn is_uuid(word: &str) -> bool {
     let groups: Vec<&str> = word.split('-').collect();
     groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn severity_name(severity: Severity) -> &'static str {

@@ -18,21 +18,13 @@ pub(crate) struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub(crate) fn new(record: &'a Value, index: usize) -> Self {
-        Self {
-            record,
-            index,
-            at: String::new(),
-        }
+        Self { record, index, at: String::new() }
     }
 
     /// The fields of `value`, found at `path` of this record (an array item, say): its
     /// errors name it as `path.field` and count it as this record's.
     pub(crate) fn nested(&self, path: &str, value: &'a Value) -> Fields<'a> {
-        Fields {
-            record: value,
-            index: self.index,
-            at: self.name(path),
-        }
+        Fields { record: value, index: self.index, at: self.name(path) }
     }
 
     /// The full name of `path`, as errors show it; `record` for the record itself.
@@ -46,18 +38,11 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn error(&self, field: &str, reason: impl Into<String>) -> RecordError {
-        RecordError {
-            index: self.index,
-            field: self.name(field),
-            reason: reason.into(),
-        }
+        RecordError { index: self.index, field: self.name(field), reason: reason.into() }
     }
 
     pub(crate) fn unexpected(&self, field: &str, expected: &str, found: &Value) -> RecordError {
-        self.error(
-            field,
-            format!("must be {expected}, found {}", describe(found)),
-        )
+        self.error(field, format!("must be {expected}, found {}", describe(found)))
     }
 
     /// The value at `path`, `None` when it or an object on the way is absent or null
@@ -89,9 +74,7 @@ impl<'a> Fields<'a> {
         let Some(value) = self.get(path)? else {
             return Ok(None);
         };
-        read(value)
-            .map(Some)
-            .ok_or_else(|| self.unexpected(path, expected, value))
+        read(value).map(Some).ok_or_else(|| self.unexpected(path, expected, value))
     }
 
     /// Like [`Fields::parse`], for a field the record cannot do without.
@@ -101,15 +84,12 @@ impl<'a> Fields<'a> {
         expected: &str,
         read: impl FnOnce(&Value) -> Option<T>,
     ) -> Result<T, RecordError> {
-        self.parse(path, expected, read)?
-            .ok_or_else(|| self.error(path, "is missing"))
+        self.parse(path, expected, read)?.ok_or_else(|| self.error(path, "is missing"))
     }
 
     /// A trimmed string; a blank one counts as absent.
     pub(crate) fn text(&self, path: &str) -> Result<Option<String>, RecordError> {
-        Ok(self
-            .parse(path, "a string", |value| value.as_str().map(non_blank))?
-            .flatten())
+        Ok(self.parse(path, "a string", |value| value.as_str().map(non_blank))?.flatten())
     }
 
     /// A string or an array of strings (Tenable sends either for several fields),
@@ -127,11 +107,7 @@ impl<'a> Fields<'a> {
                         Value::String(text) => texts.extend(non_blank(text)),
                         Value::Null => {}
                         other => {
-                            return Err(self.unexpected(
-                                &format!("{path}[{position}]"),
-                                "a string",
-                                other,
-                            ));
+                            return Err(self.unexpected(&format!("{path}[{position}]"), "a string", other));
                         }
                     }
                 }
@@ -186,18 +162,9 @@ mod tests {
             tags[1].text("key").expect_err("not an object").to_string(),
             "record 4: field `tags[2]` must be an object, found a string (\"env\")"
         );
+        assert_eq!(Fields::new(&json!(3), 0).get("id").expect_err("not an object").field, "record");
         assert_eq!(
-            Fields::new(&json!(3), 0)
-                .get("id")
-                .expect_err("not an object")
-                .field,
-            "record"
-        );
-        assert_eq!(
-            Fields::new(&json!({ "tags": {} }), 0)
-                .items("tags", "an array")
-                .err()
-                .map(|error| error.reason),
+            Fields::new(&json!({ "tags": {} }), 0).items("tags", "an array").err().map(|error| error.reason),
             Some("must be an array, found an object with 0 fields".to_owned())
         );
     }

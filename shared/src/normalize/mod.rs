@@ -63,8 +63,7 @@ fn normalize_chunk<T>(
     bytes: &[u8],
     normalize_record: impl Fn(&Value, usize) -> Result<T, RecordError>,
 ) -> Result<Vec<T>, ChunkError> {
-    let chunk: Value =
-        serde_json::from_slice(bytes).map_err(|error| ChunkError::NotJson(error.to_string()))?;
+    let chunk: Value = serde_json::from_slice(bytes).map_err(|error| ChunkError::NotJson(error.to_string()))?;
     let Value::Array(records) = chunk else {
         return Err(ChunkError::NotArray(describe(&chunk)));
     };
@@ -106,18 +105,14 @@ pub fn os_category(operating_system: &str) -> OsCategory {
     ];
     // "Amazon Linux" and "Oracle Linux" are caught by "linux".
     const LINUX: &[&str] = &[
-        "linux", "ubuntu", "debian", "red hat", "redhat", " rhel", "centos", "suse", "fedora",
-        "alpine", " rocky", " alma", " kali ",
+        "linux", "ubuntu", "debian", "red hat", "redhat", " rhel", "centos", "suse", "fedora", "alpine", " rocky",
+        " alma", " kali ",
     ];
 
     let words = padded_words(operating_system);
     let matches_any = |patterns: &[&str]| patterns.iter().any(|pattern| words.contains(pattern));
     if words.contains("windows") {
-        if words.contains("server") {
-            OsCategory::WindowsServer
-        } else {
-            OsCategory::WindowsWorkstation
-        }
+        if words.contains("server") { OsCategory::WindowsServer } else { OsCategory::WindowsWorkstation }
     } else if matches_any(MACOS) {
         OsCategory::Macos
     } else if matches_any(NETWORK) {
@@ -180,9 +175,7 @@ fn parse_timestamp_text(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(zoned) = DateTime::parse_from_rfc3339(&with_t) {
         return Some(zoned.with_timezone(&Utc));
     }
-    NaiveDateTime::parse_from_str(&with_t, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|naive| naive.and_utc())
+    NaiveDateTime::parse_from_str(&with_t, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|naive| naive.and_utc())
 }
 
 fn from_unix(whole: i64) -> Option<DateTime<Utc>> {
@@ -194,11 +187,7 @@ fn from_unix(whole: i64) -> Option<DateTime<Utc>> {
 }
 
 fn from_fractional_unix(number: f64) -> Option<DateTime<Utc>> {
-    let millis = if number.abs() > UNIX_MILLIS_THRESHOLD as f64 {
-        number
-    } else {
-        number * 1000.0
-    };
+    let millis = if number.abs() > UNIX_MILLIS_THRESHOLD as f64 { number } else { number * 1000.0 };
     // `as` saturates for out-of-range floats; the range check below rejects those.
     let millis = millis.round();
     if !millis.is_finite() || millis.abs() >= i64::MAX as f64 {
@@ -269,22 +258,14 @@ mod tests {
     use serde_json::json;
 
     fn utc(year: i32, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(year, month, day, hour, minute, second)
-            .single()
-            .unwrap_or_default()
+        Utc.with_ymd_and_hms(year, month, day, hour, minute, second).single().unwrap_or_default()
     }
 
     #[test]
     fn os_categories_follow_the_rules_in_order() {
         let cases = [
-            (
-                "Microsoft Windows Server 2019 Datacenter",
-                OsCategory::WindowsServer,
-            ),
-            (
-                "Microsoft Windows Server 2008 R2 Enterprise Service Pack 1",
-                OsCategory::WindowsServer,
-            ),
+            ("Microsoft Windows Server 2019 Datacenter", OsCategory::WindowsServer),
+            ("Microsoft Windows Server 2008 R2 Enterprise Service Pack 1", OsCategory::WindowsServer),
             ("Microsoft Windows 11 Pro", OsCategory::WindowsWorkstation),
             ("windows 10 enterprise", OsCategory::WindowsWorkstation),
             ("Mac OS X 10.15", OsCategory::Macos),
@@ -304,10 +285,7 @@ mod tests {
             ("MikroTik RouterOS 7.1", OsCategory::NetworkDevice),
             ("SonicWALL SonicOS", OsCategory::NetworkDevice),
             ("HP ProCurve Switch", OsCategory::NetworkDevice),
-            (
-                "Linux Kernel 4.4 on Palo Alto firewall",
-                OsCategory::NetworkDevice,
-            ),
+            ("Linux Kernel 4.4 on Palo Alto firewall", OsCategory::NetworkDevice),
             ("Linux Kernel 5.15 on Ubuntu 22.04", OsCategory::Linux),
             ("Debian GNU 12", OsCategory::Linux),
             ("Red Hat Enterprise Linux Server 8.6", OsCategory::Linux),
@@ -331,11 +309,7 @@ mod tests {
             ("Kalimba RTOS", OsCategory::Other),
         ];
         for (operating_system, expected) in cases {
-            assert_eq!(
-                os_category(operating_system),
-                expected,
-                "{operating_system:?}"
-            );
+            assert_eq!(os_category(operating_system), expected, "{operating_system:?}");
         }
     }
 
@@ -356,18 +330,11 @@ mod tests {
     #[test]
     fn timestamps_without_a_zone_are_taken_as_utc() {
         let expected = utc(2024, 1, 5, 10, 11, 12);
-        for text in [
-            "2024-01-05T10:11:12",
-            "2024-01-05 10:11:12",
-            "2024-01-05T10:11:12.000",
-        ] {
+        for text in ["2024-01-05T10:11:12", "2024-01-05 10:11:12", "2024-01-05T10:11:12.000"] {
             assert_eq!(parse_timestamp(&json!(text)), Some(expected), "{text}");
         }
         let with_millis = parse_timestamp(&json!("2024-01-05T10:11:12.345"));
-        assert_eq!(
-            with_millis.map(|time| time.timestamp_subsec_millis()),
-            Some(345)
-        );
+        assert_eq!(with_millis.map(|time| time.timestamp_subsec_millis()), Some(345));
     }
 
     #[test]
@@ -408,10 +375,7 @@ mod tests {
     #[test]
     fn output_markup_is_escaped() {
         let (shown, truncated) = sanitize_output("<script>alert('x')</script> & \"y\"");
-        assert_eq!(
-            shown,
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
-        );
+        assert_eq!(shown, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;");
         assert!(!truncated);
     }
 
@@ -437,10 +401,7 @@ mod tests {
     fn descriptions_cap_long_strings() {
         let long = "x".repeat(1_000_000);
         let description = describe(&json!(long));
-        assert!(
-            description.chars().count() < EXCERPT_CHARS + 20,
-            "{description}"
-        );
+        assert!(description.chars().count() < EXCERPT_CHARS + 20, "{description}");
         assert!(description.ends_with("…\")"));
         assert_eq!(describe(&json!([1, 2])), "an array of 2 items");
     }

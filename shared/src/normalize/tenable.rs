@@ -13,13 +13,8 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use super::fields::{Fields, first, non_blank};
-use super::{
-    ChunkError, NormalizedAsset, RecordError, normalize_chunk, os_category, parse_timestamp,
-    sanitize_output,
-};
-use crate::model::{
-    Asset, Finding, FindingState, NormalizedRecord, OsCategory, ScannerKind, Severity,
-};
+use super::{ChunkError, NormalizedAsset, RecordError, normalize_chunk, os_category, parse_timestamp, sanitize_output};
+use crate::model::{Asset, Finding, FindingState, NormalizedRecord, OsCategory, ScannerKind, Severity};
 
 /// Normalizes a whole vulns export chunk, failing on its first unusable record so a
 /// chunk is stored entirely or not at all.
@@ -37,13 +32,9 @@ pub fn normalize_assets_chunk(bytes: &[u8]) -> Result<Vec<NormalizedAsset>, Chun
 pub fn normalize_vuln(record: &Value, index: usize) -> Result<NormalizedRecord, RecordError> {
     let fields = Fields::new(record, index);
 
-    let asset_id = fields.required("asset.uuid", NON_EMPTY, |value| {
-        value.as_str().and_then(non_blank)
-    })?;
+    let asset_id = fields.required("asset.uuid", NON_EMPTY, |value| value.as_str().and_then(non_blank))?;
     // A number or a numeric string: both give the same id ("0042" too).
-    let plugin_id = fields
-        .required("plugin.id", WHOLE_NUMBER, whole_number)?
-        .to_string();
+    let plugin_id = fields.required("plugin.id", WHOLE_NUMBER, whole_number)?.to_string();
     let severity = read_severity(&fields)?;
     let state = fields.required("state", STATES, finding_state)?;
     let first_seen = fields.required("first_found", TIMESTAMP, parse_timestamp)?;
@@ -51,17 +42,13 @@ pub fn normalize_vuln(record: &Value, index: usize) -> Result<NormalizedRecord, 
     let last_fixed = fields.parse("last_fixed", TIMESTAMP, parse_timestamp)?;
 
     // A finding without a port is host-level: port 0.
-    let port = fields.parse("port.port", PORT, |value| {
-        whole_number(value).and_then(|number| u16::try_from(number).ok())
-    })?;
+    let port =
+        fields.parse("port.port", PORT, |value| whole_number(value).and_then(|number| u16::try_from(number).ok()))?;
     let port = port.unwrap_or(0);
     // Tenable sends upper case; ids use lower case. Without a protocol, a service port
     // is taken as TCP (what Tenable's port scanners probe) and a host-level finding
     // gets "none", so it cannot merge with a real TCP finding on port 0.
-    let protocol = match fields
-        .parse("port.protocol", PROTOCOL, protocol_name)?
-        .flatten()
-    {
+    let protocol = match fields.parse("port.protocol", PROTOCOL, protocol_name)?.flatten() {
         Some(protocol) => protocol,
         None if port == 0 => "none".to_owned(),
         None => "tcp".to_owned(),
@@ -69,26 +56,16 @@ pub fn normalize_vuln(record: &Value, index: usize) -> Result<NormalizedRecord, 
 
     let asset = HostFacts::of_vuln(&fields)?.into_asset(asset_id);
     let output = fields
-        .parse("output", "a string", |value| {
-            value.as_str().map(sanitize_output)
-        })?
+        .parse("output", "a string", |value| value.as_str().map(sanitize_output))?
         .filter(|(text, _)| !text.is_empty());
     let (output, output_truncated) = match output {
         Some((text, truncated)) => (Some(text), truncated),
         None => (None, false),
     };
-    let title = fields
-        .text("plugin.name")?
-        .unwrap_or_else(|| format!("Plugin {plugin_id}"));
+    let title = fields.text("plugin.name")?.unwrap_or_else(|| format!("Plugin {plugin_id}"));
 
     let finding = Finding {
-        finding_id: Finding::key(
-            ScannerKind::Tenable,
-            &asset.asset_id,
-            &plugin_id,
-            port,
-            &protocol,
-        ),
+        finding_id: Finding::key(ScannerKind::Tenable, &asset.asset_id, &plugin_id, port, &protocol),
         source: ScannerKind::Tenable,
         asset_id: asset.asset_id.clone(),
         plugin_id,
@@ -128,12 +105,7 @@ pub fn normalize_asset(record: &Value, index: usize) -> Result<NormalizedAsset, 
     let deleted_at = fields.parse("deleted_at", TIMESTAMP, parse_timestamp)?;
     let tags = read_tags(&fields)?;
 
-    Ok(NormalizedAsset {
-        asset,
-        last_seen,
-        tags,
-        deleted: terminated_at.is_some() || deleted_at.is_some(),
-    })
+    Ok(NormalizedAsset { asset, last_seen, tags, deleted: terminated_at.is_some() || deleted_at.is_some() })
 }
 
 // What each field accepts, as error messages say it.
@@ -151,15 +123,11 @@ const TAGS: &str = "an array of tags ({\"key\": ..., \"value\": ...})";
 /// The severity from `severity` when present (Tenable's name for it), else from
 /// `severity_id`. A present but unusable `severity` is an error, not a fallback.
 fn read_severity(fields: &Fields) -> Result<Severity, RecordError> {
-    if let Some(severity) = fields.parse("severity", SEVERITIES, |value| {
-        value.as_str().and_then(severity_named)
-    })? {
+    if let Some(severity) = fields.parse("severity", SEVERITIES, |value| value.as_str().and_then(severity_named))? {
         return Ok(severity);
     }
     fields
-        .parse("severity_id", SEVERITY_IDS, |value| {
-            whole_number(value).and_then(severity_numbered)
-        })?
+        .parse("severity_id", SEVERITY_IDS, |value| whole_number(value).and_then(severity_numbered))?
         .ok_or_else(|| fields.error("severity", "is missing (and so is `severity_id`)"))
 }
 
@@ -205,20 +173,14 @@ impl HostFacts {
         // Tenable fills a vuln record's `asset.hostname` with an IP address when it knows
         // no name for the host, while the asset record's `hostnames` stays empty: an IP
         // address is never taken as a hostname, so both give the NetBIOS name or none.
-        let hostname = self
-            .hostnames
-            .into_iter()
-            .chain(self.netbios_names)
-            .find(|name| name.parse::<IpAddr>().is_err());
+        let hostname =
+            self.hostnames.into_iter().chain(self.netbios_names).find(|name| name.parse::<IpAddr>().is_err());
         let operating_system = first(self.operating_systems);
         // Tenable's device types name network gear ("router", "switch", "firewall") with
         // words the OS rules know; they decide only when the OS string says nothing.
         let os_category = match operating_system.as_deref().map(os_category) {
             Some(category) if category != OsCategory::Other => category,
-            _ => self
-                .device_types
-                .first()
-                .map_or(OsCategory::Other, |device_type| os_category(device_type)),
+            _ => self.device_types.first().map_or(OsCategory::Other, |device_type| os_category(device_type)),
         };
         Asset {
             asset_id,
@@ -269,10 +231,7 @@ fn protocol_name(value: &Value) -> Option<Option<String>> {
     let name = value.as_str()?.trim();
     if name.is_empty() {
         Some(None)
-    } else if name
-        .chars()
-        .all(|character| character.is_ascii_alphanumeric())
-    {
+    } else if name.chars().all(|character| character.is_ascii_alphanumeric()) {
         Some(Some(name.to_ascii_lowercase()))
     } else {
         None
@@ -386,9 +345,7 @@ mod tests {
     }
 
     fn utc(year: i32, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(year, month, day, hour, minute, second)
-            .single()
-            .expect("a valid test time")
+        Utc.with_ymd_and_hms(year, month, day, hour, minute, second).single().expect("a valid test time")
     }
 
     fn normalized(record: &Value) -> NormalizedRecord {
@@ -468,60 +425,25 @@ mod tests {
         let NormalizedRecord { finding, asset } = normalized(&minimal_record());
         assert_eq!(finding.title, "Plugin 19506");
         assert_eq!((finding.port, finding.protocol.as_str()), (0, "none"));
-        assert_eq!(
-            finding.finding_id,
-            format!("tenable/{ASSET_UUID}/19506/0/none")
-        );
+        assert_eq!(finding.finding_id, format!("tenable/{ASSET_UUID}/19506/0/none"));
         assert_eq!(finding.severity, Severity::Info);
         assert!(finding.cves.is_empty());
         assert_eq!(
-            (
-                &finding.service,
-                &finding.family,
-                &finding.synopsis,
-                &finding.solution,
-                &finding.output
-            ),
+            (&finding.service, &finding.family, &finding.synopsis, &finding.solution, &finding.output),
             (&None, &None, &None, &None, &None)
         );
-        assert_eq!(
-            (
-                finding.cvss3_base_score,
-                finding.vpr_score,
-                finding.last_fixed
-            ),
-            (None, None, None)
-        );
+        assert_eq!((finding.cvss3_base_score, finding.vpr_score, finding.last_fixed), (None, None, None));
         assert!(!finding.output_truncated);
-        assert_eq!(
-            (
-                &asset.hostname,
-                &asset.fqdn,
-                &asset.ipv4,
-                &asset.operating_system
-            ),
-            (&None, &None, &None, &None)
-        );
-        assert_eq!(
-            (asset.os_category, finding.os_category),
-            (OsCategory::Other, OsCategory::Other)
-        );
+        assert_eq!((&asset.hostname, &asset.fqdn, &asset.ipv4, &asset.operating_system), (&None, &None, &None, &None));
+        assert_eq!((asset.os_category, finding.os_category), (OsCategory::Other, OsCategory::Other));
     }
 
     #[test]
     fn nulls_and_blanks_count_as_absent() {
-        let record = with(
-            with(full_record(), "/plugin/name", Value::Null),
-            "/asset/hostname",
-            json!("  "),
-        );
+        let record = with(with(full_record(), "/plugin/name", Value::Null), "/asset/hostname", json!("  "));
         let NormalizedRecord { finding, asset } = normalized(&record);
         assert_eq!(finding.title, "Plugin 42873");
-        assert_eq!(
-            asset.hostname.as_deref(),
-            Some("WEB-01"),
-            "falls back to the NetBIOS name"
-        );
+        assert_eq!(asset.hostname.as_deref(), Some("WEB-01"), "falls back to the NetBIOS name");
     }
 
     #[test]
@@ -529,28 +451,16 @@ mod tests {
         // Tenable's own example vuln record has `"hostname": "192.0.2.225"`.
         for address in ["192.0.2.225", "192.0.2.10", "2001:db8::1"] {
             let record = with(full_record(), "/asset/hostname", json!(address));
-            assert_eq!(
-                normalized(&record).finding.hostname.as_deref(),
-                Some("WEB-01"),
-                "{address}"
-            );
+            assert_eq!(normalized(&record).finding.hostname.as_deref(), Some("WEB-01"), "{address}");
             let no_netbios = without(record, "/asset/netbios_name");
             let NormalizedRecord { finding, asset } = normalized(&no_netbios);
-            assert_eq!(
-                (finding.hostname, asset.hostname),
-                (None, None),
-                "{address}"
-            );
+            assert_eq!((finding.hostname, asset.hostname), (None, None), "{address}");
         }
     }
 
     #[test]
     fn list_fields_take_a_string_or_the_first_of_an_array() {
-        let record = with(
-            full_record(),
-            "/asset/ipv4",
-            json!(["192.0.2.20", "192.0.2.21"]),
-        );
+        let record = with(full_record(), "/asset/ipv4", json!(["192.0.2.20", "192.0.2.21"]));
         let record = with(record, "/asset/operating_system", json!("Ubuntu 22.04"));
         let record = with(record, "/asset/netbios_name", json!(["WEB-20"]));
         let record = without(record, "/asset/hostname");
@@ -564,59 +474,26 @@ mod tests {
     #[test]
     fn the_device_type_decides_only_when_the_os_says_nothing() {
         let router = with(full_record(), "/asset/device_type", json!("router"));
-        let unknown_os = with(
-            router.clone(),
-            "/asset/operating_system",
-            json!(["VxWorks 6"]),
-        );
-        assert_eq!(
-            normalized(&unknown_os).finding.os_category,
-            OsCategory::NetworkDevice
-        );
+        let unknown_os = with(router.clone(), "/asset/operating_system", json!(["VxWorks 6"]));
+        assert_eq!(normalized(&unknown_os).finding.os_category, OsCategory::NetworkDevice);
         let no_os = without(router.clone(), "/asset/operating_system");
-        assert_eq!(
-            normalized(&no_os).asset.os_category,
-            OsCategory::NetworkDevice
-        );
-        assert_eq!(
-            normalized(&router).asset.os_category,
-            OsCategory::WindowsServer
-        );
+        assert_eq!(normalized(&no_os).asset.os_category, OsCategory::NetworkDevice);
+        assert_eq!(normalized(&router).asset.os_category, OsCategory::WindowsServer);
     }
 
     #[test]
     fn every_os_category_reaches_the_finding() {
         let cases = [
-            (
-                "Microsoft Windows Server 2022 Datacenter",
-                OsCategory::WindowsServer,
-            ),
-            (
-                "Microsoft Windows 10 Enterprise",
-                OsCategory::WindowsWorkstation,
-            ),
-            (
-                "Linux Kernel 5.15 on Red Hat Enterprise Linux 9",
-                OsCategory::Linux,
-            ),
+            ("Microsoft Windows Server 2022 Datacenter", OsCategory::WindowsServer),
+            ("Microsoft Windows 10 Enterprise", OsCategory::WindowsWorkstation),
+            ("Linux Kernel 5.15 on Red Hat Enterprise Linux 9", OsCategory::Linux),
             ("Mac OS X 10.15", OsCategory::Macos),
-            (
-                "Cisco IOS XE Software, Version 17.03.04a",
-                OsCategory::NetworkDevice,
-            ),
+            ("Cisco IOS XE Software, Version 17.03.04a", OsCategory::NetworkDevice),
             ("Apple iOS 17", OsCategory::Other),
         ];
         for (operating_system, expected) in cases {
-            let record = with(
-                full_record(),
-                "/asset/operating_system",
-                json!([operating_system]),
-            );
-            assert_eq!(
-                normalized(&record).finding.os_category,
-                expected,
-                "{operating_system}"
-            );
+            let record = with(full_record(), "/asset/operating_system", json!([operating_system]));
+            assert_eq!(normalized(&record).finding.os_category, expected, "{operating_system}");
         }
     }
 
@@ -624,10 +501,7 @@ mod tests {
     fn times_are_stored_in_utc() {
         let cases = [
             (json!("2024-01-05T10:11:12Z"), utc(2024, 1, 5, 10, 11, 12)),
-            (
-                json!("2024-01-05T12:11:12+02:00"),
-                utc(2024, 1, 5, 10, 11, 12),
-            ),
+            (json!("2024-01-05T12:11:12+02:00"), utc(2024, 1, 5, 10, 11, 12)),
             (json!("2024-01-05T10:11:12"), utc(2024, 1, 5, 10, 11, 12)),
             (json!("2024-01-05 10:11:12"), utc(2024, 1, 5, 10, 11, 12)),
             (json!(1_704_449_472), utc(2024, 1, 5, 10, 11, 12)),
@@ -635,20 +509,11 @@ mod tests {
             (json!(1_704_449_472_000_i64), utc(2024, 1, 5, 10, 11, 12)),
         ];
         for (value, expected) in cases {
-            let record = with(
-                with(full_record(), "/last_found", value.clone()),
-                "/first_found",
-                value.clone(),
-            );
+            let record = with(with(full_record(), "/last_found", value.clone()), "/first_found", value.clone());
             let finding = normalized(&record).finding;
-            assert_eq!(
-                (finding.first_seen, finding.last_seen),
-                (expected, expected),
-                "{value}"
-            );
+            assert_eq!((finding.first_seen, finding.last_seen), (expected, expected), "{value}");
         }
-        let serialized =
-            serde_json::to_value(normalized(&full_record()).finding).expect("serializes");
+        let serialized = serde_json::to_value(normalized(&full_record()).finding).expect("serializes");
         assert_eq!(serialized["last_seen"], json!("2024-01-05T10:11:12Z"));
     }
 
@@ -705,21 +570,11 @@ mod tests {
     #[test]
     fn ports_come_as_numbers_or_strings() {
         let as_string = with(full_record(), "/port/port", json!("443"));
-        assert_eq!(
-            normalized(&as_string).finding,
-            normalized(&full_record()).finding
-        );
+        assert_eq!(normalized(&as_string).finding, normalized(&full_record()).finding);
 
-        let udp = with(
-            full_record(),
-            "/port",
-            json!({ "port": "161", "protocol": "UDP" }),
-        );
+        let udp = with(full_record(), "/port", json!({ "port": "161", "protocol": "UDP" }));
         let finding = normalized(&udp).finding;
-        assert_eq!(
-            (finding.port, finding.protocol.as_str(), finding.service),
-            (161, "udp", None)
-        );
+        assert_eq!((finding.port, finding.protocol.as_str(), finding.service), (161, "udp", None));
 
         let no_protocol = with(full_record(), "/port", json!({ "port": 8443 }));
         assert_eq!(normalized(&no_protocol).finding.protocol, "tcp");
@@ -732,12 +587,8 @@ mod tests {
     #[test]
     fn one_plugin_on_two_ports_or_protocols_gives_distinct_findings() {
         let on_443 = normalized(&full_record()).finding.finding_id;
-        let on_8443 = normalized(&with(full_record(), "/port/port", json!(8443)))
-            .finding
-            .finding_id;
-        let on_udp_443 = normalized(&with(full_record(), "/port/protocol", json!("UDP")))
-            .finding
-            .finding_id;
+        let on_8443 = normalized(&with(full_record(), "/port/port", json!(8443))).finding.finding_id;
+        let on_udp_443 = normalized(&with(full_record(), "/port/protocol", json!("UDP"))).finding.finding_id;
         assert_eq!(on_8443, format!("tenable/{ASSET_UUID}/42873/8443/tcp"));
         assert_ne!(on_443, on_8443);
         assert_ne!(on_443, on_udp_443);
@@ -746,10 +597,7 @@ mod tests {
     #[test]
     fn plugin_ids_as_numbers_and_strings_give_the_same_finding() {
         let as_string = with(full_record(), "/plugin/id", json!("42873"));
-        assert_eq!(
-            normalized(&as_string).finding.finding_id,
-            normalized(&full_record()).finding.finding_id
-        );
+        assert_eq!(normalized(&as_string).finding.finding_id, normalized(&full_record()).finding.finding_id);
     }
 
     #[test]
@@ -762,19 +610,12 @@ mod tests {
         let output = finding.output.expect("an output");
         assert!(finding.output_truncated);
         assert!(!output.contains('<'));
-        assert_eq!(
-            output,
-            "&lt;b&gt;x&lt;/b&gt;".repeat(DISPLAY_OUTPUT_LIMIT / 8)
-        );
+        assert_eq!(output, "&lt;b&gt;x&lt;/b&gt;".repeat(DISPLAY_OUTPUT_LIMIT / 8));
     }
 
     #[test]
     fn script_tags_in_output_are_escaped() {
-        let record = with(
-            full_record(),
-            "/output",
-            json!("<script>alert(\"owned\")</script>"),
-        );
+        let record = with(full_record(), "/output", json!("<script>alert(\"owned\")</script>"));
         assert_eq!(
             normalized(&record).finding.output.as_deref(),
             Some("&lt;script&gt;alert(&quot;owned&quot;)&lt;/script&gt;")
@@ -784,22 +625,14 @@ mod tests {
     #[test]
     fn errors_name_the_record_and_the_field() {
         let cases = [
-            (
-                without(full_record(), "/asset/uuid"),
-                "asset.uuid",
-                "is missing",
-            ),
+            (without(full_record(), "/asset/uuid"), "asset.uuid", "is missing"),
             (
                 with(full_record(), "/asset/uuid", json!(" ")),
                 "asset.uuid",
                 "must be a non-empty string, found a string (\" \")",
             ),
             (without(full_record(), "/asset"), "asset.uuid", "is missing"),
-            (
-                without(full_record(), "/plugin/id"),
-                "plugin.id",
-                "is missing",
-            ),
+            (without(full_record(), "/plugin/id"), "plugin.id", "is missing"),
             (
                 with(full_record(), "/plugin/id", json!(-5)),
                 "plugin.id",
@@ -816,11 +649,7 @@ mod tests {
                 "must be one of info, low, medium, high, critical, found a string (\"urgent\")",
             ),
             (
-                with(
-                    without(full_record(), "/severity"),
-                    "/severity_id",
-                    json!(5),
-                ),
+                with(without(full_record(), "/severity"), "/severity_id", json!(5)),
                 "severity_id",
                 "must be a number from 0 (info) to 4 (critical), found a number (5)",
             ),
@@ -830,11 +659,7 @@ mod tests {
                 "state",
                 "must be one of OPEN, REOPENED, FIXED, found a string (\"DISMISSED\")",
             ),
-            (
-                without(full_record(), "/first_found"),
-                "first_found",
-                "is missing",
-            ),
+            (without(full_record(), "/first_found"), "first_found", "is missing"),
             (
                 with(full_record(), "/last_found", json!("last tuesday")),
                 "last_found",
@@ -850,11 +675,7 @@ mod tests {
                 "port.port",
                 "must be a port number from 0 to 65535 (a number or a numeric string), found a number (70000)",
             ),
-            (
-                with(full_record(), "/port", json!("443")),
-                "port",
-                "must be an object, found a string (\"443\")",
-            ),
+            (with(full_record(), "/port", json!("443")), "port", "must be an object, found a string (\"443\")"),
             (
                 with(full_record(), "/port/protocol", json!("tcp/ip")),
                 "port.protocol",
@@ -875,20 +696,12 @@ mod tests {
                 "asset.operating_system",
                 "must be a string or an array of strings, found an object with 0 fields",
             ),
-            (
-                json!([1, 2]),
-                "record",
-                "must be an object, found an array of 2 items",
-            ),
+            (json!([1, 2]), "record", "must be an object, found an array of 2 items"),
         ];
         for (record, field, reason) in cases {
             assert_eq!(
                 error_of(&record, 3),
-                RecordError {
-                    index: 3,
-                    field: field.to_owned(),
-                    reason: reason.to_owned()
-                }
+                RecordError { index: 3, field: field.to_owned(), reason: reason.to_owned() }
             );
         }
         let message = error_of(&without(full_record(), "/plugin/id"), 3).to_string();
@@ -897,19 +710,14 @@ mod tests {
 
     #[test]
     fn error_excerpts_never_dump_a_whole_value() {
-        let record = with(
-            full_record(),
-            "/plugin/id",
-            json!("9".repeat(1_000_000) + "x"),
-        );
+        let record = with(full_record(), "/plugin/id", json!("9".repeat(1_000_000) + "x"));
         let message = error_of(&record, 0).to_string();
         assert!(message.len() < 250, "{} bytes", message.len());
     }
 
     #[test]
     fn a_chunk_is_an_array_of_records() {
-        let chunk =
-            serde_json::to_vec(&json!([full_record(), minimal_record()])).expect("serializes");
+        let chunk = serde_json::to_vec(&json!([full_record(), minimal_record()])).expect("serializes");
         let records = normalize_vulns_chunk(&chunk).expect("the chunk normalizes");
         assert_eq!(records.len(), 2);
         assert_eq!(normalize_vulns_chunk(b"[]"), Ok(Vec::new()));
@@ -918,31 +726,18 @@ mod tests {
     #[test]
     fn a_chunk_fails_on_its_first_bad_record() {
         let bad = without(full_record(), "/state");
-        let chunk = serde_json::to_vec(&json!([
-            full_record(),
-            minimal_record(),
-            bad,
-            without(full_record(), "/asset")
-        ]))
-        .expect("serializes");
+        let chunk =
+            serde_json::to_vec(&json!([full_record(), minimal_record(), bad, without(full_record(), "/asset")]))
+                .expect("serializes");
         let error = normalize_vulns_chunk(&chunk).expect_err("the chunk is rejected");
         assert_eq!(error.to_string(), "record 2: field `state` is missing");
-        assert!(matches!(
-            error,
-            ChunkError::Record(RecordError { index: 2, .. })
-        ));
+        assert!(matches!(error, ChunkError::Record(RecordError { index: 2, .. })));
     }
 
     #[test]
     fn a_chunk_that_is_not_a_json_array_is_rejected() {
-        assert!(matches!(
-            normalize_vulns_chunk(b"[{\"asset\":"),
-            Err(ChunkError::NotJson(_))
-        ));
-        assert!(matches!(
-            normalize_vulns_chunk(b""),
-            Err(ChunkError::NotJson(_))
-        ));
+        assert!(matches!(normalize_vulns_chunk(b"[{\"asset\":"), Err(ChunkError::NotJson(_))));
+        assert!(matches!(normalize_vulns_chunk(b""), Err(ChunkError::NotJson(_))));
         assert_eq!(
             normalize_vulns_chunk(br#"{"error": "export expired"}"#),
             Err(ChunkError::NotArray("an object with 1 field".to_owned()))
@@ -1068,11 +863,7 @@ mod tests {
     /// (`tags.0.key`), when its parent exists.
     fn mutate(record: &mut Value, path: &str, replacement: Option<Value>) {
         let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
-        let pointer = if parent.is_empty() {
-            String::new()
-        } else {
-            format!("/{}", parent.replace('.', "/"))
-        };
+        let pointer = if parent.is_empty() { String::new() } else { format!("/{}", parent.replace('.', "/")) };
         match (record.pointer_mut(&pointer), key.parse::<usize>()) {
             (Some(Value::Object(object)), _) => {
                 match replacement {
@@ -1080,14 +871,12 @@ mod tests {
                     None => object.remove(key),
                 };
             }
-            (Some(Value::Array(items)), Ok(position)) if position < items.len() => {
-                match replacement {
-                    Some(value) => items[position] = value,
-                    None => {
-                        items.remove(position);
-                    }
+            (Some(Value::Array(items)), Ok(position)) if position < items.len() => match replacement {
+                Some(value) => items[position] = value,
+                None => {
+                    items.remove(position);
                 }
-            }
+            },
             _ => {}
         }
     }
@@ -1141,7 +930,13 @@ mod tests {
             prop_assert_eq!(&finding.asset_id, &asset.asset_id);
             prop_assert_eq!(
                 finding.finding_id.clone(),
-                Finding::key(ScannerKind::Tenable, &finding.asset_id, &finding.plugin_id, finding.port, &finding.protocol)
+                Finding::key(
+                    ScannerKind::Tenable,
+                    &finding.asset_id,
+                    &finding.plugin_id,
+                    finding.port,
+                    &finding.protocol
+                )
             );
             prop_assert!(!finding.output.unwrap_or_default().contains('<'));
             Ok(())
@@ -1245,10 +1040,7 @@ mod tests {
                     os_category: OsCategory::WindowsServer,
                 },
                 last_seen: Some(utc(2024, 1, 5, 10, 11, 12)),
-                tags: vec![
-                    ("env".to_owned(), "prod".to_owned()),
-                    ("Location".to_owned(), "Fort Worth".to_owned()),
-                ],
+                tags: vec![("env".to_owned(), "prod".to_owned()), ("Location".to_owned(), "Fort Worth".to_owned()),],
                 deleted: false,
             }
         );
@@ -1256,10 +1048,7 @@ mod tests {
 
     #[test]
     fn the_asset_of_an_asset_record_equals_the_asset_of_its_vuln_records() {
-        assert_eq!(
-            normalized_asset(&full_asset_record()).asset,
-            normalized(&full_record()).asset
-        );
+        assert_eq!(normalized_asset(&full_asset_record()).asset, normalized(&full_record()).asset);
     }
 
     #[test]
@@ -1292,26 +1081,13 @@ mod tests {
 
     #[test]
     fn the_hostname_is_the_first_name_else_the_first_netbios_name() {
-        let record = with(
-            full_asset_record(),
-            "/hostnames",
-            json!([" ", null, "web-01b", "web-01c"]),
-        );
-        assert_eq!(
-            normalized_asset(&record).asset.hostname.as_deref(),
-            Some("web-01b")
-        );
+        let record = with(full_asset_record(), "/hostnames", json!([" ", null, "web-01b", "web-01c"]));
+        assert_eq!(normalized_asset(&record).asset.hostname.as_deref(), Some("web-01b"));
         let record = with(full_asset_record(), "/hostnames", json!([]));
-        assert_eq!(
-            normalized_asset(&record).asset.hostname.as_deref(),
-            Some("WEB-01")
-        );
+        assert_eq!(normalized_asset(&record).asset.hostname.as_deref(), Some("WEB-01"));
         // An IP address is never a hostname, in either source.
         let record = with(record, "/hostnames", json!(["192.0.2.10"]));
-        assert_eq!(
-            normalized_asset(&record).asset.hostname.as_deref(),
-            Some("WEB-01")
-        );
+        assert_eq!(normalized_asset(&record).asset.hostname.as_deref(), Some("WEB-01"));
         let record = with(record, "/netbios_names", json!([]));
         assert_eq!(normalized_asset(&record).asset.hostname, None);
     }
@@ -1319,31 +1095,18 @@ mod tests {
     #[test]
     fn the_system_type_decides_only_when_the_os_says_nothing() {
         let router = with(full_asset_record(), "/system_types", json!(["router"]));
-        assert_eq!(
-            normalized_asset(&router).asset.os_category,
-            OsCategory::WindowsServer
-        );
+        assert_eq!(normalized_asset(&router).asset.os_category, OsCategory::WindowsServer);
         let unknown_os = with(router.clone(), "/operating_systems", json!(["VxWorks 6"]));
-        assert_eq!(
-            normalized_asset(&unknown_os).asset.os_category,
-            OsCategory::NetworkDevice
-        );
+        assert_eq!(normalized_asset(&unknown_os).asset.os_category, OsCategory::NetworkDevice);
         let no_os = with(router, "/operating_systems", json!([]));
         let asset = normalized_asset(&no_os).asset;
-        assert_eq!(
-            (asset.operating_system, asset.os_category),
-            (None, OsCategory::NetworkDevice)
-        );
+        assert_eq!((asset.operating_system, asset.os_category), (None, OsCategory::NetworkDevice));
         let os_list = with(
             full_asset_record(),
             "/operating_systems",
             json!(["Linux Kernel 5.15 on Ubuntu 22.04", "Microsoft Windows 10"]),
         );
-        assert_eq!(
-            normalized_asset(&os_list).asset.os_category,
-            OsCategory::Linux,
-            "the first OS decides"
-        );
+        assert_eq!(normalized_asset(&os_list).asset.os_category, OsCategory::Linux, "the first OS decides");
     }
 
     #[test]
@@ -1359,17 +1122,9 @@ mod tests {
 
     #[test]
     fn asset_times_are_stored_in_utc() {
-        for value in [
-            json!("2024-01-05T12:11:12+02:00"),
-            json!("2024-01-05 10:11:12"),
-            json!(1_704_449_472),
-        ] {
+        for value in [json!("2024-01-05T12:11:12+02:00"), json!("2024-01-05 10:11:12"), json!(1_704_449_472)] {
             let record = with(full_asset_record(), "/last_seen", value.clone());
-            assert_eq!(
-                normalized_asset(&record).last_seen,
-                Some(utc(2024, 1, 5, 10, 11, 12)),
-                "{value}"
-            );
+            assert_eq!(normalized_asset(&record).last_seen, Some(utc(2024, 1, 5, 10, 11, 12)), "{value}");
         }
     }
 
@@ -1389,10 +1144,7 @@ mod tests {
         );
         assert_eq!(
             normalized_asset(&record).tags,
-            vec![
-                ("env".to_owned(), "staging".to_owned()),
-                ("owner".to_owned(), "platform-team".to_owned()),
-            ]
+            vec![("env".to_owned(), "staging".to_owned()), ("owner".to_owned(), "platform-team".to_owned()),]
         );
     }
 
@@ -1400,16 +1152,8 @@ mod tests {
     fn asset_errors_name_the_record_and_the_field() {
         let cases = [
             (without(full_asset_record(), "/id"), "id", "is missing"),
-            (
-                with(full_asset_record(), "/id", json!("")),
-                "id",
-                "must be a non-empty string, found a string (\"\")",
-            ),
-            (
-                with(full_asset_record(), "/id", json!(42)),
-                "id",
-                "must be a non-empty string, found a number (42)",
-            ),
+            (with(full_asset_record(), "/id", json!("")), "id", "must be a non-empty string, found a string (\"\")"),
+            (with(full_asset_record(), "/id", json!(42)), "id", "must be a non-empty string, found a number (42)"),
             (
                 with(full_asset_record(), "/last_seen", json!("last tuesday")),
                 "last_seen",
@@ -1455,55 +1199,35 @@ mod tests {
                 "tags[1].value",
                 "must be a string, found an array of 1 item",
             ),
-            (
-                json!("cf165808"),
-                "record",
-                "must be an object, found a string (\"cf165808\")",
-            ),
+            (json!("cf165808"), "record", "must be an object, found a string (\"cf165808\")"),
         ];
         for (record, field, reason) in cases {
             assert_eq!(
                 asset_error_of(&record, 5),
-                RecordError {
-                    index: 5,
-                    field: field.to_owned(),
-                    reason: reason.to_owned()
-                }
+                RecordError { index: 5, field: field.to_owned(), reason: reason.to_owned() }
             );
         }
         let message = asset_error_of(&without(full_asset_record(), "/id"), 5).to_string();
         assert_eq!(message, "record 5: field `id` is missing");
-        let huge = with(
-            full_asset_record(),
-            "/last_seen",
-            json!("x".repeat(1_000_000)),
-        );
+        let huge = with(full_asset_record(), "/last_seen", json!("x".repeat(1_000_000)));
         assert!(asset_error_of(&huge, 0).to_string().len() < 250);
     }
 
     #[test]
     fn an_assets_chunk_is_an_array_of_asset_records() {
-        let chunk = serde_json::to_vec(&json!([full_asset_record(), { "id": ROUTER_ID }]))
-            .expect("serializes");
+        let chunk = serde_json::to_vec(&json!([full_asset_record(), { "id": ROUTER_ID }])).expect("serializes");
         let assets = normalize_assets_chunk(&chunk).expect("the chunk normalizes");
         let ids: Vec<&str> = assets.iter().map(|a| a.asset.asset_id.as_str()).collect();
         assert_eq!(ids, [ASSET_UUID, ROUTER_ID]);
         assert_eq!(normalize_assets_chunk(b"[]"), Ok(Vec::new()));
 
-        let bad = serde_json::to_vec(&json!([
-            full_asset_record(),
-            without(full_asset_record(), "/id"),
-            json!(null)
-        ]))
-        .expect("serializes");
+        let bad = serde_json::to_vec(&json!([full_asset_record(), without(full_asset_record(), "/id"), json!(null)]))
+            .expect("serializes");
         assert_eq!(
             normalize_assets_chunk(&bad).map_err(|error| error.to_string()),
             Err("record 1: field `id` is missing".to_owned())
         );
-        assert!(matches!(
-            normalize_assets_chunk(b"[{\"id\":"),
-            Err(ChunkError::NotJson(_))
-        ));
+        assert!(matches!(normalize_assets_chunk(b"[{\"id\":"), Err(ChunkError::NotJson(_))));
         assert_eq!(
             normalize_assets_chunk(br#"{"error": "export expired"}"#),
             Err(ChunkError::NotArray("an object with 1 field".to_owned()))
@@ -1514,10 +1238,7 @@ mod tests {
     fn a_normalized_asset_round_trips_through_json() {
         let normalized = normalized_asset(&full_asset_record());
         let json = serde_json::to_value(&normalized).expect("serializes");
-        assert_eq!(
-            json["tags"],
-            json!([["env", "prod"], ["Location", "Fort Worth"]])
-        );
+        assert_eq!(json["tags"], json!([["env", "prod"], ["Location", "Fort Worth"]]));
         assert_eq!(json["last_seen"], json!("2024-01-05T10:11:12Z"));
         let back: NormalizedAsset = serde_json::from_value(json).expect("deserializes");
         assert_eq!(back, normalized);
@@ -1558,10 +1279,7 @@ mod tests {
         assert!(without_fqdn > 0);
         for normalized in assets.values() {
             assert!(!normalized.deleted);
-            assert_eq!(
-                normalized.tags.first().map(|(key, _)| key.as_str()),
-                Some("env")
-            );
+            assert_eq!(normalized.tags.first().map(|(key, _)| key.as_str()), Some("env"));
         }
     }
 
@@ -1569,16 +1287,10 @@ mod tests {
     fn an_ip_address_hostname_in_a_vuln_record_agrees_with_an_asset_record_without_names() {
         let vuln = with(full_record(), "/asset/hostname", json!("192.0.2.225"));
         let asset_record = with(full_asset_record(), "/hostnames", json!([]));
-        assert_eq!(
-            normalized(&vuln).asset,
-            normalized_asset(&asset_record).asset
-        );
+        assert_eq!(normalized(&vuln).asset, normalized_asset(&asset_record).asset);
         let vuln = without(vuln, "/asset/netbios_name");
         let asset_record = with(asset_record, "/netbios_names", json!([]));
-        assert_eq!(
-            normalized(&vuln).asset,
-            normalized_asset(&asset_record).asset
-        );
+        assert_eq!(normalized(&vuln).asset, normalized_asset(&asset_record).asset);
         assert_eq!(normalized(&vuln).asset.hostname, None);
     }
 

@@ -33,7 +33,10 @@ mod tests {
     #[tokio::test]
     async fn wrong_keys_end_in_a_credential_error_with_the_keys_redacted() {
         let h = harness(SimulatorConfig::default()).await;
-        let wrong = TenableCredentials { access_key: "wrong-access-key-1234".into(), secret_key: "wrong-secret-key-5678".into() };
+        let wrong = TenableCredentials {
+            access_key: "wrong-access-key-1234".into(),
+            secret_key: "wrong-secret-key-5678".into(),
+        };
         h.store.put_secret("tenable-keys", wrong);
         let job = h.start_job("job-1").await;
         let error = test_connectivity(&h.services, &job).await.expect_err("the keys are refused");

@@ -16,9 +16,19 @@ use crate::store::keys;
 pub enum FetchEvent {
     /// Request the export that follows `previous` in the sync mode's plan (the first
     /// one when `previous` is null); answers null when every export is done.
-    NextExport { job: JobRef, previous: Option<ExportRef> },
-    PollExport { job: JobRef, export: ExportRef },
-    FetchChunk { job: JobRef, export: ExportRef, chunk_id: u32 },
+    NextExport {
+        job: JobRef,
+        previous: Option<ExportRef>,
+    },
+    PollExport {
+        job: JobRef,
+        export: ExportRef,
+    },
+    FetchChunk {
+        job: JobRef,
+        export: ExportRef,
+        chunk_id: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,7 +67,11 @@ pub async fn fetch(services: &Services, event: FetchEvent) -> Result<FetchOutput
     }
 }
 
-pub async fn next_export(services: &Services, job_ref: &JobRef, previous: Option<&ExportRef>) -> Result<Option<ExportRef>> {
+pub async fn next_export(
+    services: &Services,
+    job_ref: &JobRef,
+    previous: Option<&ExportRef>,
+) -> Result<Option<ExportRef>> {
     services
         .run_stage(&job_ref.job_id, Stage::Fetching, None, async {
             let job = services
@@ -255,7 +269,10 @@ mod tests {
         assert_eq!(requests[0]["filters"]["state"], serde_json::json!(["OPEN", "REOPENED", "FIXED"]));
         assert_eq!(h.simulator.asset_export_requests().len(), 1);
         let stored = h.store.get_job("job-1").await.unwrap().unwrap();
-        assert_eq!(stored.exports.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![ExportKind::Assets, ExportKind::Vulns]);
+        assert_eq!(
+            stored.exports.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            vec![ExportKind::Assets, ExportKind::Vulns]
+        );
     }
 
     #[tokio::test]
@@ -287,7 +304,12 @@ mod tests {
 
     #[tokio::test]
     async fn polls_until_finished_then_writes_the_chunk_manifest() {
-        let config = SimulatorConfig { assets: 120, findings_per_asset: 3, status_polls_before_finished: 2, ..Default::default() };
+        let config = SimulatorConfig {
+            assets: 120,
+            findings_per_asset: 3,
+            status_polls_before_finished: 2,
+            ..Default::default()
+        };
         let h = harness(config).await;
         let job = h.start_job("job-1").await;
         let export = vulns_export(&h, &job).await;

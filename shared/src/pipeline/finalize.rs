@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Services;
 use crate::errors::{Result, error_names, job_status_for, recommended_action};
-use crate::model::{ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SyncJob, SyncMode};
+use crate::model::{
+    ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SyncJob, SyncMode,
+};
 use crate::store::JobStore;
 
 /// An error the state machine caught, as Step Functions hands it over.
@@ -81,7 +83,13 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
             services.jobs.finish_job(&finished).await?;
             tracing::info!(job_id, status = %finished.status, ?counts, "sync job finished");
             let stored = services.jobs.get_job(&job_id).await?.unwrap_or(finished);
-            Ok(JobSummary { job_id: job_id.clone(), status: stored.status, chunks: counts, counts: stored.counts, failure })
+            Ok(JobSummary {
+                job_id: job_id.clone(),
+                status: stored.status,
+                chunks: counts,
+                counts: stored.counts,
+                failure,
+            })
         })
         .await
 }
@@ -174,7 +182,9 @@ fn unprocessed_chunks_failure(chunks: &[crate::model::ChunkRecord], counts: Chun
                 status: job_status_for(error),
                 stage: Stage::Fetching,
                 error: error.to_string(),
-                message: format!("{summary}; a chunk ended without an error (the function may have crashed or timed out)"),
+                message: format!(
+                    "{summary}; a chunk ended without an error (the function may have crashed or timed out)"
+                ),
                 action: recommended_action(error).to_string(),
                 http_status: None,
                 payload: None,
@@ -190,15 +200,20 @@ mod tests {
     use tenable_simulator::{Faults, SimulatorConfig};
 
     use super::*;
-    use crate::pipeline::fetch::{next_export, poll_export};
     use crate::pipeline::JobRef;
+    use crate::pipeline::fetch::{next_export, poll_export};
     use crate::pipeline::test_support::{CONNECTOR, harness};
     use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore};
 
     #[tokio::test]
     async fn a_clean_sync_finishes_with_every_stage_timed_and_every_finding_stored() {
-        let h = harness(SimulatorConfig { assets: 110, findings_per_asset: 4, status_polls_before_finished: 1, ..Default::default() })
-            .await;
+        let h = harness(SimulatorConfig {
+            assets: 110,
+            findings_per_asset: 4,
+            status_polls_before_finished: 1,
+            ..Default::default()
+        })
+        .await;
         let summary = h.run_new("job-1").await;
         assert_eq!(summary.status, JobStatus::Finished);
         // Two asset chunks (100 assets each at least) and three vuln chunks (50 assets each).
@@ -228,7 +243,8 @@ mod tests {
         let second = h.run_new("job-2").await;
         assert_eq!(second.counts.findings_inactivated, 1);
         let stored = h.store.all_findings(CONNECTOR);
-        let retired = stored.iter().find(|f| f.finding.finding_id == gone.finding.finding_id).expect("kept, not deleted");
+        let retired =
+            stored.iter().find(|f| f.finding.finding_id == gone.finding.finding_id).expect("kept, not deleted");
         assert!(!retired.active);
         assert_eq!(stored.iter().filter(|f| f.active).count(), 40);
     }
@@ -246,7 +262,11 @@ mod tests {
         assert_eq!(failure.stage, Stage::Normalizing);
         assert_eq!(failure.error, error_names::MALFORMED_CHUNK);
         assert_eq!(failure.chunk.as_deref(), Some("vulns-00002"));
-        assert!(failure.message.contains("vulns-00002") && failure.message.contains("not valid JSON"), "{}", failure.message);
+        assert!(
+            failure.message.contains("vulns-00002") && failure.message.contains("not valid JSON"),
+            "{}",
+            failure.message
+        );
         assert_eq!(h.store.all_findings(CONNECTOR).len(), 200, "the two good chunks are kept");
         let job = h.store.get_job("job-1").await.unwrap().unwrap();
         assert_eq!(job.stages[&Stage::Normalizing].outcome, StageOutcome::Failed);
@@ -254,8 +274,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_sync_past_its_window_pauses_and_keeps_what_it_processed() {
-        let h = harness(SimulatorConfig { assets: 110, findings_per_asset: 2, status_polls_before_finished: 1, ..Default::default() })
-            .await;
+        let h = harness(SimulatorConfig {
+            assets: 110,
+            findings_per_asset: 2,
+            status_polls_before_finished: 1,
+            ..Default::default()
+        })
+        .await;
         let mut record = h.store.connector_record(CONNECTOR).await.unwrap().expect("the connector");
         record.sync_window_minutes = Some(30);
         h.store.update_connector(&record).await.unwrap();
@@ -282,7 +307,8 @@ mod tests {
         assert_eq!(refused.error_name(), error_names::SYNC_WINDOW_ENDED);
         let stopped = next_export(&h.services, &late, Some(&assets)).await.expect_err("past the window");
         let caught = CaughtError { error: stopped.error_name().to_string(), cause: Some(stopped.to_string()) };
-        let summary = finalize(&h.services, FinalizeEvent { job_id: "job-1".into(), failure: Some(caught) }).await.unwrap();
+        let summary =
+            finalize(&h.services, FinalizeEvent { job_id: "job-1".into(), failure: Some(caught) }).await.unwrap();
 
         assert_eq!(summary.status, JobStatus::Paused);
         assert_eq!(summary.chunks, ChunkCounts { total: 2, processed: 1, failed: 1, ..Default::default() });
@@ -302,7 +328,8 @@ mod tests {
         let h = harness(SimulatorConfig::default()).await;
         h.start_job("job-1").await;
         let caught = CaughtError { error: "States.Timeout".into(), cause: Some("the task timed out".into()) };
-        let summary = finalize(&h.services, FinalizeEvent { job_id: "job-1".into(), failure: Some(caught) }).await.unwrap();
+        let summary =
+            finalize(&h.services, FinalizeEvent { job_id: "job-1".into(), failure: Some(caught) }).await.unwrap();
         assert_eq!(summary.status, JobStatus::GenericError);
         assert_eq!(summary.failure.unwrap().message, "the task timed out");
     }

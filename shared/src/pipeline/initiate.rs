@@ -137,7 +137,8 @@ mod tests {
         let created = new_job("job-3", &record, request.clone(), "unit-tests", Utc::now()).unwrap();
         h.store.create_job(&created).await.unwrap();
 
-        let start = StartSync { job_id: "job-3".into(), execution_arn: Some("arn:execution:job-3".into()), input: request };
+        let start =
+            StartSync { job_id: "job-3".into(), execution_arn: Some("arn:execution:job-3".into()), input: request };
         initiate(&h.services, start).await.expect("initiates the existing job");
         let job = h.store.get_job("job-3").await.unwrap().expect("the job exists");
         assert_eq!(job.mode, SyncMode::AssetsOnly);

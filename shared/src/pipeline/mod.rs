@@ -123,7 +123,13 @@ impl Services {
     ///
     /// A failure a retry may cure is kept on the chunk record only: a chunk that then
     /// succeeds shows as retried, not as an error on the job.
-    pub(crate) async fn run_stage<T, F>(&self, job_id: &str, stage: Stage, chunk_key: Option<&str>, work: F) -> Result<T>
+    pub(crate) async fn run_stage<T, F>(
+        &self,
+        job_id: &str,
+        stage: Stage,
+        chunk_key: Option<&str>,
+        work: F,
+    ) -> Result<T>
     where
         F: Future<Output = Result<T>>,
     {
@@ -316,7 +322,12 @@ pub(crate) mod test_support {
 
         pub async fn one_chunk(&self, job: &JobRef, export: &ExportRef, chunk_id: u32) -> Result<()> {
             let fetched = fetch_chunk(&self.services, job, export, chunk_id).await?;
-            let task = ChunkTask { job: job.clone(), kind: fetched.kind, chunk_key: fetched.chunk_key, object_key: fetched.object_key };
+            let task = ChunkTask {
+                job: job.clone(),
+                kind: fetched.kind,
+                chunk_key: fetched.chunk_key,
+                object_key: fetched.object_key,
+            };
             let normalized = normalize(&self.services, task).await?;
             let task = ChunkTask {
                 job: job.clone(),

@@ -19,7 +19,8 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
             let raw = services.objects.get_object(&task.object_key).await?;
             // The whole chunk is checked before anything is written: a bad record
             // leaves no half-normalized chunk behind.
-            let malformed = |e: ChunkError| SyncError::MalformedChunk { chunk: chunk_key.to_string(), reason: e.to_string() };
+            let malformed =
+                |e: ChunkError| SyncError::MalformedChunk { chunk: chunk_key.to_string(), reason: e.to_string() };
             let (ndjson, count) = match task.kind {
                 ExportKind::Vulns => to_ndjson(&normalize_vulns_chunk(&raw).map_err(malformed)?)?,
                 ExportKind::Assets => to_ndjson(&normalize_assets_chunk(&raw).map_err(malformed)?)?,
@@ -42,7 +43,12 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
                     updated_at: Utc::now(),
                 })
                 .await?;
-            Ok(ChunkOutput { chunk_key: chunk_key.to_string(), kind: task.kind, object_key: normalized_key, records: count })
+            Ok(ChunkOutput {
+                chunk_key: chunk_key.to_string(),
+                kind: task.kind,
+                object_key: normalized_key,
+                records: count,
+            })
         })
         .await
 }
@@ -64,7 +70,11 @@ mod tests {
     use crate::store::{JobStore, ObjectStore};
     use tenable_simulator::SimulatorConfig;
 
-    async fn raw_chunk(h: &crate::pipeline::test_support::Harness, job: &super::super::JobRef, body: &[u8]) -> ChunkTask {
+    async fn raw_chunk(
+        h: &crate::pipeline::test_support::Harness,
+        job: &super::super::JobRef,
+        body: &[u8],
+    ) -> ChunkTask {
         let object_key = keys::raw_chunk(&job.connector_id, &job.job_id, "vulns-00001");
         h.store.put_object(&object_key, body.to_vec(), "application/json").await.unwrap();
         ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: "vulns-00001".into(), object_key }
@@ -78,8 +88,11 @@ mod tests {
         let output = normalize(&h.services, raw_chunk(&h, &job, &vulns).await).await.expect("normalizes");
         assert_eq!(output.records, 5);
         let ndjson = h.store.get_object(&output.object_key).await.unwrap();
-        let lines: Vec<NormalizedRecord> =
-            ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        let lines: Vec<NormalizedRecord> = ndjson
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 5);
     }
 
@@ -93,7 +106,10 @@ mod tests {
         let error = normalize(&h.services, task).await.expect_err("the record has no asset");
         assert_eq!(error.error_name(), "Vulnflow.MalformedChunk");
         let message = error.to_string();
-        assert!(message.contains("vulns-00001") && message.contains("record 1") && message.contains("`asset"), "{message}");
+        assert!(
+            message.contains("vulns-00001") && message.contains("record 1") && message.contains("`asset"),
+            "{message}"
+        );
         assert!(h.store.object_keys().iter().all(|k| !k.starts_with("normalized/")), "nothing half-written");
         let stored = h.store.get_job("job-1").await.unwrap().unwrap();
         let failure = stored.failure.expect("recorded");

@@ -33,8 +33,12 @@ pub async fn process(services: &Services, task: ChunkTask) -> Result<ProcessOutp
                 .await?
                 .and_then(|chunk| chunk.raw_key)
                 .unwrap_or_default();
-            let merge =
-                Merge { connector_id: &job.connector_id, job_id: &job.job_id, chunk_key: &task.chunk_key, raw_key: &raw_key };
+            let merge = Merge {
+                connector_id: &job.connector_id,
+                job_id: &job.job_id,
+                chunk_key: &task.chunk_key,
+                raw_key: &raw_key,
+            };
             let counts = match task.kind {
                 ExportKind::Vulns => merge.findings_chunk(services, read_ndjson(&task.object_key, &ndjson)?).await?,
                 ExportKind::Assets => merge.assets_chunk(services, read_ndjson(&task.object_key, &ndjson)?).await?,
@@ -239,7 +243,8 @@ mod tests {
         let raw = serde_json::to_vec(vulns).unwrap();
         let raw_key = keys::raw_chunk(&job.connector_id, &job.job_id, chunk);
         h.store.put_object(&raw_key, raw.clone(), "application/json").await.unwrap();
-        let task = ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: chunk.into(), object_key: raw_key };
+        let task =
+            ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: chunk.into(), object_key: raw_key };
         let output = crate::pipeline::normalize::normalize(&h.services, task).await.expect("normalizes");
         ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: chunk.into(), object_key: output.object_key }
     }
@@ -277,7 +282,8 @@ mod tests {
         let before = h.store.all_findings(CONNECTOR);
 
         let second_job = h.start_job("job-2").await;
-        let second = process(&h.services, normalized_chunk(&h, &second_job, "vulns-00001", &vulns).await).await.unwrap();
+        let second =
+            process(&h.services, normalized_chunk(&h, &second_job, "vulns-00001", &vulns).await).await.unwrap();
         assert_eq!(second.counts.findings_unchanged, 30);
         assert_eq!(second.counts.findings_new + second.counts.findings_updated + second.counts.findings_fixed, 0);
         let after = h.store.all_findings(CONNECTOR);
@@ -295,7 +301,8 @@ mod tests {
         on_443["port"] = serde_json::json!({"port": 443, "protocol": "TCP"});
         let mut on_8443 = on_443.clone();
         on_8443["port"] = serde_json::json!({"port": "8443", "protocol": "TCP"});
-        let output = process(&h.services, normalized_chunk(&h, &job, "vulns-00001", &[on_443, on_8443]).await).await.unwrap();
+        let output =
+            process(&h.services, normalized_chunk(&h, &job, "vulns-00001", &[on_443, on_8443]).await).await.unwrap();
         assert_eq!(output.counts.findings_new, 2);
         let ports: Vec<u16> = h.store.all_findings(CONNECTOR).iter().map(|f| f.finding.port).collect();
         assert_eq!(ports.len(), 2);
@@ -313,7 +320,8 @@ mod tests {
         record["state"] = "FIXED".into();
         record["last_fixed"] = record["last_found"].clone();
         let job_2 = h.start_job("job-2").await;
-        let fixed = process(&h.services, normalized_chunk(&h, &job_2, "vulns-00001", &[record.clone()]).await).await.unwrap();
+        let fixed =
+            process(&h.services, normalized_chunk(&h, &job_2, "vulns-00001", &[record.clone()]).await).await.unwrap();
         assert_eq!(fixed.counts.findings_fixed, 1);
 
         record["state"] = "OPEN".into();

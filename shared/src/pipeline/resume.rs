@@ -63,9 +63,13 @@ async fn carry(jobs: &dyn JobStore, job: &SyncJob, earlier: &SyncJob) -> Result<
         return starts_over(format!("job {earlier_id} continues {} earlier jobs already", earlier.carries_from.len()));
     }
     let since_earlier = HistoryFilter { from: Some(earlier.started_at), ..Default::default() };
-    let (started_since, _) = jobs.history(&job.connector_id, &since_earlier, &HistoryPage { limit: 10, token: None }).await?;
+    let (started_since, _) =
+        jobs.history(&job.connector_id, &since_earlier, &HistoryPage { limit: 10, token: None }).await?;
     if let Some(newer) = started_since.iter().find(|other| other.job_id != *earlier_id && other.job_id != job.job_id) {
-        return starts_over(format!("sync {} of the connector started after job {earlier_id}, so its data is newer", newer.job_id));
+        return starts_over(format!(
+            "sync {} of the connector started after job {earlier_id}, so its data is newer",
+            newer.job_id
+        ));
     }
     Ok(Carry::From(std::iter::once(earlier_id.clone()).chain(earlier.carries_from.iter().cloned()).collect()))
 }
@@ -160,8 +164,14 @@ mod tests {
     async fn tenant_whose_chunk_2_fails_once() -> Harness {
         let errors = ServerErrors { status: 500, chunk_ids: vec![2], times: 1 };
         let faults = Faults { server_errors: Some(errors), ..Default::default() };
-        harness(SimulatorConfig { assets: 150, findings_per_asset: 2, status_polls_before_finished: 0, faults, ..Default::default() })
-            .await
+        harness(SimulatorConfig {
+            assets: 150,
+            findings_per_asset: 2,
+            status_polls_before_finished: 0,
+            faults,
+            ..Default::default()
+        })
+        .await
     }
 
     /// A vulns-only sync that ends API_ERROR with chunks 1 and 3 processed.
@@ -215,8 +225,14 @@ mod tests {
         // which carried chunks 1 and 2 over from the first.
         let errors = ServerErrors { status: 500, chunk_ids: vec![3], times: 2 };
         let faults = Faults { server_errors: Some(errors), ..Default::default() };
-        let h = harness(SimulatorConfig { assets: 150, findings_per_asset: 2, status_polls_before_finished: 0, faults, ..Default::default() })
-            .await;
+        let h = harness(SimulatorConfig {
+            assets: 150,
+            findings_per_asset: 2,
+            status_polls_before_finished: 0,
+            faults,
+            ..Default::default()
+        })
+        .await;
         let first = h.start_job_with("job-0", SyncMode::VulnsOnly, SyncScope::default()).await;
         assert_eq!(h.run(&first).await.chunks.processed, 2);
         let second = h.resume_job("job-1", "job-0").await;
@@ -310,7 +326,11 @@ mod tests {
             let mut earlier = new_job(job_id, &record, request, "unit-tests", Utc::now()).unwrap();
             earlier.status = JobStatus::ApiError;
             earlier.exports = vec![export];
-            let resuming = SyncJob { job_id: format!("{job_id}-resumed"), carries_from: vec![job_id.to_string()], ..earlier.clone() };
+            let resuming = SyncJob {
+                job_id: format!("{job_id}-resumed"),
+                carries_from: vec![job_id.to_string()],
+                ..earlier.clone()
+            };
             h.store.create_job(&earlier).await.unwrap();
             let status_calls = h.simulator.requests_received(Route::ExportStatus);
             let reused = reusable_export(&h.services, &resuming, ExportKind::Vulns, scanner.as_ref()).await.unwrap();

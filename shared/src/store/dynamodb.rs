@@ -18,11 +18,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
-use super::{MAX_SYNC_JOBS, ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, StoredAsset, StoredFinding};
+use super::{
+    ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, MAX_SYNC_JOBS, StoredAsset,
+    StoredFinding,
+};
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
-    StageOutcome, StageRun, SyncClaim, SyncJob,
+    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts,
+    Stage, StageOutcome, StageRun, SyncClaim, SyncJob,
 };
 
 /// The table names of one deployment (the template passes them to every function).
@@ -163,7 +166,8 @@ impl DynamoStore {
     /// done already (or, `then` being a [`Self::job_update`], that the job was
     /// cancelled): true when written, false when not.
     async fn write_once(&self, what: &str, guarded: Vec<TransactWriteItem>, then: TransactWriteItem) -> Result<bool> {
-        let result = self.client.transact_write_items().set_transact_items(Some(guarded)).transact_items(then).send().await;
+        let result =
+            self.client.transact_write_items().set_transact_items(Some(guarded)).transact_items(then).send().await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if a_condition_failed(&e) => Ok(false),
@@ -276,7 +280,12 @@ impl DynamoStore {
         for batch in ids.chunks(BATCH_GET_LIMIT) {
             let keys = batch
                 .iter()
-                .map(|id| HashMap::from([("connector_id".to_string(), string(connector_id)), (sort_key.to_string(), string(id))]))
+                .map(|id| {
+                    HashMap::from([
+                        ("connector_id".to_string(), string(connector_id)),
+                        (sort_key.to_string(), string(id)),
+                    ])
+                })
                 .collect();
             let mut request = KeysAndAttributes::builder()
                 .set_keys(Some(keys))
@@ -302,7 +311,11 @@ impl DynamoStore {
                     _ => break,
                 }
                 if attempt == BATCH_RETRIES {
-                    return Err(SyncError::storage("DynamoDB BatchGetItem", "keys stayed unprocessed (throttled)", true));
+                    return Err(SyncError::storage(
+                        "DynamoDB BatchGetItem",
+                        "keys stayed unprocessed (throttled)",
+                        true,
+                    ));
                 }
             }
         }
@@ -315,7 +328,9 @@ impl DynamoStore {
                 .iter()
                 .map(|record| {
                     let put = PutRequest::builder().set_item(Some(item(record)?)).build();
-                    Ok(WriteRequest::builder().put_request(put.map_err(|e| SyncError::Internal(e.to_string()))?).build())
+                    Ok(WriteRequest::builder()
+                        .put_request(put.map_err(|e| SyncError::Internal(e.to_string()))?)
+                        .build())
                 })
                 .collect::<Result<Vec<_>>>()?;
             for attempt in 0..=BATCH_RETRIES {
@@ -331,7 +346,11 @@ impl DynamoStore {
                     break;
                 }
                 if attempt == BATCH_RETRIES {
-                    return Err(SyncError::storage("DynamoDB BatchWriteItem", "items stayed unprocessed (throttled)", true));
+                    return Err(SyncError::storage(
+                        "DynamoDB BatchWriteItem",
+                        "items stayed unprocessed (throttled)",
+                        true,
+                    ));
                 }
                 backoff(attempt).await;
             }
@@ -516,7 +535,9 @@ impl ConnectorStore for DynamoStore {
             .table_name(&self.tables.connectors)
             .key("connector_id", string(connector_id))
             .update_expression("SET sync_cursor = :cursor")
-            .condition_expression("attribute_exists(connector_id) AND (attribute_not_exists(sync_cursor) OR sync_cursor < :cursor)")
+            .condition_expression(
+                "attribute_exists(connector_id) AND (attribute_not_exists(sync_cursor) OR sync_cursor < :cursor)",
+            )
             .expression_attribute_values(":cursor", AttributeValue::N(cursor.to_string()))
             .send()
             .await;
@@ -612,8 +633,13 @@ impl JobStore for DynamoStore {
     }
 
     async fn set_status(&self, job_id: &str, status: JobStatus) -> Result<()> {
-        self.update_job(job_id, "SET #status = :status", &[("#status", "status")], vec![(":status", attribute(&status)?)])
-            .await
+        self.update_job(
+            job_id,
+            "SET #status = :status",
+            &[("#status", "status")],
+            vec![(":status", attribute(&status)?)],
+        )
+        .await
     }
 
     async fn add_export(&self, job_id: &str, export: &ExportRef) -> Result<()> {
@@ -671,7 +697,8 @@ impl JobStore for DynamoStore {
     }
 
     async fn note_retryable_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {
-        self.update_job(job_id, "SET last_retryable_failure = :failure", &[], vec![(":failure", attribute(failure)?)]).await
+        self.update_job(job_id, "SET last_retryable_failure = :failure", &[], vec![(":failure", attribute(failure)?)])
+            .await
     }
 
     async fn finish_job(&self, job: &SyncJob) -> Result<()> {
@@ -851,7 +878,13 @@ impl JobStore for DynamoStore {
         }
     }
 
-    async fn commit_chunk(&self, job_id: &str, chunk_key: &str, counts: &RecordCounts, at: DateTime<Utc>) -> Result<bool> {
+    async fn commit_chunk(
+        &self,
+        job_id: &str,
+        chunk_key: &str,
+        counts: &RecordCounts,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
         let chunk = self
             .get_chunk(job_id, chunk_key)
             .await?
@@ -924,7 +957,8 @@ fn a_condition_failed<R>(error: &SdkError<TransactWriteItemsError, R>) -> bool {
 #[async_trait]
 impl InventoryStore for DynamoStore {
     async fn findings(&self, connector_id: &str, finding_ids: &[String]) -> Result<HashMap<String, StoredFinding>> {
-        let found: Vec<StoredFinding> = self.batch_get(&self.tables.findings, connector_id, "finding_id", finding_ids).await?;
+        let found: Vec<StoredFinding> =
+            self.batch_get(&self.tables.findings, connector_id, "finding_id", finding_ids).await?;
         Ok(found.into_iter().map(|f| (f.finding.finding_id.clone(), f)).collect())
     }
 
@@ -1022,7 +1056,10 @@ mod tests {
             current_stage: Some(Stage::Fetching),
             ..SyncJob::started("job-1", "c-1", SyncMode::Full, by_ana, "vulnflow-local", now)
         };
-        job.stages.insert(Stage::Initiating, StageRun { outcome: StageOutcome::Succeeded, started_at: now, ended_at: Some(now) });
+        job.stages.insert(
+            Stage::Initiating,
+            StageRun { outcome: StageOutcome::Succeeded, started_at: now, ended_at: Some(now) },
+        );
         let encoded = item(&job).expect("encodes");
         assert!(matches!(encoded.get("stages"), Some(AttributeValue::M(stages)) if stages.contains_key("Initiating")));
         let decoded: SyncJob = decode("jobs", encoded.clone()).expect("decodes");
@@ -1058,7 +1095,8 @@ mod tests {
         let record = record();
         let decoded: ConnectorRecord = decode("connectors", item(&record).expect("encodes")).expect("decodes");
         assert_eq!(decoded, record);
-        let by_hand: ConnectorRecord = decode("connectors", item(&record.connector).expect("encodes")).expect("decodes");
+        let by_hand: ConnectorRecord =
+            decode("connectors", item(&record.connector).expect("encodes")).expect("decodes");
         assert_eq!(by_hand, ConnectorRecord::from(record.connector.clone()));
     }
 
@@ -1085,6 +1123,8 @@ mod tests {
         for inside in [at, at + chrono::Duration::milliseconds(999), at + chrono::Duration::nanoseconds(1)] {
             assert!(lower <= stored(inside) && stored(inside) <= upper, "{} within {lower}..{upper}", stored(inside));
         }
-        assert!(stored(at + chrono::Duration::seconds(1)) > upper && stored(at - chrono::Duration::milliseconds(1)) < lower);
+        assert!(
+            stored(at + chrono::Duration::seconds(1)) > upper && stored(at - chrono::Duration::milliseconds(1)) < lower
+        );
     }
 }

@@ -14,8 +14,8 @@ use super::{
 };
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
-    StageOutcome, StageRun, SyncClaim, SyncJob, TenableCredentials,
+    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts,
+    Stage, StageOutcome, StageRun, SyncClaim, SyncJob, TenableCredentials,
 };
 
 /// Every port in one struct, so a test builds one value and passes it everywhere.
@@ -148,7 +148,8 @@ impl ConnectorStore for MemoryStore {
 #[async_trait]
 impl SecretStore for MemoryStore {
     async fn tenable_credentials(&self, secret_id: &str) -> Result<TenableCredentials> {
-        self.secret(secret_id).ok_or_else(|| SyncError::InvalidRequest(format!("the secret {secret_id} does not exist")))
+        self.secret(secret_id)
+            .ok_or_else(|| SyncError::InvalidRequest(format!("the secret {secret_id} does not exist")))
     }
 
     async fn put_tenable_credentials(&self, secret_id: &str, credentials: &TenableCredentials) -> Result<()> {
@@ -179,7 +180,11 @@ impl JobStore for MemoryStore {
 
     async fn stage_started(&self, job_id: &str, stage: Stage, at: DateTime<Utc>) -> Result<()> {
         self.with_job(job_id, |job| {
-            job.stages.entry(stage).or_insert(StageRun { outcome: StageOutcome::Running, started_at: at, ended_at: None });
+            job.stages.entry(stage).or_insert(StageRun {
+                outcome: StageOutcome::Running,
+                started_at: at,
+                ended_at: None,
+            });
             job.current_stage = Some(stage);
         })
     }
@@ -251,7 +256,9 @@ impl JobStore for MemoryStore {
         jobs.sort_by(|a, b| (b.started_at, &b.job_id).cmp(&(a.started_at, &a.job_id)));
         let mut rest = jobs
             .into_iter()
-            .skip_while(|job| after.as_ref().is_some_and(|end| (job.started_at, &job.job_id) >= (end.started_at, &end.job_id)))
+            .skip_while(|job| {
+                after.as_ref().is_some_and(|end| (job.started_at, &job.job_id) >= (end.started_at, &end.job_id))
+            })
             .filter(|job| filter.matches(job))
             .peekable();
         let kept: Vec<SyncJob> = rest.by_ref().take(page.limit).collect();
@@ -304,7 +311,13 @@ impl JobStore for MemoryStore {
         Ok(())
     }
 
-    async fn commit_chunk(&self, job_id: &str, chunk_key: &str, counts: &RecordCounts, at: DateTime<Utc>) -> Result<bool> {
+    async fn commit_chunk(
+        &self,
+        job_id: &str,
+        chunk_key: &str,
+        counts: &RecordCounts,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
         let mut chunks = lock(&self.chunks);
         let Some(chunk) = chunks.get_mut(&(job_id.to_string(), chunk_key.to_string())) else {
             return Err(SyncError::InvalidRequest(format!("chunk {chunk_key} of job {job_id} was never fetched")));

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    Asset, ChunkRecord, Connector, ConnectorRecord, ExportKind, ExportRef, Finding, JobFailure, JobStatus, LogLevel, RecordCounts, Stage,
-    StageOutcome, SyncClaim, SyncJob, SyncMode, TenableCredentials, TriggerKind,
+    Asset, ChunkRecord, Connector, ConnectorRecord, ExportKind, ExportRef, Finding, JobFailure, JobStatus, LogLevel,
+    RecordCounts, Stage, StageOutcome, SyncClaim, SyncJob, SyncMode, TenableCredentials, TriggerKind,
 };
 
 #[async_trait]
@@ -173,7 +173,13 @@ pub trait JobStore: Send + Sync {
     /// Marks the chunk processed and adds its counts to the job, atomically and once:
     /// returns false, changing nothing, if the chunk was already processed or the job
     /// was cancelled.
-    async fn commit_chunk(&self, job_id: &str, chunk_key: &str, counts: &RecordCounts, at: DateTime<Utc>) -> Result<bool>;
+    async fn commit_chunk(
+        &self,
+        job_id: &str,
+        chunk_key: &str,
+        counts: &RecordCounts,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Records chunks an earlier job of the same sync processed as processed by this
     /// job (`chunk.job_id`, one job for all) too, counting each as processed and carried
     /// over, atomically and once: a chunk the job has already changes nothing, and

@@ -26,7 +26,11 @@ impl ApiClient {
     pub fn new(stack: &Stack) -> ApiClient {
         ApiClient {
             http: reqwest::Client::new(),
-            base: format!("http://127.0.0.1:4566/_aws/execute-api/{}/{}", stack.output("ApiId"), stack.output("ApiStageName")),
+            base: format!(
+                "http://127.0.0.1:4566/_aws/execute-api/{}/{}",
+                stack.output("ApiId"),
+                stack.output("ApiStageName")
+            ),
             seen: Default::default(),
         }
     }
@@ -81,4 +85,3 @@ pub fn new_connector(base_url: &str, secret_key: &str) -> Value {
         "default_mode": "full"
     })
 }
-

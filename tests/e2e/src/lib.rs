@@ -42,7 +42,10 @@ impl Stack {
     pub async fn local() -> Stack {
         let outputs_file = repo_root().join(".local/stack-outputs.json");
         let text = std::fs::read_to_string(&outputs_file).unwrap_or_else(|_| {
-            panic!("{} is missing: run the tests with infra/local/test.sh, which starts and deploys the local stack", outputs_file.display())
+            panic!(
+                "{} is missing: run the tests with infra/local/test.sh, which starts and deploys the local stack",
+                outputs_file.display()
+            )
         });
         let outputs: HashMap<String, String> = serde_json::from_str(&text).expect("the stack outputs are JSON");
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -113,7 +116,8 @@ impl Stack {
     /// Starts a manual sync: the execution's name is the job id.
     pub async fn start_sync(&self, connector: &Connector, request: serde_json::Value) -> StartedSync {
         let job_id = uuid::Uuid::new_v4().to_string();
-        let mut input = json!({ "connector_id": connector.connector_id, "trigger": { "type": "manual", "by": "e2e@example.com" } });
+        let mut input =
+            json!({ "connector_id": connector.connector_id, "trigger": { "type": "manual", "by": "e2e@example.com" } });
         if let (Some(input), Some(request)) = (input.as_object_mut(), request.as_object()) {
             input.extend(request.clone());
         }
@@ -181,7 +185,8 @@ impl Stack {
                 .select(Select::Count)
                 .set_exclusive_start_key(start_key);
             if let Some(filter) = filter {
-                query = query.filter_expression(filter).expression_attribute_values(":true", AttributeValue::Bool(true));
+                query =
+                    query.filter_expression(filter).expression_attribute_values(":true", AttributeValue::Bool(true));
             }
             let page = query.send().await.expect("counts the items");
             count += page.count as usize;
@@ -237,7 +242,8 @@ impl Stack {
     /// A bearer token for the sync API, signed with the deployment's key as an
     /// operator's token service would sign it.
     pub async fn token(&self, principal: &str, role: Role) -> String {
-        let key = signing_key(&self.secrets, self.output("ApiSigningKeySecret")).await.expect("reads the API signing key");
+        let key =
+            signing_key(&self.secrets, self.output("ApiSigningKeySecret")).await.expect("reads the API signing key");
         auth::mint(&key, principal, role, chrono::Duration::hours(1), chrono::Utc::now())
     }
 

@@ -26,7 +26,11 @@ async fn an_admin_runs_a_sync_and_a_reader_follows_it() {
     assert_eq!(created.status, 201, "{}", created.text);
     let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
     let listed = api.get("/connectors", &reader).await;
-    assert!(listed.body["connectors"].as_array().is_some_and(|all| all.iter().any(|c| c["connector_id"] == connector_id.as_str())));
+    assert!(
+        listed.body["connectors"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|c| c["connector_id"] == connector_id.as_str()))
+    );
 
     let started = api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({ "mode": "full" })).await;
     assert_eq!(started.status, 202, "{}", started.text);
@@ -85,19 +89,35 @@ async fn the_api_refuses_what_the_caller_may_not_do_and_explains_bad_requests() 
 
     let created = api.post("/connectors", &admin, new_connector("http://127.0.0.1:9", SECRET_KEY)).await;
     let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
-    let bad_mode = api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({ "mode": "everything" })).await;
+    let bad_mode =
+        api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({ "mode": "everything" })).await;
     assert_eq!(bad_mode.status, 400, "{}", bad_mode.text);
     assert_eq!(bad_mode.body["field"], "mode");
 
-    let changed =
-        api.call(reqwest::Method::PATCH, &format!("/connectors/{connector_id}"), Some(&admin), Some(json!({ "default_mode": "incremental" })))
-            .await;
+    let changed = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/connectors/{connector_id}"),
+            Some(&admin),
+            Some(json!({ "default_mode": "incremental" })),
+        )
+        .await;
     assert_eq!(changed.status, 200, "{}", changed.text);
     assert_eq!(api.get(&format!("/connectors/{connector_id}"), &reader).await.body["default_mode"], "incremental");
-    let bad_schedule =
-        api.call(reqwest::Method::PATCH, &format!("/connectors/{connector_id}"), Some(&admin), Some(json!({ "schedule_hours": -1 })))
-            .await;
-    assert_eq!((bad_schedule.status, bad_schedule.body["field"].as_str()), (400, Some("schedule_hours")), "{}", bad_schedule.text);
+    let bad_schedule = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/connectors/{connector_id}"),
+            Some(&admin),
+            Some(json!({ "schedule_hours": -1 })),
+        )
+        .await;
+    assert_eq!(
+        (bad_schedule.status, bad_schedule.body["field"].as_str()),
+        (400, Some("schedule_hours")),
+        "{}",
+        bad_schedule.text
+    );
 
     assert_eq!(api.get("/connectors/no-such-connector", &reader).await.status, 404);
     assert_eq!(api.get("/jobs/no-such-job", &reader).await.status, 404);
@@ -122,22 +142,37 @@ async fn a_cancelled_sync_stops_and_keeps_what_it_processed() {
     assert_eq!(cancelled.body["status"], "CANCELLED");
     let status = ended(&stack, execution_arn).await;
     let events = stack.execution_events(execution_arn).await;
-    let entered: Vec<&str> =
-        events.iter().filter_map(|event| event.state_entered_event_details.as_ref()).map(|entered| entered.name.as_str()).collect();
+    let entered: Vec<&str> = events
+        .iter()
+        .filter_map(|event| event.state_entered_event_details.as_ref())
+        .map(|entered| entered.name.as_str())
+        .collect();
     assert!(
         status == ExecutionStatus::Aborted || (status == ExecutionStatus::Failed && stopped_inside_a_task(&entered)),
         "the stopped execution ended {status:?}, not ABORTED, after the states {entered:?}; its last events: {:#?}",
         events.iter().rev().take(6).collect::<Vec<_>>()
     );
     let shown = api.get(&format!("/jobs/{job_id}"), &admin).await;
-    assert_eq!((shown.body["status"].as_str(), shown.body["current_stage"].as_str()), (Some("CANCELLED"), None), "{}", shown.text);
+    assert_eq!(
+        (shown.body["status"].as_str(), shown.body["current_stage"].as_str()),
+        (Some("CANCELLED"), None),
+        "{}",
+        shown.text
+    );
 
     // A stage still in flight when the execution stopped writes after the cancel: the
     // job keeps what the cancel settled.
-    stack.store.stage_started(job_id, Stage::Processing, Utc::now()).await.expect("a write to a cancelled job is no error");
+    stack
+        .store
+        .stage_started(job_id, Stage::Processing, Utc::now())
+        .await
+        .expect("a write to a cancelled job is no error");
     stack.store.set_status(job_id, JobStatus::Delegated).await.expect("a write to a cancelled job is no error");
     let after = api.get(&format!("/jobs/{job_id}"), &admin).await;
-    assert_eq!((&after.body["status"], &after.body["current_stage"], &after.body["stages"]), (&shown.body["status"], &shown.body["current_stage"], &shown.body["stages"]));
+    assert_eq!(
+        (&after.body["status"], &after.body["current_stage"], &after.body["stages"]),
+        (&shown.body["status"], &shown.body["current_stage"], &shown.body["stages"])
+    );
     let again = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
     assert_eq!(again.status, 409, "an ended job cannot be cancelled: {}", again.text);
 }
@@ -153,10 +188,22 @@ async fn a_sync_stopped_outside_vulnflow_no_longer_holds_its_connector() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // An operator stops the execution in the Step Functions console: no finalize runs.
-    stack.sfn.stop_execution().execution_arn(execution_arn).cause("stopped in the console").send().await.expect("stops");
+    stack
+        .sfn
+        .stop_execution()
+        .execution_arn(execution_arn)
+        .cause("stopped in the console")
+        .send()
+        .await
+        .expect("stops");
     ended(&stack, execution_arn).await;
     let still_running = api.get(&format!("/jobs/{job_id}"), &admin).await;
-    assert_eq!(still_running.body["ended_at"], serde_json::Value::Null, "nothing settled it yet: {}", still_running.text);
+    assert_eq!(
+        still_running.body["ended_at"],
+        serde_json::Value::Null,
+        "nothing settled it yet: {}",
+        still_running.text
+    );
 
     let next = api.post(&syncs, &admin, json!({})).await;
     assert_eq!(next.status, 202, "the connector is free: {}", next.text);
@@ -177,8 +224,13 @@ struct LongSync {
 /// A sync of a new connector whose export stays PROCESSING for a long while: it is still
 /// polling whenever the test stops it.
 async fn a_long_sync(api: &ApiClient, admin: &str) -> (tenable_simulator::RunningSimulator, LongSync) {
-    let sim = simulator(SimulatorConfig { assets: 20, findings_per_asset: 2, status_polls_before_finished: 500, ..Default::default() })
-        .await;
+    let sim = simulator(SimulatorConfig {
+        assets: 20,
+        findings_per_asset: 2,
+        status_polls_before_finished: 500,
+        ..Default::default()
+    })
+    .await;
     let created = api.post("/connectors", admin, new_connector(&sim.base_url, SECRET_KEY)).await;
     let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
     let started = api.post(&format!("/connectors/{connector_id}/syncs"), admin, json!({})).await;
@@ -213,8 +265,13 @@ async fn a_sync_past_its_window_pauses_and_can_be_resumed() {
     let api = ApiClient::new(&stack);
     let admin = stack.token("ana@example.com", Role::Admin).await;
     // The export stays PROCESSING for longer than the connector's one-minute window.
-    let sim = simulator(SimulatorConfig { assets: 20, findings_per_asset: 2, status_polls_before_finished: 500, ..Default::default() })
-        .await;
+    let sim = simulator(SimulatorConfig {
+        assets: 20,
+        findings_per_asset: 2,
+        status_polls_before_finished: 500,
+        ..Default::default()
+    })
+    .await;
     let mut body = new_connector(&sim.base_url, SECRET_KEY);
     body["sync_window_minutes"] = json!(1);
     let created = api.post("/connectors", &admin, body).await;
@@ -234,11 +291,15 @@ async fn a_sync_past_its_window_pauses_and_can_be_resumed() {
     let duration = job.body["duration_ms"].as_i64().expect("a duration");
     assert!((60_000..180_000).contains(&duration), "it paused when its window ended: {duration} ms");
 
-    let resumed = api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({ "resume_job_id": job_id })).await;
+    let resumed =
+        api.post(&format!("/connectors/{connector_id}/syncs"), &admin, json!({ "resume_job_id": job_id })).await;
     assert_eq!(resumed.status, 202, "{}", resumed.text);
     let resumed_id = resumed.body["job_id"].as_str().expect("a job id");
     let shown = api.get(&format!("/jobs/{resumed_id}"), &admin).await;
-    assert_eq!((shown.body["resumed_from"].as_str(), shown.body["mode"].as_str()), (Some(job_id.as_str()), Some("vulns_only")));
+    assert_eq!(
+        (shown.body["resumed_from"].as_str(), shown.body["mode"].as_str()),
+        (Some(job_id.as_str()), Some("vulns_only"))
+    );
     let cancelled = api.post(&format!("/jobs/{resumed_id}/cancel"), &admin, json!({})).await;
     assert_eq!(cancelled.status, 202, "{}", cancelled.text);
 }

@@ -43,8 +43,17 @@ async fn an_operator_mints_a_token_runs_a_sync_to_its_end_and_reads_its_history(
     let minted = vulnflow(
         &api,
         "",
-        &["token", "--principal", "ops@example.com", "--role", "admin", "--secret-id", stack.output("ApiSigningKeySecret")],
-    ).await;
+        &[
+            "token",
+            "--principal",
+            "ops@example.com",
+            "--role",
+            "admin",
+            "--secret-id",
+            stack.output("ApiSigningKeySecret"),
+        ],
+    )
+    .await;
     assert_eq!(minted.status.code(), Some(0), "{}", stderr(&minted));
     let token = stdout(&minted).trim().to_string();
 

@@ -23,7 +23,10 @@ async fn generated_requests_never_get_a_server_error_and_every_answer_matches_th
         .env("PYTHONPATH", root.join("tests/e2e"))
         .args(["run", "api/openapi.yaml", "--url", &api.base])
         .args(["--header", &format!("Authorization: Bearer {admin}")])
-        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
         .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "40", "--seed", "2026"])
         .args(["--workers", "2", "--no-color", "--generation-database", "none", "--output-sanitize", "true"])
         .args(["--report", "junit", "--report-dir"])

@@ -36,7 +36,8 @@ async fn an_incremental_sync_fetches_only_what_changed_since_the_last_successful
     let connector = stack.connector_for(&sim, ACCESS_KEY, SECRET_KEY).await;
     let full = stack.run_sync(&connector).await;
     assert_eq!(full.job.status, JobStatus::Finished, "{:?}", full.job.failure);
-    let cursor = stack.connector(&connector.connector_id).await.sync_cursor.expect("a finished full sync sets the cursor");
+    let cursor =
+        stack.connector(&connector.connector_id).await.sync_cursor.expect("a finished full sync sets the cursor");
     assert_eq!(cursor, full.job.started_at.timestamp());
 
     let report = sim.apply_changes(Changes { fix: 3, reopen: 2, new_findings: 4 });
@@ -54,7 +55,10 @@ async fn an_incremental_sync_fetches_only_what_changed_since_the_last_successful
     assert_eq!(job.counts.findings_new, 4);
     assert_eq!(job.counts.findings_inactivated, 0, "an incremental sync closes nothing by absence");
     assert_eq!(stack.count_findings(&connector.connector_id).await, 204);
-    assert!(stack.connector(&connector.connector_id).await.sync_cursor > Some(cursor) || job.started_at.timestamp() == cursor);
+    assert!(
+        stack.connector(&connector.connector_id).await.sync_cursor > Some(cursor)
+            || job.started_at.timestamp() == cursor
+    );
 }
 
 #[tokio::test]
@@ -102,7 +106,10 @@ async fn a_scoped_manual_run_sends_its_filters_and_closes_nothing_by_absence() {
     assert_eq!(full.job.status, JobStatus::Finished);
 
     let scoped = stack
-        .run_sync_with(&connector, json!({ "mode": "vulns_only", "scope": { "severities": ["critical"], "from": "2020-01-01T00:00:00Z" } }))
+        .run_sync_with(
+            &connector,
+            json!({ "mode": "vulns_only", "scope": { "severities": ["critical"], "from": "2020-01-01T00:00:00Z" } }),
+        )
         .await;
 
     assert_eq!(scoped.job.status, JobStatus::Finished, "{:?}", scoped.job.failure);

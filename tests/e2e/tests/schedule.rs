@@ -48,7 +48,12 @@ async fn the_schedule_rule_starts_a_due_connectors_sync_once_per_slot() {
 
     // Off again, so that later ticks leave the connector alone.
     let off = api
-        .call(reqwest::Method::PATCH, &format!("/connectors/{connector_id}"), Some(&admin), Some(json!({ "schedule_hours": null })))
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/connectors/{connector_id}"),
+            Some(&admin),
+            Some(json!({ "schedule_hours": null })),
+        )
         .await;
     assert_eq!(off.status, 200, "{}", off.text);
 }

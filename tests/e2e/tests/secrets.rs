@@ -83,4 +83,3 @@ fn log_files(dir: &Path) -> Vec<(String, String)> {
     }
     found
 }
-

@@ -4,7 +4,9 @@
 use chrono::Utc;
 use serde_json::json;
 use vulnflow_e2e::Stack;
-use vulnflow_shared::model::{ChunkRecord, ChunkStatus, ExportKind, JobStatus, RecordCounts, SyncJob, SyncMode, Trigger};
+use vulnflow_shared::model::{
+    ChunkRecord, ChunkStatus, ExportKind, JobStatus, RecordCounts, SyncJob, SyncMode, Trigger,
+};
 use vulnflow_shared::store::JobStore;
 
 /// A new full sync's job, as initiate records it.
@@ -28,17 +30,26 @@ fn chunk(job_id: &str, chunk_id: u32, status: &str, carried_from: Option<&str>) 
 async fn a_resume_carries_hundreds_of_chunks_over_in_batches_and_counts_each_once() {
     let stack = Stack::local().await;
     let job_id = new_job(&stack, "carry").await.job_id;
-    let done_before: Vec<ChunkRecord> = (1..=250).map(|id| chunk(&job_id, id, "processed", Some("an-earlier-job"))).collect();
+    let done_before: Vec<ChunkRecord> =
+        (1..=250).map(|id| chunk(&job_id, id, "processed", Some("an-earlier-job"))).collect();
 
     // A first attempt carried 120 chunks, then the function was retried with all of them.
     assert_eq!(stack.store.carry_over_chunks(&done_before[..120]).await.expect("carries"), 120);
-    assert_eq!(stack.store.carry_over_chunks(&done_before).await.expect("carries"), 130, "only what was not carried yet");
+    assert_eq!(
+        stack.store.carry_over_chunks(&done_before).await.expect("carries"),
+        130,
+        "only what was not carried yet"
+    );
 
     let job = stack.store.get_job(&job_id).await.expect("reads").expect("the job");
     assert_eq!((job.chunks.processed, job.chunks.carried_over), (250, 250));
     let chunks = stack.store.chunks(&job_id).await.expect("reads the chunks");
     assert_eq!(chunks.len(), 250);
-    assert!(chunks.iter().all(|c| c.status == ChunkStatus::Processed && c.carried_from.as_deref() == Some("an-earlier-job")));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.status == ChunkStatus::Processed && c.carried_from.as_deref() == Some("an-earlier-job"))
+    );
 }
 
 #[tokio::test]
@@ -74,11 +85,21 @@ async fn a_stage_that_ends_after_its_job_was_cancelled_changes_nothing() {
     // The process and poll functions in flight when the execution stopped end now.
     let counts = RecordCounts { findings_received: 3, findings_new: 3, ..Default::default() };
     assert!(!stack.store.commit_chunk(job_id, "vulns-00001", &counts, Utc::now()).await.expect("no error"));
-    assert_eq!(stack.store.carry_over_chunks(&[chunk(job_id, 2, "processed", Some("an-earlier-job"))]).await.expect("no error"), 0);
+    assert_eq!(
+        stack
+            .store
+            .carry_over_chunks(&[chunk(job_id, 2, "processed", Some("an-earlier-job"))])
+            .await
+            .expect("no error"),
+        0
+    );
     stack.store.set_status(job_id, JobStatus::Delegated).await.expect("no error");
 
     let after = stack.store.get_job(job_id).await.expect("reads").expect("the job");
     assert_eq!((after.status, after.chunks, after.counts), (settled.status, settled.chunks, settled.counts));
     let chunks = stack.store.chunks(job_id).await.expect("reads the chunks");
-    assert_eq!(chunks.iter().map(|c| (c.chunk_key.as_str(), c.status)).collect::<Vec<_>>(), [("vulns-00001", ChunkStatus::Normalized)]);
+    assert_eq!(
+        chunks.iter().map(|c| (c.chunk_key.as_str(), c.status)).collect::<Vec<_>>(),
+        [("vulns-00001", ChunkStatus::Normalized)]
+    );
 }

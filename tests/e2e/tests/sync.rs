@@ -12,7 +12,13 @@ use vulnflow_shared::model::{ChunkStatus, JobStatus, Stage, StageOutcome};
 use vulnflow_shared::store::keys;
 
 fn medium_tenant() -> SimulatorConfig {
-    SimulatorConfig { seed: 7, assets: 120, findings_per_asset: 6, status_polls_before_finished: 2, ..Default::default() }
+    SimulatorConfig {
+        seed: 7,
+        assets: 120,
+        findings_per_asset: 6,
+        status_polls_before_finished: 2,
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -23,7 +29,13 @@ async fn a_full_sync_stores_every_finding_and_every_chunk() {
 
     let run = stack.run_sync(&connector).await;
 
-    assert_eq!(run.status, ExecutionStatus::Succeeded, "execution {} ended with job failure {:?}", run.execution_arn, run.job.failure);
+    assert_eq!(
+        run.status,
+        ExecutionStatus::Succeeded,
+        "execution {} ended with job failure {:?}",
+        run.execution_arn,
+        run.job.failure
+    );
     let job = &run.job;
     assert_eq!(job.status, JobStatus::Finished);
     assert!(job.failure.is_none(), "{:?}", job.failure);
@@ -110,13 +122,13 @@ async fn a_finding_is_keyed_by_asset_plugin_port_and_protocol() {
     assert!(asset_plugin.len() < vulns.len(), "the tenant has one plugin on two ports of an asset");
     let ids = stack.finding_ids(&connector.connector_id).await;
     assert_eq!(ids.len(), vulns.len(), "asset + plugin alone would have stored {}", asset_plugin.len());
-    let same_plugin_two_ports = ids
-        .iter()
-        .filter_map(|id| id.rsplitn(3, '/').nth(2).map(String::from))
-        .fold(std::collections::HashMap::<String, usize>::new(), |mut seen, prefix| {
+    let same_plugin_two_ports = ids.iter().filter_map(|id| id.rsplitn(3, '/').nth(2).map(String::from)).fold(
+        std::collections::HashMap::<String, usize>::new(),
+        |mut seen, prefix| {
             *seen.entry(prefix).or_default() += 1;
             seen
-        });
+        },
+    );
     assert!(same_plugin_two_ports.values().any(|&n| n > 1), "stored ids keep port and protocol apart");
 }
 
@@ -124,7 +136,8 @@ async fn a_finding_is_keyed_by_asset_plugin_port_and_protocol() {
 async fn a_chunk_that_is_not_json_fails_the_sync_at_normalizing_and_keeps_the_rest() {
     let stack = Stack::local().await;
     let faults = Faults { malformed_json_chunks: vec![2], ..Default::default() };
-    let sim = simulator(SimulatorConfig { seed: 5, assets: 150, findings_per_asset: 2, faults, ..Default::default() }).await;
+    let sim =
+        simulator(SimulatorConfig { seed: 5, assets: 150, findings_per_asset: 2, faults, ..Default::default() }).await;
     let connector = stack.connector_for(&sim, ACCESS_KEY, SECRET_KEY).await;
 
     let run = stack.run_sync(&connector).await;
@@ -136,7 +149,11 @@ async fn a_chunk_that_is_not_json_fails_the_sync_at_normalizing_and_keeps_the_re
     assert_eq!(failure.stage, Stage::Normalizing);
     assert_eq!(failure.error, error_names::MALFORMED_CHUNK);
     assert_eq!(failure.chunk.as_deref(), Some("vulns-00002"));
-    assert!(failure.message.contains("vulns-00002") && failure.message.contains("not valid JSON"), "{}", failure.message);
+    assert!(
+        failure.message.contains("vulns-00002") && failure.message.contains("not valid JSON"),
+        "{}",
+        failure.message
+    );
     assert!(failure.action.contains("Run the sync again"), "{}", failure.action);
     assert_eq!(job.stages[&Stage::Normalizing].outcome, StageOutcome::Failed);
 
@@ -153,7 +170,8 @@ async fn a_chunk_that_is_not_json_fails_the_sync_at_normalizing_and_keeps_the_re
 async fn a_record_without_an_asset_fails_naming_the_chunk_and_the_field() {
     let stack = Stack::local().await;
     let faults = Faults { records_missing_asset_chunks: vec![1], ..Default::default() };
-    let sim = simulator(SimulatorConfig { seed: 9, assets: 20, findings_per_asset: 3, faults, ..Default::default() }).await;
+    let sim =
+        simulator(SimulatorConfig { seed: 9, assets: 20, findings_per_asset: 3, faults, ..Default::default() }).await;
     let connector = stack.connector_for(&sim, ACCESS_KEY, SECRET_KEY).await;
 
     let run = stack.run_sync(&connector).await;
@@ -199,7 +217,13 @@ async fn wrong_keys_end_in_a_credential_error_that_never_shows_the_keys() {
 #[tokio::test]
 async fn the_parent_execution_stays_the_same_size_however_many_chunks_there_are() {
     let stack = Stack::local().await;
-    let tenant = |assets| SimulatorConfig { seed: 3, assets, findings_per_asset: 2, status_polls_before_finished: 1, ..Default::default() };
+    let tenant = |assets| SimulatorConfig {
+        seed: 3,
+        assets,
+        findings_per_asset: 2,
+        status_polls_before_finished: 1,
+        ..Default::default()
+    };
     let (few, many) = (simulator(tenant(120)).await, simulator(tenant(1_200)).await);
     let few_run = stack.run_sync(&stack.connector_for(&few, ACCESS_KEY, SECRET_KEY).await).await;
     let many_run = stack.run_sync(&stack.connector_for(&many, ACCESS_KEY, SECRET_KEY).await).await;

@@ -11,7 +11,14 @@ use vulnflow_shared::errors::error_names;
 use vulnflow_shared::model::{ChunkStatus, ExportKind, JobStatus, LogLevel, Stage};
 
 fn tenant_with(faults: Faults) -> SimulatorConfig {
-    SimulatorConfig { seed: 31, assets: 120, findings_per_asset: 3, status_polls_before_finished: 1, faults, ..Default::default() }
+    SimulatorConfig {
+        seed: 31,
+        assets: 120,
+        findings_per_asset: 3,
+        status_polls_before_finished: 1,
+        faults,
+        ..Default::default()
+    }
 }
 
 async fn sync_against(faults: Faults) -> (Stack, tenable_simulator::RunningSimulator, SyncRun) {
@@ -76,7 +83,11 @@ async fn a_chunk_that_fails_with_5xx_then_succeeds_is_shown_as_retried() {
     assert!(run.job.failure.is_none(), "a cured error is not left on the job");
     let chunk = run.chunks.iter().find(|c| c.chunk_key == "vulns-00002").expect("the chunk");
     assert_eq!((chunk.status, chunk.failed_attempts, chunk.retried), (ChunkStatus::Processed, 2, true));
-    assert_eq!((run.job.chunks.retried, run.job.log_level()), (1, LogLevel::Warn), "the history shows it among the warnings");
+    assert_eq!(
+        (run.job.chunks.retried, run.job.log_level()),
+        (1, LogLevel::Warn),
+        "the history shows it among the warnings"
+    );
     assert_eq!(stack.count_findings(&run.job.connector_id).await, 360);
 }
 
@@ -114,11 +125,19 @@ async fn a_failed_sync_resumed_takes_up_its_exports_and_fetches_only_what_it_had
     let chunks = resumed.job.chunks;
     assert_eq!((chunks.total, chunks.processed, chunks.failed, chunks.carried_over), (total, total, 0, total - 1));
     assert_eq!(sim.export_requests().len(), 2, "the assets and vulns exports were taken up, not requested again");
-    assert!(resumed.job.exports.iter().all(|export| export.resumed_from.as_deref() == Some(failed.job.job_id.as_str())));
+    assert!(
+        resumed.job.exports.iter().all(|export| export.resumed_from.as_deref() == Some(failed.job.job_id.as_str()))
+    );
     assert_eq!(sim.chunk_downloads() - downloads, 1, "only the chunk that had failed is fetched");
     assert_eq!(resumed.job.counts.findings_received, 150, "its own work: vulns chunk 1, 50 assets × 3");
     assert_eq!(resumed.job.counts.findings_inactivated, 0, "what the failed sync stored belongs to this sync too");
-    assert_eq!((stack.count_findings(&connector.connector_id).await, stack.count_active_findings(&connector.connector_id).await), (360, 360));
+    assert_eq!(
+        (
+            stack.count_findings(&connector.connector_id).await,
+            stack.count_active_findings(&connector.connector_id).await
+        ),
+        (360, 360)
+    );
     let data_as_of = resumed.job.exports.iter().map(|export| export.requested_at).min().expect("exports");
     assert!(data_as_of < resumed.job.started_at);
     let cursor = stack.connector(&connector.connector_id).await.sync_cursor;

@@ -62,8 +62,7 @@ impl SimulatorState {
     /// An export of every record, as an earlier client would have created it.
     fn start_export_of_everything(&self) -> Uuid {
         let states: Vec<&str> = VulnState::ALL.iter().map(|state| state.as_str()).collect();
-        let request =
-            json!({"num_assets": NUM_ASSETS_DEFAULT, "filters": {"since": 0, "state": states}});
+        let request = json!({"num_assets": NUM_ASSETS_DEFAULT, "filters": {"since": 0, "state": states}});
         let job = match self.create_job(ExportKind::Vulns, &request) {
             Ok(job) => job,
             Err(message) => unreachable!("a valid request was refused: {message}"),
@@ -101,12 +100,7 @@ impl SimulatorState {
         let dataset = self.dataset();
         let (chunk_size, chunks) = match kind {
             ExportKind::Vulns => {
-                let num_assets = bounded(
-                    request,
-                    "num_assets",
-                    Some(NUM_ASSETS_DEFAULT),
-                    NUM_ASSETS_RANGE,
-                )?;
+                let num_assets = bounded(request, "num_assets", Some(NUM_ASSETS_DEFAULT), NUM_ASSETS_RANGE)?;
                 let filters = VulnFilters::from_json(&request["filters"])?;
                 let now_ms = Utc::now().timestamp_millis();
                 let chunks = dataset.vuln_chunks(&filters, now_ms, num_assets as usize);
@@ -133,15 +127,7 @@ impl SimulatorState {
 
 /// The records of each chunk of dataset indexes.
 fn records<'a>(chunks: Vec<Vec<usize>>, record: impl Fn(usize) -> &'a Value) -> Vec<Vec<Value>> {
-    chunks
-        .into_iter()
-        .map(|chunk| {
-            chunk
-                .into_iter()
-                .map(|index| record(index).clone())
-                .collect()
-        })
-        .collect()
+    chunks.into_iter().map(|chunk| chunk.into_iter().map(|index| record(index).clone()).collect()).collect()
 }
 
 type Shared = State<Arc<SimulatorState>>;
@@ -151,25 +137,13 @@ pub(crate) fn router(state: Arc<SimulatorState>) -> Router {
         .route("/session", get(session))
         .route("/{kind}/export", post(create_export))
         .route("/{kind}/export/{uuid}/status", get(export_status))
-        .route(
-            "/{kind}/export/{uuid}/chunks/{chunk_id}",
-            get(download_chunk),
-        )
+        .route("/{kind}/export/{uuid}/chunks/{chunk_id}", get(download_chunk))
         .route("/{kind}/export/{uuid}/cancel", post(cancel_export))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "Not Found") })
         // The last layer added runs first.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            layers::throttle,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            layers::require_api_keys,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            layers::count_calls,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), layers::throttle))
+        .layer(middleware::from_fn_with_state(state.clone(), layers::require_api_keys))
+        .layer(middleware::from_fn_with_state(state.clone(), layers::count_calls))
         .with_state(state)
 }
 
@@ -201,11 +175,7 @@ async fn create_export(State(state): Shared, Path(kind): Path<String>, body: Byt
     let Some(kind) = ExportKind::from_path_segment(&kind) else {
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
-    let request = if body.is_empty() {
-        Ok(json!({}))
-    } else {
-        serde_json::from_slice::<Value>(&body)
-    };
+    let request = if body.is_empty() { Ok(json!({})) } else { serde_json::from_slice::<Value>(&body) };
     let received = match &request {
         Ok(request) => request.clone(),
         Err(_) => Value::String(String::from_utf8_lossy(&body).into_owned()),
@@ -232,12 +202,7 @@ async fn create_export(State(state): Shared, Path(kind): Path<String>, body: Byt
 }
 
 /// An integer field within `range` (inclusive); `default` when absent, required without one.
-fn bounded(
-    request: &Value,
-    key: &str,
-    default: Option<u32>,
-    (min, max): (u32, u32),
-) -> Result<u32, String> {
+fn bounded(request: &Value, key: &str, default: Option<u32>, (min, max): (u32, u32)) -> Result<u32, String> {
     let out_of_range = || format!("{key} must be an integer between {min} and {max}");
     match (request.get(key), default) {
         (None, Some(default)) => Ok(default),
@@ -251,26 +216,16 @@ fn bounded(
 }
 
 /// The export named by the path, if it exists and is of that kind.
-fn find_export<'a>(
-    exports: &'a mut HashMap<Uuid, ExportJob>,
-    kind: &str,
-    uuid: &str,
-) -> Option<&'a mut ExportJob> {
+fn find_export<'a>(exports: &'a mut HashMap<Uuid, ExportJob>, kind: &str, uuid: &str) -> Option<&'a mut ExportJob> {
     let kind = ExportKind::from_path_segment(kind);
-    Uuid::parse_str(uuid)
-        .ok()
-        .and_then(|uuid| exports.get_mut(&uuid))
-        .filter(|job| Some(job.kind) == kind)
+    Uuid::parse_str(uuid).ok().and_then(|uuid| exports.get_mut(&uuid)).filter(|job| Some(job.kind) == kind)
 }
 
 fn export_not_found(uuid: &str) -> Response {
     error(StatusCode::NOT_FOUND, &format!("Export {uuid} not found"))
 }
 
-async fn export_status(
-    State(state): Shared,
-    Path((kind, uuid)): Path<(String, String)>,
-) -> Response {
+async fn export_status(State(state): Shared, Path((kind, uuid)): Path<(String, String)>) -> Response {
     let mut exports = lock(&state.exports);
     match find_export(&mut exports, &kind, &uuid) {
         Some(job) => Json(job.poll(state.config.status_polls_before_finished)).into_response(),
@@ -278,10 +233,7 @@ async fn export_status(
     }
 }
 
-async fn cancel_export(
-    State(state): Shared,
-    Path((kind, uuid)): Path<(String, String)>,
-) -> Response {
+async fn cancel_export(State(state): Shared, Path((kind, uuid)): Path<(String, String)>) -> Response {
     let mut exports = lock(&state.exports);
     match find_export(&mut exports, &kind, &uuid) {
         Some(job) => Json(job.cancel()).into_response(),
@@ -301,15 +253,9 @@ async fn download_chunk(
         let Some(job) = find_export(&mut exports, &kind, &uuid) else {
             return export_not_found(&uuid);
         };
-        let chunk = chunk_id
-            .parse::<u32>()
-            .ok()
-            .and_then(|id| Some((id, job.available_chunk(id)?)));
+        let chunk = chunk_id.parse::<u32>().ok().and_then(|id| Some((id, job.available_chunk(id)?)));
         let Some((id, records)) = chunk else {
-            return error(
-                StatusCode::NOT_FOUND,
-                &format!("Chunk {chunk_id} not found"),
-            );
+            return error(StatusCode::NOT_FOUND, &format!("Chunk {chunk_id} not found"));
         };
         (job.kind, id, records)
     };
@@ -332,10 +278,7 @@ mod tests {
     fn bounded_applies_default_and_range() {
         let range = NUM_ASSETS_RANGE;
         assert_eq!(bounded(&json!({}), "num_assets", Some(50), range), Ok(50));
-        assert_eq!(
-            bounded(&json!({"num_assets": 5000}), "num_assets", Some(50), range),
-            Ok(5000)
-        );
+        assert_eq!(bounded(&json!({"num_assets": 5000}), "num_assets", Some(50), range), Ok(5000));
         assert!(bounded(&json!({"num_assets": 49}), "num_assets", Some(50), range).is_err());
         assert!(bounded(&json!({"num_assets": "100"}), "num_assets", Some(50), range).is_err());
         assert!(bounded(&json!({}), "chunk_size", None, CHUNK_SIZE_RANGE).is_err());

@@ -20,30 +20,15 @@ pub(crate) struct Service {
 }
 
 const fn tcp(port: u16, name: &'static str) -> Service {
-    Service {
-        port,
-        protocol: "TCP",
-        name,
-        tls: false,
-    }
+    Service { port, protocol: "TCP", name, tls: false }
 }
 
 const fn tls(port: u16, name: &'static str) -> Service {
-    Service {
-        port,
-        protocol: "TCP",
-        name,
-        tls: true,
-    }
+    Service { port, protocol: "TCP", name, tls: true }
 }
 
 const fn udp(port: u16, name: &'static str) -> Service {
-    Service {
-        port,
-        protocol: "UDP",
-        name,
-        tls: false,
-    }
+    Service { port, protocol: "UDP", name, tls: false }
 }
 
 pub(crate) struct OsProfile {
@@ -74,13 +59,7 @@ pub(crate) const OS_PROFILES: &[OsProfile] = &[
         operating_system: Some("Microsoft Windows Server 2019 Standard"),
         device_type: Some("general-purpose"),
         hostname_prefix: "app",
-        services: &[
-            tcp(135, "epmap"),
-            tcp(139, "smb"),
-            tcp(445, "cifs"),
-            tls(3389, "msrdp"),
-            tls(443, "www"),
-        ],
+        services: &[tcp(135, "epmap"), tcp(139, "smb"), tcp(445, "cifs"), tls(3389, "msrdp"), tls(443, "www")],
         http_banners: IIS,
         weight: 12,
     },
@@ -89,13 +68,7 @@ pub(crate) const OS_PROFILES: &[OsProfile] = &[
         operating_system: Some("Microsoft Windows Server 2022 Datacenter"),
         device_type: Some("general-purpose"),
         hostname_prefix: "dc",
-        services: &[
-            tcp(53, "dns"),
-            udp(53, "dns"),
-            tcp(135, "epmap"),
-            tcp(445, "cifs"),
-            tls(3389, "msrdp"),
-        ],
+        services: &[tcp(53, "dns"), udp(53, "dns"), tcp(135, "epmap"), tcp(445, "cifs"), tls(3389, "msrdp")],
         http_banners: IIS,
         weight: 6,
     },
@@ -104,12 +77,7 @@ pub(crate) const OS_PROFILES: &[OsProfile] = &[
         operating_system: Some("Microsoft Windows Server 2016 Standard"),
         device_type: Some("general-purpose"),
         hostname_prefix: "sql",
-        services: &[
-            tcp(135, "epmap"),
-            tcp(445, "cifs"),
-            tcp(1433, "mssql"),
-            tls(3389, "msrdp"),
-        ],
+        services: &[tcp(135, "epmap"), tcp(445, "cifs"), tcp(1433, "mssql"), tls(3389, "msrdp")],
         http_banners: IIS,
         weight: 6,
     },
@@ -118,12 +86,7 @@ pub(crate) const OS_PROFILES: &[OsProfile] = &[
         operating_system: Some("Microsoft Windows 10 Enterprise"),
         device_type: Some("general-purpose"),
         hostname_prefix: "ws",
-        services: &[
-            tcp(135, "epmap"),
-            tcp(139, "smb"),
-            tcp(445, "cifs"),
-            tls(3389, "msrdp"),
-        ],
+        services: &[tcp(135, "epmap"), tcp(139, "smb"), tcp(445, "cifs"), tls(3389, "msrdp")],
         http_banners: IIS,
         weight: 12,
     },
@@ -141,20 +104,13 @@ pub(crate) const OS_PROFILES: &[OsProfile] = &[
         operating_system: Some("Linux Kernel 5.15.0-91-generic on Ubuntu 22.04"),
         device_type: Some("general-purpose"),
         hostname_prefix: "web",
-        services: &[
-            tcp(22, "ssh"),
-            tcp(80, "www"),
-            tls(443, "www"),
-            tls(8443, "www"),
-        ],
+        services: &[tcp(22, "ssh"), tcp(80, "www"), tls(443, "www"), tls(8443, "www")],
         http_banners: LINUX_HTTP,
         weight: 14,
     },
     OsProfile {
         platform: Platform::Rhel,
-        operating_system: Some(
-            "Linux Kernel 4.18.0-513.el8.x86_64 on Red Hat Enterprise Linux 8.9",
-        ),
+        operating_system: Some("Linux Kernel 4.18.0-513.el8.x86_64 on Red Hat Enterprise Linux 8.9"),
         device_type: Some("general-purpose"),
         hostname_prefix: "db",
         services: &[tcp(22, "ssh"), tls(443, "www"), tcp(5432, "postgresql")],
@@ -175,12 +131,7 @@ pub(crate) const OS_PROFILES: &[OsProfile] = &[
         operating_system: Some("Cisco IOS 15.2(4)M11"),
         device_type: Some("router"),
         hostname_prefix: "rtr",
-        services: &[
-            tcp(22, "ssh"),
-            tcp(23, "telnet"),
-            udp(161, "snmp"),
-            tls(443, "www"),
-        ],
+        services: &[tcp(22, "ssh"), tcp(23, "telnet"), udp(161, "snmp"), tls(443, "www")],
         http_banners: APPLIANCE_HTTP,
         weight: 7,
     },
@@ -189,12 +140,7 @@ pub(crate) const OS_PROFILES: &[OsProfile] = &[
         operating_system: None,
         device_type: None,
         hostname_prefix: "host",
-        services: &[
-            tcp(80, "www"),
-            tls(443, "www"),
-            tls(8443, "www"),
-            udp(161, "snmp"),
-        ],
+        services: &[tcp(80, "www"), tls(443, "www"), tls(8443, "www"), udp(161, "snmp")],
         http_banners: APPLIANCE_HTTP,
         weight: 10,
     },
@@ -611,14 +557,7 @@ pub(crate) const PLUGINS: &[Plugin] = &[
         name: "MS17-010: Security Update for Microsoft Windows SMB Server (4013389) (ETERNALBLUE) (ETERNALCHAMPION) (ETERNALROMANCE) (ETERNALSYNERGY) (WannaCry) (EternalRocks) (Petya) (uncredentialed check)",
         family: "Windows",
         severity: 4,
-        cves: &[
-            "CVE-2017-0143",
-            "CVE-2017-0144",
-            "CVE-2017-0145",
-            "CVE-2017-0146",
-            "CVE-2017-0147",
-            "CVE-2017-0148",
-        ],
+        cves: &["CVE-2017-0143", "CVE-2017-0144", "CVE-2017-0145", "CVE-2017-0146", "CVE-2017-0147", "CVE-2017-0148"],
         cvss3: Some(8.1),
         vpr: Some(9.7),
         synopsis: "The remote Windows host is affected by multiple vulnerabilities.",

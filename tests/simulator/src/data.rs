@@ -97,12 +97,7 @@ pub struct Dataset {
 
 impl Dataset {
     /// `anchor_unix_secs` is truncated to its UTC day; every timestamp lies before that day.
-    pub fn generate(
-        seed: u64,
-        assets: u32,
-        findings_per_asset: u32,
-        anchor_unix_secs: i64,
-    ) -> Dataset {
+    pub fn generate(seed: u64, assets: u32, findings_per_asset: u32, anchor_unix_secs: i64) -> Dataset {
         let anchor_ms = anchor_unix_secs.div_euclid(86_400) * DAY_MS;
         let mut dataset = Dataset {
             seed,
@@ -144,20 +139,12 @@ impl Dataset {
     }
 
     pub fn assets_matching(&self, filters: &AssetFilters) -> Vec<&Value> {
-        self.matching_asset_indexes(filters)
-            .into_iter()
-            .map(|index| &self.assets[index])
-            .collect()
+        self.matching_asset_indexes(filters).into_iter().map(|index| &self.assets[index]).collect()
     }
 
     /// The matching vuln records, `assets_per_chunk` assets per chunk: all the findings of an
     /// asset stay in one chunk, as on Tenable.
-    pub(crate) fn vuln_chunks(
-        &self,
-        filters: &VulnFilters,
-        now_ms: i64,
-        assets_per_chunk: usize,
-    ) -> Vec<Vec<usize>> {
+    pub(crate) fn vuln_chunks(&self, filters: &VulnFilters, now_ms: i64, assets_per_chunk: usize) -> Vec<Vec<usize>> {
         let mut chunks: Vec<Vec<usize>> = Vec::new();
         let mut previous_asset = None;
         let mut assets_in_chunk = 0;
@@ -178,15 +165,8 @@ impl Dataset {
         chunks
     }
 
-    pub(crate) fn asset_chunks(
-        &self,
-        filters: &AssetFilters,
-        assets_per_chunk: usize,
-    ) -> Vec<Vec<usize>> {
-        self.matching_asset_indexes(filters)
-            .chunks(assets_per_chunk)
-            .map(<[usize]>::to_vec)
-            .collect()
+    pub(crate) fn asset_chunks(&self, filters: &AssetFilters, assets_per_chunk: usize) -> Vec<Vec<usize>> {
+        self.matching_asset_indexes(filters).chunks(assets_per_chunk).map(<[usize]>::to_vec).collect()
     }
 
     fn matching_vuln_indexes(&self, filters: &VulnFilters, now_ms: i64) -> Vec<usize> {
@@ -199,9 +179,7 @@ impl Dataset {
     }
 
     fn matching_asset_indexes(&self, filters: &AssetFilters) -> Vec<usize> {
-        (0..self.assets.len())
-            .filter(|&index| filters.matches(&self.asset_facts[index]))
-            .collect()
+        (0..self.assets.len()).filter(|&index| filters.matches(&self.asset_facts[index])).collect()
     }
 
     pub(crate) fn vuln(&self, index: usize) -> &Value {
@@ -250,39 +228,17 @@ impl AssetGenerator {
         let mut rng = SplitMix64::for_stream(seed, index as u64);
         let profile = pick_profile(&mut rng);
         let hostname = format!("{}-{:03}", profile.hostname_prefix, index + 1);
-        let fqdn_chance = if profile.platform == Platform::Unknown {
-            40
-        } else {
-            85
-        };
+        let fqdn_chance = if profile.platform == Platform::Unknown { 40 } else { 85 };
         let identity = Identity {
             uuid: rng.uuid(),
-            fqdn: rng
-                .percent(fqdn_chance)
-                .then(|| format!("{hostname}.corp.example")),
-            ipv4: format!(
-                "10.{}.{}.{}",
-                index / 62_500 % 256,
-                index / 250 % 250,
-                index % 250 + 1
-            ),
-            netbios_name: matches!(
-                profile.platform,
-                Platform::WindowsServer | Platform::WindowsDesktop
-            )
-            .then(|| hostname.to_uppercase()),
+            fqdn: rng.percent(fqdn_chance).then(|| format!("{hostname}.corp.example")),
+            ipv4: format!("10.{}.{}.{}", index / 62_500 % 256, index / 250 % 250, index % 250 + 1),
+            netbios_name: matches!(profile.platform, Platform::WindowsServer | Platform::WindowsDesktop)
+                .then(|| hostname.to_uppercase()),
             hostname,
         };
         let first_seen_ms = anchor_ms - rng.between(420, 720) * DAY_MS + rng.between(0, DAY_MS - 1);
-        Self {
-            seed,
-            index,
-            anchor_ms,
-            rng,
-            profile,
-            identity,
-            first_seen_ms,
-        }
+        Self { seed, index, anchor_ms, rng, profile, identity, first_seen_ms }
     }
 
     fn generate(mut self, findings_per_asset: u32, dataset: &mut Dataset) {
@@ -291,11 +247,7 @@ impl AssetGenerator {
             && self.rng.percent(50);
         let tags = self.pick_tags();
         let banner = *self.rng.pick(self.profile.http_banners);
-        let host = Host {
-            identity: self.identity.clone(),
-            profile: self.profile,
-            banner,
-        };
+        let host = Host { identity: self.identity.clone(), profile: self.profile, banner };
         let asset_index = dataset.assets.len();
 
         let mut last_seen_ms = self.first_seen_ms;
@@ -308,13 +260,7 @@ impl AssetGenerator {
             dataset.vuln_facts.push(facts);
         }
 
-        let facts = AssetFacts {
-            created_ms: self.first_seen_ms,
-            updated_ms: last_seen_ms,
-            last_seen_ms,
-            tags,
-            host,
-        };
+        let facts = AssetFacts { created_ms: self.first_seen_ms, updated_ms: last_seen_ms, last_seen_ms, tags, host };
         dataset.assets.push(self.asset_record(has_agent, &facts));
         dataset.asset_facts.push(facts);
     }
@@ -327,11 +273,7 @@ impl AssetGenerator {
                 let value = self.rng.below(values.len() as u64) as usize;
                 let tag_stream = TAG_STREAM + ((category << 8) | value) as u64;
                 let uuid = SplitMix64::for_stream(self.seed, tag_stream).uuid();
-                tags.push(AssetTag {
-                    key,
-                    value: values[value],
-                    uuid,
-                });
+                tags.push(AssetTag { key, value: values[value], uuid });
             }
         }
         tags
@@ -356,11 +298,7 @@ impl AssetGenerator {
 
         let padding = (DYNAMIC_PORTS_START..).map(|port| Candidate {
             plugin: &SYN_SCANNER,
-            location: Location {
-                port,
-                protocol: "TCP",
-                service: "unknown",
-            },
+            location: Location { port, protocol: "TCP", service: "unknown" },
         });
         let missing = count - picked.len();
         picked.extend(padding.take(missing));
@@ -381,21 +319,13 @@ impl AssetGenerator {
             VulnState::Open | VulnState::Reopened => last_found_day,
         };
         let (scan_uuid, scan_start_ms) = self.scan_of_day(scan_day);
-        let seen_after_start_ms =
-            self.rng.between(MINUTE_MS, 2 * HOUR_MS) + self.rng.between(0, 999);
+        let seen_after_start_ms = self.rng.between(MINUTE_MS, 2 * HOUR_MS) + self.rng.between(0, 999);
         let last_found_ms = self.scan_of_day(last_found_day).1 + seen_after_start_ms;
-        let last_fixed_ms =
-            (state == VulnState::Fixed).then_some(scan_start_ms + seen_after_start_ms);
+        let last_fixed_ms = (state == VulnState::Fixed).then_some(scan_start_ms + seen_after_start_ms);
         let first_found_ms = self.rng.between(self.first_seen_ms, last_found_ms);
-        let indexed_ms =
-            last_fixed_ms.unwrap_or(last_found_ms) + self.rng.between(5, 90) * MINUTE_MS;
+        let indexed_ms = last_fixed_ms.unwrap_or(last_found_ms) + self.rng.between(5, 90) * MINUTE_MS;
         Sighting {
-            lifecycle: Lifecycle {
-                state,
-                first_found_ms,
-                last_found_ms,
-                last_fixed_ms,
-            },
+            lifecycle: Lifecycle { state, first_found_ms, last_found_ms, last_fixed_ms },
             indexed_ms,
             scan_uuid,
             scan_start_ms,
@@ -405,11 +335,7 @@ impl AssetGenerator {
     /// Days before the anchor a finding was last found: three in four are recent (2..=25 days,
     /// leaving a day for the scan that found a fixed one fixed), the rest stale (45..=400 days).
     fn days_ago(&mut self) -> i64 {
-        if self.rng.percent(75) {
-            self.rng.between(2, 25)
-        } else {
-            self.rng.between(45, 400)
-        }
+        if self.rng.percent(75) { self.rng.between(2, 25) } else { self.rng.between(45, 400) }
     }
 
     /// Every asset seen on a given day was seen by the same scan: one uuid and start time per day.
@@ -423,12 +349,9 @@ impl AssetGenerator {
         let identity = &self.identity;
         let first_seen = iso_millis(self.first_seen_ms);
         let last_seen = iso_millis(facts.last_seen_ms);
-        let mut sources =
-            vec![json!({"name": "NESSUS_SCAN", "first_seen": first_seen, "last_seen": last_seen})];
+        let mut sources = vec![json!({"name": "NESSUS_SCAN", "first_seen": first_seen, "last_seen": last_seen})];
         if has_agent {
-            sources.push(
-                json!({"name": "NESSUS_AGENT", "first_seen": first_seen, "last_seen": last_seen}),
-            );
+            sources.push(json!({"name": "NESSUS_AGENT", "first_seen": first_seen, "last_seen": last_seen}));
         }
         let tags: Vec<Value> = facts
             .tags
@@ -491,11 +414,7 @@ impl Host {
         let plugin = candidate.plugin;
         let location = candidate.location;
         // Tenable sends `port.port` as a number or as a string; clients must accept both.
-        let port = if port_as_text {
-            json!(location.port.to_string())
-        } else {
-            json!(location.port)
-        };
+        let port = if port_as_text { json!(location.port.to_string()) } else { json!(location.port) };
         let severity = Severity::from_id(plugin.severity);
         let mut record = Map::new();
         record.insert("asset".into(), self.vuln_asset_object());
@@ -511,10 +430,7 @@ impl Host {
             record.insert("output".into(), json!(output));
         }
         record.insert("plugin".into(), plugin_object(plugin));
-        record.insert(
-            "port".into(),
-            json!({"port": port, "protocol": location.protocol, "service": location.service}),
-        );
+        record.insert("port".into(), json!({"port": port, "protocol": location.protocol, "service": location.service}));
         record.insert("severity".into(), json!(severity.as_str()));
         record.insert("severity_id".into(), json!(severity.id()));
         record.insert("severity_default_id".into(), json!(severity.id()));
@@ -568,19 +484,10 @@ impl Sighting {
     /// Writes the sighting over the scan, state and timestamps of a vuln record.
     fn write(&self, record: &mut Map<String, Value>) {
         let lifecycle = &self.lifecycle;
-        record.insert(
-            "scan".into(),
-            json!({"uuid": self.scan_uuid, "started_at": iso_millis(self.scan_start_ms)}),
-        );
+        record.insert("scan".into(), json!({"uuid": self.scan_uuid, "started_at": iso_millis(self.scan_start_ms)}));
         record.insert("state".into(), json!(lifecycle.state.as_str()));
-        record.insert(
-            "first_found".into(),
-            json!(iso_millis(lifecycle.first_found_ms)),
-        );
-        record.insert(
-            "last_found".into(),
-            json!(iso_millis(lifecycle.last_found_ms)),
-        );
+        record.insert("first_found".into(), json!(iso_millis(lifecycle.first_found_ms)));
+        record.insert("last_found".into(), json!(iso_millis(lifecycle.last_found_ms)));
         match lifecycle.last_fixed_ms {
             Some(last_fixed_ms) => {
                 record.insert("last_fixed".into(), json!(iso_millis(last_fixed_ms)));
@@ -607,40 +514,22 @@ fn pick_profile(rng: &mut SplitMix64) -> &'static OsProfile {
 
 /// Every (plugin, location) the profile's services can produce, in catalog order.
 fn candidates_for(profile: &'static OsProfile) -> Vec<Candidate> {
-    let host_level = |protocol| Location {
-        port: 0,
-        protocol,
-        service: "general",
-    };
+    let host_level = |protocol| Location { port: 0, protocol, service: "general" };
     let mut candidates = Vec::new();
-    for plugin in PLUGINS
-        .iter()
-        .filter(|plugin| plugin.applies_to(profile.platform))
-    {
-        let services = profile
-            .services
-            .iter()
-            .filter(|service| match plugin.placement {
-                Placement::Host { .. } => false,
-                Placement::Services(names) => names.contains(&service.name),
-                Placement::TlsServices => service.tls,
-                Placement::EveryTcpPort => service.protocol == "TCP",
-            });
+    for plugin in PLUGINS.iter().filter(|plugin| plugin.applies_to(profile.platform)) {
+        let services = profile.services.iter().filter(|service| match plugin.placement {
+            Placement::Host { .. } => false,
+            Placement::Services(names) => names.contains(&service.name),
+            Placement::TlsServices => service.tls,
+            Placement::EveryTcpPort => service.protocol == "TCP",
+        });
         let mut locations: Vec<Location> = services
-            .map(|service| Location {
-                port: service.port,
-                protocol: service.protocol,
-                service: service.name,
-            })
+            .map(|service| Location { port: service.port, protocol: service.protocol, service: service.name })
             .collect();
         if let Placement::Host { protocol } = plugin.placement {
             locations.push(host_level(protocol));
         }
-        candidates.extend(
-            locations
-                .into_iter()
-                .map(|location| Candidate { plugin, location }),
-        );
+        candidates.extend(locations.into_iter().map(|location| Candidate { plugin, location }));
     }
     candidates
 }
@@ -651,12 +540,7 @@ fn most_severe_twin(candidates: &[Candidate]) -> Option<u32> {
     candidates
         .iter()
         .filter(|candidate| !seen.insert(candidate.plugin.id))
-        .max_by_key(|candidate| {
-            (
-                candidate.plugin.severity,
-                std::cmp::Reverse(candidate.plugin.id),
-            )
-        })
+        .max_by_key(|candidate| (candidate.plugin.severity, std::cmp::Reverse(candidate.plugin.id)))
         .map(|candidate| candidate.plugin.id)
 }
 
@@ -695,8 +579,7 @@ fn risk_factor(severity: Severity) -> &'static str {
 
 /// ISO 8601 in UTC with milliseconds, as Tenable writes timestamps.
 pub(crate) fn iso_millis(unix_ms: i64) -> String {
-    (DateTime::<Utc>::UNIX_EPOCH + TimeDelta::milliseconds(unix_ms))
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+    (DateTime::<Utc>::UNIX_EPOCH + TimeDelta::milliseconds(unix_ms)).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]
@@ -714,20 +597,12 @@ mod tests {
 
     fn key_of(vuln: &Value) -> (String, u64, String, String) {
         let port = &vuln["port"]["port"];
-        let port_text = port
-            .as_str()
-            .map_or_else(|| port.to_string(), str::to_owned);
+        let port_text = port.as_str().map_or_else(|| port.to_string(), str::to_owned);
         (
-            vuln["asset"]["uuid"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            vuln["asset"]["uuid"].as_str().unwrap_or_default().to_owned(),
             vuln["plugin"]["id"].as_u64().unwrap_or_default(),
             port_text,
-            vuln["port"]["protocol"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            vuln["port"]["protocol"].as_str().unwrap_or_default().to_owned(),
         )
     }
 
@@ -748,28 +623,17 @@ mod tests {
             assert_eq!(dataset.vulns().len(), 25 * per_asset as usize);
             assert_eq!(dataset.assets().len(), 25);
             let keys: HashSet<_> = dataset.vulns().iter().map(key_of).collect();
-            assert_eq!(
-                keys.len(),
-                dataset.vulns().len(),
-                "duplicate (asset, plugin, port, protocol)"
-            );
+            assert_eq!(keys.len(), dataset.vulns().len(), "duplicate (asset, plugin, port, protocol)");
         }
     }
 
     #[test]
     fn same_plugin_on_two_locations_of_one_asset_exists() {
         let dataset = dataset();
-        let pairs: Vec<(String, u64)> = dataset
-            .vulns()
-            .iter()
-            .map(key_of)
-            .map(|(asset, plugin, _, _)| (asset, plugin))
-            .collect();
+        let pairs: Vec<(String, u64)> =
+            dataset.vulns().iter().map(key_of).map(|(asset, plugin, _, _)| (asset, plugin)).collect();
         let distinct: HashSet<_> = pairs.iter().collect();
-        assert!(
-            pairs.len() - distinct.len() >= 40,
-            "asset + plugin must not identify a finding"
-        );
+        assert!(pairs.len() - distinct.len() >= 40, "asset + plugin must not identify a finding");
     }
 
     #[test]
@@ -777,11 +641,7 @@ mod tests {
         let dataset = dataset();
         let vulns = dataset.vulns();
         let values = |pointer: &str| -> HashSet<String> {
-            vulns
-                .iter()
-                .filter_map(|vuln| vuln.pointer(pointer))
-                .map(Value::to_string)
-                .collect()
+            vulns.iter().filter_map(|vuln| vuln.pointer(pointer)).map(Value::to_string).collect()
         };
         assert_eq!(values("/severity").len(), 5);
         assert_eq!(values("/state").len(), 3);
@@ -793,33 +653,17 @@ mod tests {
                 .expect("known severity");
             assert_eq!(vuln["severity_id"], severity.id());
             assert_eq!(vuln.get("last_fixed").is_some(), vuln["state"] == "FIXED");
-            assert!(
-                vuln["last_found"]
-                    .as_str()
-                    .is_some_and(|time| time.ends_with('Z') && time.len() == 24)
-            );
-            assert!(
-                !vuln.to_string().contains("null"),
-                "empty attributes are omitted, never null"
-            );
+            assert!(vuln["last_found"].as_str().is_some_and(|time| time.ends_with('Z') && time.len() == 24));
+            assert!(!vuln.to_string().contains("null"), "empty attributes are omitted, never null");
             if let Some(cves) = vuln["plugin"].get("cve") {
                 assert!(cves.as_array().is_some_and(|cves| !cves.is_empty()));
             }
         }
         let ports: Vec<&Value> = vulns.iter().map(|vuln| &vuln["port"]["port"]).collect();
-        assert!(
-            ports.iter().any(|port| port.is_string()) && ports.iter().any(|port| port.is_number())
-        );
-        assert!(
-            ports.iter().any(|port| **port == 0 || **port == "0"),
-            "host-level findings use port 0"
-        );
+        assert!(ports.iter().any(|port| port.is_string()) && ports.iter().any(|port| port.is_number()));
+        assert!(ports.iter().any(|port| **port == 0 || **port == "0"), "host-level findings use port 0");
         assert!(vulns.iter().any(|vuln| vuln["asset"].get("fqdn").is_none()));
-        assert!(
-            vulns
-                .iter()
-                .any(|vuln| vuln["asset"].get("operating_system").is_none())
-        );
+        assert!(vulns.iter().any(|vuln| vuln["asset"].get("operating_system").is_none()));
         assert!(vulns.iter().any(|vuln| vuln["plugin"].get("cve").is_none()));
         assert!(vulns.iter().any(|vuln| vuln["port"]["protocol"] == "UDP"));
     }
@@ -831,10 +675,7 @@ mod tests {
         let mut stale = 0;
         for facts in dataset.vuln_facts.iter().map(|facts| facts.lifecycle) {
             let age_days = (anchor_ms - facts.last_found_ms) / DAY_MS;
-            assert!(
-                (1..25).contains(&age_days) || (44..=400).contains(&age_days),
-                "{age_days}"
-            );
+            assert!((1..25).contains(&age_days) || (44..=400).contains(&age_days), "{age_days}");
             stale += usize::from(age_days >= 44);
             let fixed_ms = facts.last_fixed_ms.unwrap_or(facts.last_found_ms);
             assert!(facts.first_found_ms <= facts.last_found_ms && facts.last_found_ms <= fixed_ms);
@@ -847,11 +688,8 @@ mod tests {
     #[test]
     fn asset_records_agree_with_the_assets_inside_vuln_records() {
         let dataset = dataset();
-        let assets: HashMap<&str, &Value> = dataset
-            .assets()
-            .iter()
-            .map(|asset| (asset["id"].as_str().unwrap_or_default(), asset))
-            .collect();
+        let assets: HashMap<&str, &Value> =
+            dataset.assets().iter().map(|asset| (asset["id"].as_str().unwrap_or_default(), asset)).collect();
         for vuln in dataset.vulns() {
             let embedded = &vuln["asset"];
             let asset = assets[embedded["uuid"].as_str().unwrap_or_default()];
@@ -859,19 +697,11 @@ mod tests {
             assert_eq!(asset["ipv4s"], json!([embedded["ipv4"]]));
             let fqdns: Vec<&Value> = embedded.get("fqdn").into_iter().collect();
             assert_eq!(asset["fqdns"], json!(fqdns));
-            let operating_systems = embedded
-                .get("operating_system")
-                .cloned()
-                .unwrap_or_else(|| json!([]));
+            let operating_systems = embedded.get("operating_system").cloned().unwrap_or_else(|| json!([]));
             assert_eq!(asset["operating_systems"], operating_systems);
             assert!(asset["last_seen"].as_str() >= vuln["last_found"].as_str());
         }
-        assert!(
-            dataset
-                .assets()
-                .iter()
-                .all(|asset| asset["tags"][0]["key"] == "env")
-        );
+        assert!(dataset.assets().iter().all(|asset| asset["tags"][0]["key"] == "env"));
     }
 
     #[test]
@@ -896,10 +726,7 @@ mod tests {
         assert_eq!(chunks.len(), 3);
         let mut chunk_of_asset = HashMap::new();
         for (chunk_id, chunk) in chunks.iter().enumerate() {
-            let assets: HashSet<usize> = chunk
-                .iter()
-                .map(|&index| dataset.vuln_facts[index].asset_index)
-                .collect();
+            let assets: HashSet<usize> = chunk.iter().map(|&index| dataset.vuln_facts[index].asset_index).collect();
             assert!(assets.len() <= 50);
             for asset in assets {
                 assert_eq!(*chunk_of_asset.entry(asset).or_insert(chunk_id), chunk_id);

@@ -143,9 +143,7 @@ impl ExportJob {
     /// The records of an available chunk; `None` for unknown, failed or not yet available ids.
     pub(crate) fn available_chunk(&self, chunk_id: u32) -> Option<Arc<[Value]>> {
         let (available, _) = self.revealed_chunks();
-        available
-            .contains(&chunk_id)
-            .then(|| Arc::clone(&self.chunks[chunk_id as usize - 1]))
+        available.contains(&chunk_id).then(|| Arc::clone(&self.chunks[chunk_id as usize - 1]))
     }
 
     /// The chunks processed so far, split into (available, failed).
@@ -157,16 +155,9 @@ impl ExportJob {
 
     fn status(&self) -> Value {
         let (available, failed) = self.revealed_chunks();
-        let cancelled: &[u32] = if self.phase == Phase::Cancelled {
-            &self.availability_order[self.available..]
-        } else {
-            &[]
-        };
-        let total_chunks = if self.phase == Phase::Finished {
-            self.chunks.len()
-        } else {
-            0
-        };
+        let cancelled: &[u32] =
+            if self.phase == Phase::Cancelled { &self.availability_order[self.available..] } else { &[] };
+        let total_chunks = if self.phase == Phase::Finished { self.chunks.len() } else { 0 };
         let chunk_size_field = match self.kind {
             ExportKind::Vulns => "num_assets_per_chunk",
             ExportKind::Assets => "chunk_size",
@@ -201,10 +192,8 @@ mod tests {
     }
 
     fn ids(status: &Value, field: &str) -> Vec<u64> {
-        let mut ids: Vec<u64> = status[field]
-            .as_array()
-            .map(|ids| ids.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default();
+        let mut ids: Vec<u64> =
+            status[field].as_array().map(|ids| ids.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
         ids.sort_unstable();
         ids
     }
@@ -220,9 +209,7 @@ mod tests {
             let processing = job.poll(3);
             assert_eq!(processing["status"], "PROCESSING");
             assert_eq!(processing["total_chunks"], 0);
-            let available = processing["chunks_available"]
-                .as_array()
-                .map_or(0, Vec::len);
+            let available = processing["chunks_available"].as_array().map_or(0, Vec::len);
             assert!(available >= seen);
             seen = available;
         }
@@ -257,10 +244,7 @@ mod tests {
 
     #[test]
     fn error_after_chunks_ends_in_error_with_those_chunks_available() {
-        let faults = ExportFaults {
-            error_after_chunks: Some(3),
-            ..ExportFaults::default()
-        };
+        let faults = ExportFaults { error_after_chunks: Some(3), ..ExportFaults::default() };
         let mut job = job_with(6, faults);
         let statuses: Vec<Value> = (0..5).map(|_| job.poll(2)).collect();
         let phases: Vec<&Value> = statuses.iter().map(|status| &status["status"]).collect();
@@ -269,20 +253,13 @@ mod tests {
         assert_eq!(ids(error, "chunks_available").len(), 3);
         assert_eq!(error["total_chunks"], 0);
         let available = ids(error, "chunks_available");
-        assert!(
-            available
-                .iter()
-                .all(|&id| job.available_chunk(id as u32).is_some())
-        );
+        assert!(available.iter().all(|&id| job.available_chunk(id as u32).is_some()));
         assert_eq!(job.cancel()["status"], "ERROR");
     }
 
     #[test]
     fn failed_chunks_are_listed_apart_and_never_served() {
-        let faults = ExportFaults {
-            failed_chunks: vec![2, 4],
-            ..ExportFaults::default()
-        };
+        let faults = ExportFaults { failed_chunks: vec![2, 4], ..ExportFaults::default() };
         let mut job = job_with(4, faults);
         job.poll(0);
         let finished = job.poll(0);

@@ -91,9 +91,7 @@ impl FromStr for ThrottledPaths {
             "all" => Ok(ThrottledPaths::All),
             "export-creation" => Ok(ThrottledPaths::ExportCreation),
             "chunk-downloads" => Ok(ThrottledPaths::ChunkDownloads),
-            _ => Err(format!(
-                "{text:?}: expected all, export-creation or chunk-downloads"
-            )),
+            _ => Err(format!("{text:?}: expected all, export-creation or chunk-downloads")),
         }
     }
 }
@@ -191,11 +189,7 @@ impl FaultInjector {
             let message = format!("Chunk {chunk_id} not found or expired");
             return Some(error(StatusCode::NOT_FOUND, &message));
         }
-        let errors = self
-            .faults
-            .server_errors
-            .as_ref()
-            .filter(|errors| errors.chunk_ids.contains(&chunk_id))?;
+        let errors = self.faults.server_errors.as_ref().filter(|errors| errors.chunk_ids.contains(&chunk_id))?;
         let mut served = lock(&self.server_errors_served);
         let served = served.entry(chunk_id).or_default();
         (*served < errors.times).then(|| {
@@ -234,11 +228,7 @@ fn server_error(status: StatusCode) -> Response {
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         return error(status, "An unexpected error occurred");
     }
-    let title = format!(
-        "{} {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or_default()
-    );
+    let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or_default());
     let page = format!(
         "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
     );
@@ -305,20 +295,11 @@ mod tests {
     #[test]
     fn server_errors_stop_after_their_count_per_chunk() {
         let injector = FaultInjector::new(Faults {
-            server_errors: Some(ServerErrors {
-                status: 503,
-                chunk_ids: vec![2],
-                times: 2,
-            }),
+            server_errors: Some(ServerErrors { status: 503, chunk_ids: vec![2], times: 2 }),
             ..Faults::default()
         });
-        let statuses: Vec<Option<StatusCode>> = (0..3)
-            .map(|_| {
-                injector
-                    .chunk_failure(ExportKind::Vulns, 2)
-                    .map(|response| response.status())
-            })
-            .collect();
+        let statuses: Vec<Option<StatusCode>> =
+            (0..3).map(|_| injector.chunk_failure(ExportKind::Vulns, 2).map(|response| response.status())).collect();
         let unavailable = Some(StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(statuses, [unavailable, unavailable, None]);
         assert!(injector.chunk_failure(ExportKind::Vulns, 1).is_none());

@@ -31,9 +31,7 @@ impl VulnState {
     }
 
     fn parse(text: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str().eq_ignore_ascii_case(text))
+        Self::ALL.into_iter().find(|state| state.as_str().eq_ignore_ascii_case(text))
     }
 }
 
@@ -47,13 +45,8 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 5] = [
-        Severity::Info,
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ];
+    pub const ALL: [Severity; 5] =
+        [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,9 +68,7 @@ impl Severity {
     }
 
     fn parse(text: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|severity| severity.as_str().eq_ignore_ascii_case(text))
+        Self::ALL.into_iter().find(|severity| severity.as_str().eq_ignore_ascii_case(text))
     }
 }
 
@@ -90,9 +81,7 @@ pub struct TagFilter {
 
 impl TagFilter {
     fn matches(&self, tags: &[AssetTag]) -> bool {
-        tags.iter().any(|tag| {
-            tag.key == self.category && self.values.iter().any(|value| value == tag.value)
-        })
+        tags.iter().any(|tag| tag.key == self.category && self.values.iter().any(|value| value == tag.value))
     }
 }
 
@@ -116,11 +105,7 @@ impl VulnFilters {
     /// What a full sync must ask for: every state, and a time filter that disables the
     /// 30-day default window.
     pub fn everything() -> Self {
-        Self {
-            since: Some(0),
-            states: VulnState::ALL.to_vec(),
-            ..Self::default()
-        }
+        Self { since: Some(0), states: VulnState::ALL.to_vec(), ..Self::default() }
     }
 
     /// Parses the `filters` object of an export request; `null` (absent) means no filter.
@@ -142,10 +127,7 @@ impl VulnFilters {
     }
 
     fn has_time_filter(&self) -> bool {
-        self.since.is_some()
-            || self.first_found.is_some()
-            || self.last_found.is_some()
-            || self.last_fixed.is_some()
+        self.since.is_some() || self.first_found.is_some() || self.last_found.is_some() || self.last_fixed.is_some()
     }
 
     pub(crate) fn matches(&self, vuln: &VulnFacts, asset: &AssetFacts, now_ms: i64) -> bool {
@@ -156,8 +138,7 @@ impl VulnFilters {
             self.states.contains(&lifecycle.state)
         };
         let window_start_ms = now_ms - DEFAULT_WINDOW_DAYS * DAY_MS;
-        let in_default_window =
-            self.has_time_filter() || lifecycle.last_found_ms >= window_start_ms;
+        let in_default_window = self.has_time_filter() || lifecycle.last_found_ms >= window_start_ms;
         state_wanted
             && in_default_window
             && at_or_after(Some(lifecycle.changed_ms()), self.since)
@@ -227,15 +208,10 @@ fn unix_seconds(key: &str, value: &Value) -> Result<i64, String> {
 }
 
 fn string_list<'a>(key: &str, value: &'a Value) -> Result<Vec<&'a str>, String> {
-    let items = value
-        .as_array()
-        .ok_or_else(|| format!("filters.{key} must be an array"))?;
+    let items = value.as_array().ok_or_else(|| format!("filters.{key} must be an array"))?;
     items
         .iter()
-        .map(|item| {
-            item.as_str()
-                .ok_or_else(|| format!("filters.{key} must hold strings, got {item}"))
-        })
+        .map(|item| item.as_str().ok_or_else(|| format!("filters.{key} must hold strings, got {item}")))
         .collect()
 }
 
@@ -247,15 +223,10 @@ fn parse_each<T>(key: &str, value: &Value, parse: fn(&str) -> Option<T>) -> Resu
 }
 
 fn plugin_ids(value: &Value) -> Result<Vec<u64>, String> {
-    let items = value
-        .as_array()
-        .ok_or("filters.plugin_id must be an array")?;
+    let items = value.as_array().ok_or("filters.plugin_id must be an array")?;
     items
         .iter()
-        .map(|item| {
-            item.as_u64()
-                .ok_or_else(|| format!("filters.plugin_id must hold integers, got {item}"))
-        })
+        .map(|item| item.as_u64().ok_or_else(|| format!("filters.plugin_id must hold integers, got {item}")))
         .collect()
 }
 
@@ -264,14 +235,8 @@ fn tag_filter(key: &str, value: &Value) -> Result<TagFilter, String> {
         .strip_prefix(TAG_PREFIX)
         .filter(|category| !category.is_empty())
         .ok_or_else(|| format!("filter {key:?} is not supported by the simulator"))?;
-    let values = string_list(key, value)?
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    Ok(TagFilter {
-        category: category.to_owned(),
-        values,
-    })
+    let values = string_list(key, value)?.into_iter().map(str::to_owned).collect();
+    Ok(TagFilter { category: category.to_owned(), values })
 }
 
 #[cfg(test)]
@@ -294,13 +259,7 @@ mod tests {
         assert_eq!(filters.states, vec![VulnState::Open, VulnState::Fixed]);
         assert_eq!(filters.severities, vec![Severity::High, Severity::Critical]);
         assert_eq!(filters.plugin_ids, vec![19506]);
-        assert_eq!(
-            filters.tags,
-            vec![TagFilter {
-                category: "env".into(),
-                values: vec!["prod".into()]
-            }]
-        );
+        assert_eq!(filters.tags, vec![TagFilter { category: "env".into(), values: vec!["prod".into()] }]);
     }
 
     #[test]
@@ -313,22 +272,13 @@ mod tests {
             json!({"cidr_range": "10.0.0.0/8"}),
             json!([1, 2]),
         ] {
-            assert!(
-                VulnFilters::from_json(&bad).is_err(),
-                "{bad} should be rejected"
-            );
+            assert!(VulnFilters::from_json(&bad).is_err(), "{bad} should be rejected");
         }
     }
 
     #[test]
     fn absent_filters_mean_tenable_defaults() {
-        assert_eq!(
-            VulnFilters::from_json(&Value::Null),
-            Ok(VulnFilters::default())
-        );
-        assert_eq!(
-            AssetFilters::from_json(&json!({})),
-            Ok(AssetFilters::default())
-        );
+        assert_eq!(VulnFilters::from_json(&Value::Null), Ok(VulnFilters::default()));
+        assert_eq!(AssetFilters::from_json(&json!({})), Ok(AssetFilters::default()));
     }
 }

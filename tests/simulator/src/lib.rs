@@ -32,9 +32,7 @@ use crate::exports::ExportKind;
 
 pub use crate::data::{ChangeReport, Changes, Dataset, FindingKey};
 pub use crate::faults::{Faults, ServerErrors, Throttle, ThrottledPaths};
-pub use crate::filters::{
-    AssetFilters, DEFAULT_WINDOW_DAYS, Severity, TagFilter, VulnFilters, VulnState,
-};
+pub use crate::filters::{AssetFilters, DEFAULT_WINDOW_DAYS, Severity, TagFilter, VulnFilters, VulnState};
 pub use crate::traffic::Route;
 
 pub struct SimulatorConfig {
@@ -78,16 +76,8 @@ impl RunningSimulator {
     }
 
     /// Serves on the given port of 127.0.0.1 (0 picks a free one).
-    pub async fn start_on_port(
-        config: SimulatorConfig,
-        port: u16,
-    ) -> std::io::Result<RunningSimulator> {
-        let dataset = Dataset::generate(
-            config.seed,
-            config.assets,
-            config.findings_per_asset,
-            Utc::now().timestamp(),
-        );
+    pub async fn start_on_port(config: SimulatorConfig, port: u16) -> std::io::Result<RunningSimulator> {
+        let dataset = Dataset::generate(config.seed, config.assets, config.findings_per_asset, Utc::now().timestamp());
         let state = Arc::new(SimulatorState::new(config, dataset));
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let address = listener.local_addr()?;
@@ -97,11 +87,7 @@ impl RunningSimulator {
                 tracing::error!(%error, "tenable simulator stopped serving");
             }
         });
-        Ok(RunningSimulator {
-            base_url: format!("http://{address}"),
-            state,
-            server,
-        })
+        Ok(RunningSimulator { base_url: format!("http://{address}"), state, server })
     }
 
     /// What the simulator holds now, so tests can compute expectations: a snapshot, which

@@ -5,16 +5,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use tenable_simulator::{
-    DEFAULT_WINDOW_DAYS, Faults, RunningSimulator, ServerErrors, SimulatorConfig, Throttle,
-    ThrottledPaths, VulnFilters,
+    DEFAULT_WINDOW_DAYS, Faults, RunningSimulator, ServerErrors, SimulatorConfig, Throttle, ThrottledPaths, VulnFilters,
 };
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Simulator of the Tenable Vulnerability Management export API v2"
-)]
+#[command(version, about = "Simulator of the Tenable Vulnerability Management export API v2")]
 struct Args {
     /// Port on 127.0.0.1 (0 picks a free one). 8834 is Nessus' own port.
     #[arg(long, default_value_t = 8834)]
@@ -25,19 +21,9 @@ struct Args {
     assets: u32,
     #[arg(long, default_value_t = 12)]
     findings_per_asset: u32,
-    #[arg(
-        long,
-        env = "TENABLE_SIM_ACCESS_KEY",
-        default_value = "sim-access-key",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "TENABLE_SIM_ACCESS_KEY", default_value = "sim-access-key", hide_env_values = true)]
     access_key: String,
-    #[arg(
-        long,
-        env = "TENABLE_SIM_SECRET_KEY",
-        default_value = "sim-secret-key",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "TENABLE_SIM_SECRET_KEY", default_value = "sim-secret-key", hide_env_values = true)]
     secret_key: String,
     /// Status polls answered PROCESSING between QUEUED and FINISHED.
     #[arg(long, default_value_t = 2)]
@@ -116,9 +102,7 @@ impl Args {
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let args = Args::parse();
     let faults = args.faults();

@@ -14,11 +14,7 @@ use crate::traffic::Route;
 type Shared = State<Arc<SimulatorState>>;
 
 /// Counts the call, and tells the later layers which route it is for.
-pub(crate) async fn count_calls(
-    State(state): Shared,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn count_calls(State(state): Shared, mut request: Request, next: Next) -> Response {
     let route = Route::of(request.method(), request.uri().path());
     if let Some(route) = route {
         state.traffic.count_call(route);
@@ -27,19 +23,10 @@ pub(crate) async fn count_calls(
     next.run(request).await
 }
 
-pub(crate) async fn require_api_keys(
-    State(state): Shared,
-    request: Request,
-    next: Next,
-) -> Response {
-    let keys = request
-        .headers()
-        .get("x-apikeys")
-        .and_then(|value| value.to_str().ok())
-        .map(parse_api_keys);
-    let authorized = keys.is_some_and(|(access, secret)| {
-        access == Some(state.access_key()) && secret == Some(state.secret_key())
-    });
+pub(crate) async fn require_api_keys(State(state): Shared, request: Request, next: Next) -> Response {
+    let keys = request.headers().get("x-apikeys").and_then(|value| value.to_str().ok()).map(parse_api_keys);
+    let authorized =
+        keys.is_some_and(|(access, secret)| access == Some(state.access_key()) && secret == Some(state.secret_key()));
     if !authorized {
         return error(StatusCode::UNAUTHORIZED, "Invalid Credentials");
     }
@@ -50,11 +37,7 @@ pub(crate) async fn require_api_keys(
 }
 
 pub(crate) async fn throttle(State(state): Shared, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<Option<Route>>()
-        .copied()
-        .flatten();
+    let route = request.extensions().get::<Option<Route>>().copied().flatten();
     match state.faults.throttling(route) {
         Some(too_many_requests) => too_many_requests,
         None => next.run(request).await,
@@ -81,14 +64,8 @@ mod tests {
 
     #[test]
     fn api_keys_tolerate_order_and_spaces() {
-        assert_eq!(
-            parse_api_keys("accessKey=a;secretKey=s"),
-            (Some("a"), Some("s"))
-        );
-        assert_eq!(
-            parse_api_keys(" secretKey = s ; accessKey=a "),
-            (Some("a"), Some("s"))
-        );
+        assert_eq!(parse_api_keys("accessKey=a;secretKey=s"), (Some("a"), Some("s")));
+        assert_eq!(parse_api_keys(" secretKey = s ; accessKey=a "), (Some("a"), Some("s")));
         assert_eq!(parse_api_keys("accessKey=a"), (Some("a"), None));
     }
 }

@@ -94,31 +94,11 @@ mod tests {
         let uuid = "9f1c2d3e-4b5a-4c6d-8e7f-001122334455";
         let cases = [
             (Method::GET, "/session".to_owned(), Some(Route::Session)),
-            (
-                Method::POST,
-                "/vulns/export".into(),
-                Some(Route::ExportCreation),
-            ),
-            (
-                Method::POST,
-                "/assets/export/".into(),
-                Some(Route::ExportCreation),
-            ),
-            (
-                Method::GET,
-                format!("/vulns/export/{uuid}/status"),
-                Some(Route::ExportStatus),
-            ),
-            (
-                Method::GET,
-                format!("/assets/export/{uuid}/chunks/3"),
-                Some(Route::ChunkDownload),
-            ),
-            (
-                Method::POST,
-                format!("/vulns/export/{uuid}/cancel"),
-                Some(Route::ExportCancel),
-            ),
+            (Method::POST, "/vulns/export".into(), Some(Route::ExportCreation)),
+            (Method::POST, "/assets/export/".into(), Some(Route::ExportCreation)),
+            (Method::GET, format!("/vulns/export/{uuid}/status"), Some(Route::ExportStatus)),
+            (Method::GET, format!("/assets/export/{uuid}/chunks/3"), Some(Route::ChunkDownload)),
+            (Method::POST, format!("/vulns/export/{uuid}/cancel"), Some(Route::ExportCancel)),
             (Method::GET, "/vulns/export".into(), None),
             (Method::POST, "/compliance/export".into(), None),
             (Method::GET, "/scans".into(), None),

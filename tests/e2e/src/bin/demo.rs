@@ -15,7 +15,13 @@ async fn main() -> ExitCode {
     let assets = env_number("DEMO_ASSETS", 400);
     let findings_per_asset = env_number("DEMO_FINDINGS_PER_ASSET", 12);
     let stack = Stack::local().await;
-    let sim = simulator(SimulatorConfig { assets, findings_per_asset, status_polls_before_finished: 3, ..Default::default() }).await;
+    let sim = simulator(SimulatorConfig {
+        assets,
+        findings_per_asset,
+        status_polls_before_finished: 3,
+        ..Default::default()
+    })
+    .await;
     println!("Tenable simulator at {}: {assets} assets, {} findings", sim.base_url, sim.dataset().vulns().len());
 
     let api = ApiClient::new(&stack);
@@ -26,7 +32,10 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let connector_id = created.body["connector_id"].as_str().unwrap_or_default().to_string();
-    println!("connector {connector_id} created through the API (keys in Secrets Manager as {})", created.body["secret_id"]);
+    println!(
+        "connector {connector_id} created through the API (keys in Secrets Manager as {})",
+        created.body["secret_id"]
+    );
     println!("API: {}\n", api.base);
 
     let cli = Cli { api_url: api.base.clone(), token };

@@ -71,12 +71,7 @@ impl Dataset {
         let mut rng = SplitMix64::for_stream(self.seed, CHANGE_STREAM + self.revision);
         self.revision += 1;
         let scan_uuid = rng.uuid();
-        let sighting = |lifecycle| Sighting {
-            lifecycle,
-            indexed_ms: now_ms,
-            scan_uuid,
-            scan_start_ms: now_ms,
-        };
+        let sighting = |lifecycle| Sighting { lifecycle, indexed_ms: now_ms, scan_uuid, scan_start_ms: now_ms };
 
         let to_fix = self.pick_in_state(VulnState::Open, changes.fix, &mut rng);
         let to_reopen = self.pick_in_state(VulnState::Fixed, changes.reopen, &mut rng);
@@ -107,19 +102,13 @@ impl Dataset {
             last_fixed_ms: None,
         });
         let added = self.add_findings(changes.new_findings, &first_sighting, &mut rng);
-        ChangeReport {
-            changed_at_unix_ms: now_ms,
-            fixed,
-            reopened,
-            added,
-        }
+        ChangeReport { changed_at_unix_ms: now_ms, fixed, reopened, added }
     }
 
     /// Up to `count` findings in `state`, drawn at random, in dataset order.
     fn pick_in_state(&self, state: VulnState, count: usize, rng: &mut SplitMix64) -> Vec<usize> {
-        let mut indexes: Vec<usize> = (0..self.vuln_facts.len())
-            .filter(|&index| self.vuln_facts[index].lifecycle.state == state)
-            .collect();
+        let mut indexes: Vec<usize> =
+            (0..self.vuln_facts.len()).filter(|&index| self.vuln_facts[index].lifecycle.state == state).collect();
         rng.shuffle(&mut indexes);
         indexes.truncate(count);
         indexes.sort_unstable();
@@ -137,12 +126,7 @@ impl Dataset {
     }
 
     /// Adds `count` findings, going round the assets in a random order so that they spread.
-    fn add_findings(
-        &mut self,
-        count: usize,
-        sighting: &Sighting,
-        rng: &mut SplitMix64,
-    ) -> Vec<FindingKey> {
+    fn add_findings(&mut self, count: usize, sighting: &Sighting, rng: &mut SplitMix64) -> Vec<FindingKey> {
         let mut assets: Vec<usize> = (0..self.assets.len()).collect();
         rng.shuffle(&mut assets);
         let mut added = Vec::with_capacity(count);
@@ -159,10 +143,7 @@ impl Dataset {
             cursor += step + 1;
             let candidate = rng.pick(&candidates);
             let port_as_text = rng.percent(20);
-            let (record, facts) =
-                self.asset_facts[asset]
-                    .host
-                    .finding(asset, candidate, port_as_text, sighting);
+            let (record, facts) = self.asset_facts[asset].host.finding(asset, candidate, port_as_text, sighting);
             // Vuln records stay grouped by asset: chunks never split an asset.
             let index = self.vulns_of(asset).end;
             self.vulns.insert(index, record);
@@ -175,10 +156,8 @@ impl Dataset {
 
     /// What the asset's services could report, by plugins it has no finding of yet.
     fn unreported_candidates(&self, asset: usize) -> Vec<Candidate> {
-        let reported: HashSet<u32> = self.vuln_facts[self.vulns_of(asset)]
-            .iter()
-            .map(|facts| facts.plugin_id)
-            .collect();
+        let reported: HashSet<u32> =
+            self.vuln_facts[self.vulns_of(asset)].iter().map(|facts| facts.plugin_id).collect();
         candidates_for(self.asset_facts[asset].host.profile)
             .into_iter()
             .filter(|candidate| !reported.contains(&candidate.plugin.id))
@@ -186,12 +165,8 @@ impl Dataset {
     }
 
     fn vulns_of(&self, asset: usize) -> Range<usize> {
-        let start = self
-            .vuln_facts
-            .partition_point(|facts| facts.asset_index < asset);
-        let end = self
-            .vuln_facts
-            .partition_point(|facts| facts.asset_index <= asset);
+        let start = self.vuln_facts.partition_point(|facts| facts.asset_index < asset);
+        let end = self.vuln_facts.partition_point(|facts| facts.asset_index <= asset);
         start..end
     }
 
@@ -218,11 +193,7 @@ impl Dataset {
     fn key(&self, index: usize) -> FindingKey {
         let facts = &self.vuln_facts[index];
         FindingKey {
-            asset_uuid: self.asset_facts[facts.asset_index]
-                .host
-                .identity
-                .uuid
-                .to_string(),
+            asset_uuid: self.asset_facts[facts.asset_index].host.identity.uuid.to_string(),
             plugin_id: facts.plugin_id,
             port: facts.port,
             protocol: facts.protocol.to_owned(),
@@ -240,23 +211,12 @@ mod tests {
     const NOW_MS: i64 = (ANCHOR + 3600) * 1000;
 
     fn changes() -> Changes {
-        Changes {
-            fix: 7,
-            reopen: 5,
-            new_findings: 9,
-        }
+        Changes { fix: 7, reopen: 5, new_findings: 9 }
     }
 
     fn keys_since(dataset: &Dataset, since_ms: i64) -> HashSet<FindingKey> {
-        let filters = VulnFilters {
-            since: Some(since_ms / 1000),
-            ..VulnFilters::everything()
-        };
-        dataset
-            .matching_vuln_indexes(&filters, NOW_MS)
-            .into_iter()
-            .map(|index| dataset.key(index))
-            .collect()
+        let filters = VulnFilters { since: Some(since_ms / 1000), ..VulnFilters::everything() };
+        dataset.matching_vuln_indexes(&filters, NOW_MS).into_iter().map(|index| dataset.key(index)).collect()
     }
 
     #[test]
@@ -266,21 +226,11 @@ mod tests {
         assert!(keys_since(&dataset, NOW_MS).is_empty());
         let report = dataset.apply_changes(changes(), NOW_MS);
         assert_eq!(report.changed_at_unix_ms, NOW_MS);
-        assert_eq!(
-            (
-                report.fixed.len(),
-                report.reopened.len(),
-                report.added.len()
-            ),
-            (7, 5, 9)
-        );
+        assert_eq!((report.fixed.len(), report.reopened.len(), report.added.len()), (7, 5, 9));
         assert_eq!(dataset.vulns().len(), before + 9);
 
-        let changed: HashSet<FindingKey> = [&report.fixed, &report.reopened, &report.added]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let changed: HashSet<FindingKey> =
+            [&report.fixed, &report.reopened, &report.added].into_iter().flatten().cloned().collect();
         assert_eq!(changed.len(), 21);
         assert_eq!(keys_since(&dataset, NOW_MS), changed);
 
@@ -314,34 +264,16 @@ mod tests {
             .filter_map(FindingKey::of_record)
             .map(|key| (key.asset_uuid, key.plugin_id))
             .collect();
-        let report = dataset.apply_changes(
-            Changes {
-                new_findings: 30,
-                ..Changes::default()
-            },
-            NOW_MS,
-        );
+        let report = dataset.apply_changes(Changes { new_findings: 30, ..Changes::default() }, NOW_MS);
         assert_eq!(report.added.len(), 30);
         for key in &report.added {
             assert!(!plugins_before.contains(&(key.asset_uuid.clone(), key.plugin_id)));
         }
-        assert!(
-            dataset
-                .vuln_facts
-                .windows(2)
-                .all(|pair| pair[0].asset_index <= pair[1].asset_index)
-        );
-        let keys: HashSet<FindingKey> = dataset
-            .vulns()
-            .iter()
-            .filter_map(FindingKey::of_record)
-            .collect();
+        assert!(dataset.vuln_facts.windows(2).all(|pair| pair[0].asset_index <= pair[1].asset_index));
+        let keys: HashSet<FindingKey> = dataset.vulns().iter().filter_map(FindingKey::of_record).collect();
         assert_eq!(keys.len(), dataset.vulns().len());
         let assets = dataset.assets();
-        let touched = assets
-            .iter()
-            .filter(|asset| asset["last_seen"] == json!(iso_millis(NOW_MS)))
-            .count();
+        let touched = assets.iter().filter(|asset| asset["last_seen"] == json!(iso_millis(NOW_MS))).count();
         assert!(touched > 1, "new findings spread over assets");
     }
 
@@ -358,34 +290,16 @@ mod tests {
         assert_ne!(first.fixed, second.fixed);
 
         let mut dataset = Dataset::generate(11, 10, 3, ANCHOR);
-        let open = dataset
-            .vuln_facts
-            .iter()
-            .filter(|facts| facts.lifecycle.state == VulnState::Open)
-            .count();
-        let report = dataset.apply_changes(
-            Changes {
-                fix: 1000,
-                ..Changes::default()
-            },
-            NOW_MS,
-        );
+        let open = dataset.vuln_facts.iter().filter(|facts| facts.lifecycle.state == VulnState::Open).count();
+        let report = dataset.apply_changes(Changes { fix: 1000, ..Changes::default() }, NOW_MS);
         assert_eq!(report.fixed.len(), open);
     }
 
     #[test]
     fn record_keys_accept_numeric_and_text_ports() {
         let record = |port: Value| json!({"asset": {"uuid": "a"}, "plugin": {"id": 7}, "port": {"port": port, "protocol": "TCP"}});
-        let expected = FindingKey {
-            asset_uuid: "a".into(),
-            plugin_id: 7,
-            port: 443,
-            protocol: "TCP".into(),
-        };
-        assert_eq!(
-            FindingKey::of_record(&record(json!(443))),
-            Some(expected.clone())
-        );
+        let expected = FindingKey { asset_uuid: "a".into(), plugin_id: 7, port: 443, protocol: "TCP".into() };
+        assert_eq!(FindingKey::of_record(&record(json!(443))), Some(expected.clone()));
         assert_eq!(FindingKey::of_record(&record(json!("443"))), Some(expected));
         assert_eq!(FindingKey::of_record(&record(json!("https"))), None);
         assert_eq!(FindingKey::of_record(&json!({})), None);

@@ -4,25 +4,15 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tenable_simulator::{Faults, Route, SimulatorConfig, Throttle, ThrottledPaths};
 
-use crate::support::{
-    call, chunk_url, everything, export_records, send, settled_status, start, start_export,
-};
+use crate::support::{call, chunk_url, everything, export_records, send, settled_status, start, start_export};
 
 fn with_faults(faults: Faults) -> SimulatorConfig {
-    SimulatorConfig {
-        assets: 120,
-        findings_per_asset: 3,
-        faults,
-        ..Default::default()
-    }
+    SimulatorConfig { assets: 120, findings_per_asset: 3, faults, ..Default::default() }
 }
 
 #[tokio::test]
 async fn rejected_keys_answer_403_to_every_call_and_wrong_keys_still_401() {
-    let faults = Faults {
-        reject_keys_with: Some(403),
-        ..Default::default()
-    };
+    let faults = Faults { reject_keys_with: Some(403), ..Default::default() };
     let (simulator, client) = start(with_faults(faults)).await;
     let base = &simulator.base_url;
     let forbidden = json!({
@@ -33,18 +23,11 @@ async fn rejected_keys_answer_403_to_every_call_and_wrong_keys_still_401() {
     for (method, path, body) in [
         (Method::GET, "/session", None),
         (Method::POST, "/vulns/export", Some(everything())),
-        (
-            Method::POST,
-            "/assets/export",
-            Some(json!({"chunk_size": 100})),
-        ),
+        (Method::POST, "/assets/export", Some(json!({"chunk_size": 100}))),
     ] {
         let (status, answer) = call(&client, method, format!("{base}{path}"), body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
-        assert_eq!(
-            serde_json::from_str::<Value>(&answer).ok(),
-            Some(forbidden.clone())
-        );
+        assert_eq!(serde_json::from_str::<Value>(&answer).ok(), Some(forbidden.clone()));
     }
     let wrong_keys = client
         .get(format!("{base}/session"))
@@ -59,14 +42,7 @@ async fn rejected_keys_answer_403_to_every_call_and_wrong_keys_still_401() {
 }
 
 fn throttled(requests: u32, paths: ThrottledPaths) -> SimulatorConfig {
-    with_faults(Faults {
-        throttle: Some(Throttle {
-            requests,
-            retry_after_seconds: 7,
-            paths,
-        }),
-        ..Default::default()
-    })
+    with_faults(Faults { throttle: Some(Throttle { requests, retry_after_seconds: 7, paths }), ..Default::default() })
 }
 
 async fn assert_throttled(response: Response) {
@@ -75,10 +51,7 @@ async fn assert_throttled(response: Response) {
     assert_eq!(headers["retry-after"], "7");
     assert_eq!(headers["x-ratelimit-remaining"], "0");
     let body: Value = response.json().await.expect("JSON body");
-    assert_eq!(
-        body,
-        json!({"statusCode": 429, "error": "Too Many Requests"})
-    );
+    assert_eq!(body, json!({"statusCode": 429, "error": "Too Many Requests"}));
 }
 
 #[tokio::test]
@@ -96,27 +69,14 @@ async fn throttling_all_paths_answers_429_with_retry_after_until_spent() {
 #[tokio::test]
 async fn throttling_export_creation_spares_other_calls() {
     let (simulator, client) = start(throttled(1, ThrottledPaths::ExportCreation)).await;
-    let (status, _) = call(
-        &client,
-        Method::GET,
-        format!("{}/session", simulator.base_url),
-        None,
-    )
-    .await;
+    let (status, _) = call(&client, Method::GET, format!("{}/session", simulator.base_url), None).await;
     assert_eq!(status, StatusCode::OK);
     let create = format!("{}/vulns/export", simulator.base_url);
     assert_throttled(send(&client, Method::POST, create, Some(everything())).await).await;
     let uuid = start_export(&simulator, &client, "vulns", everything()).await;
-    assert_eq!(
-        settled_status(&simulator, &client, "vulns", &uuid).await["status"],
-        "FINISHED"
-    );
+    assert_eq!(settled_status(&simulator, &client, "vulns", &uuid).await["status"], "FINISHED");
     assert_eq!(simulator.requests_received(Route::ExportCreation), 2);
-    assert_eq!(
-        simulator.vuln_export_requests(),
-        vec![everything()],
-        "a throttled call never reaches the handler"
-    );
+    assert_eq!(simulator.vuln_export_requests(), vec![everything()], "a throttled call never reaches the handler");
 }
 
 #[tokio::test]
@@ -134,14 +94,9 @@ async fn throttling_chunk_downloads_spares_export_creation_and_status() {
 
 #[tokio::test]
 async fn a_running_duplicate_answers_409_and_adopting_it_yields_everything() {
-    let faults = Faults {
-        duplicate_export_running: true,
-        ..Default::default()
-    };
+    let faults = Faults { duplicate_export_running: true, ..Default::default() };
     let (simulator, client) = start(with_faults(faults)).await;
-    let running = simulator
-        .preexisting_export_uuid()
-        .expect("an export runs from the start");
+    let running = simulator.preexisting_export_uuid().expect("an export runs from the start");
     let create = format!("{}/vulns/export", simulator.base_url);
 
     let request = json!({"num_assets": 100, "filters": {"since": 0}});

@@ -9,9 +9,7 @@ use tenable_simulator::{RunningSimulator, SimulatorConfig};
 pub(crate) const API_KEYS: &str = "accessKey=sim-access-key;secretKey=sim-secret-key";
 
 pub(crate) async fn start(config: SimulatorConfig) -> (RunningSimulator, Client) {
-    let simulator = RunningSimulator::start(config)
-        .await
-        .expect("simulator starts");
+    let simulator = RunningSimulator::start(config).await.expect("simulator starts");
     (simulator, Client::new())
 }
 
@@ -21,12 +19,7 @@ pub(crate) fn everything() -> Value {
 }
 
 /// Sends a call with the right keys.
-pub(crate) async fn send(
-    client: &Client,
-    method: Method,
-    url: String,
-    body: Option<Value>,
-) -> Response {
+pub(crate) async fn send(client: &Client, method: Method, url: String, body: Option<Value>) -> Response {
     let mut request = client.request(method, url).header("X-ApiKeys", API_KEYS);
     if let Some(body) = body {
         request = request.json(&body);
@@ -34,12 +27,7 @@ pub(crate) async fn send(
     request.send().await.expect("request sent")
 }
 
-pub(crate) async fn call(
-    client: &Client,
-    method: Method,
-    url: String,
-    body: Option<Value>,
-) -> (StatusCode, String) {
+pub(crate) async fn call(client: &Client, method: Method, url: String, body: Option<Value>) -> (StatusCode, String) {
     let response = send(client, method, url, body).await;
     let status = response.status();
     (status, response.text().await.expect("body read"))
@@ -50,20 +38,12 @@ pub(crate) async fn get_json(client: &Client, url: String) -> (StatusCode, Value
     (status, serde_json::from_str(&body).expect("JSON body"))
 }
 
-pub(crate) async fn start_export(
-    simulator: &RunningSimulator,
-    client: &Client,
-    kind: &str,
-    body: Value,
-) -> String {
+pub(crate) async fn start_export(simulator: &RunningSimulator, client: &Client, kind: &str, body: Value) -> String {
     let url = format!("{}/{kind}/export", simulator.base_url);
     let (status, response) = call(client, Method::POST, url, Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{response}");
     let response: Value = serde_json::from_str(&response).expect("JSON body");
-    response["export_uuid"]
-        .as_str()
-        .expect("export_uuid")
-        .to_owned()
+    response["export_uuid"].as_str().expect("export_uuid").to_owned()
 }
 
 pub(crate) fn status_url(simulator: &RunningSimulator, kind: &str, uuid: &str) -> String {
@@ -75,12 +55,7 @@ pub(crate) fn chunk_url(simulator: &RunningSimulator, kind: &str, uuid: &str, id
 }
 
 /// Polls until the export is no longer QUEUED nor PROCESSING and returns its status.
-pub(crate) async fn settled_status(
-    simulator: &RunningSimulator,
-    client: &Client,
-    kind: &str,
-    uuid: &str,
-) -> Value {
+pub(crate) async fn settled_status(simulator: &RunningSimulator, client: &Client, kind: &str, uuid: &str) -> Value {
     for _ in 0..20 {
         let (_, status) = get_json(client, status_url(simulator, kind, uuid)).await;
         if status["status"] != "QUEUED" && status["status"] != "PROCESSING" {
@@ -92,12 +67,8 @@ pub(crate) async fn settled_status(
 
 /// The sorted chunk ids of a status field such as `chunks_available`.
 pub(crate) fn chunk_ids(status: &Value, field: &str) -> Vec<u64> {
-    let mut ids: Vec<u64> = status[field]
-        .as_array()
-        .expect("a list of chunk ids")
-        .iter()
-        .filter_map(Value::as_u64)
-        .collect();
+    let mut ids: Vec<u64> =
+        status[field].as_array().expect("a list of chunk ids").iter().filter_map(Value::as_u64).collect();
     ids.sort_unstable();
     ids
 }
@@ -116,36 +87,20 @@ pub(crate) async fn finished_chunks(
         let url = chunk_url(simulator, kind, uuid, chunk_id);
         let (code, records) = get_json(client, url).await;
         assert_eq!(code, StatusCode::OK);
-        chunks.insert(
-            chunk_id,
-            records.as_array().expect("array of records").clone(),
-        );
+        chunks.insert(chunk_id, records.as_array().expect("array of records").clone());
     }
     chunks
 }
 
 /// Every record of a finished export, in chunk id order.
-pub(crate) async fn export_records(
-    simulator: &RunningSimulator,
-    client: &Client,
-    uuid: &str,
-) -> Vec<Value> {
-    let mut chunks: Vec<(u64, Vec<Value>)> = finished_chunks(simulator, client, "vulns", uuid)
-        .await
-        .into_iter()
-        .collect();
+pub(crate) async fn export_records(simulator: &RunningSimulator, client: &Client, uuid: &str) -> Vec<Value> {
+    let mut chunks: Vec<(u64, Vec<Value>)> =
+        finished_chunks(simulator, client, "vulns", uuid).await.into_iter().collect();
     chunks.sort_by_key(|(chunk_id, _)| *chunk_id);
-    chunks
-        .into_iter()
-        .flat_map(|(_, records)| records)
-        .collect()
+    chunks.into_iter().flat_map(|(_, records)| records).collect()
 }
 
-pub(crate) async fn export_vulns(
-    simulator: &RunningSimulator,
-    client: &Client,
-    body: Value,
-) -> Vec<Value> {
+pub(crate) async fn export_vulns(simulator: &RunningSimulator, client: &Client, body: Value) -> Vec<Value> {
     let uuid = start_export(simulator, client, "vulns", body).await;
     export_records(simulator, client, &uuid).await
 }
