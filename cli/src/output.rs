@@ -2,6 +2,8 @@
 //! stdout; progress and notes to stderr, so that stdout can be piped.
 
 use std::io::{self, Write};
+use vulnflow_shared::cost::Prices;
+use vulnflow_shared::usage::Usage;
 
 use chrono::{DateTime, Local, Utc};
 use vulnflow_shared::model::RecordCounts;
@@ -115,6 +117,20 @@ pub fn counts(counts: &RecordCounts) -> String {
 }
 
 /// "12 new, 3 fixed": what changed in the findings, or "no change".
+/// What a sync consumed, in units and at list prices.
+pub fn usage(usage: &Usage) -> String {
+    let cost = usage.cost(&Prices::default());
+    format!(
+        "consumed: DynamoDB {:.1} read and {:.1} write units, {} function invocations ({:.1} GB-s), {} S3 requests: ${:.4} at list prices",
+        usage.read_units(),
+        usage.write_units(),
+        usage.lambda_invocations,
+        usage.lambda_mb_milliseconds as f64 / 1024.0 / 1000.0,
+        usage.s3_puts + usage.s3_gets,
+        cost.total_usd
+    )
+}
+
 pub fn finding_changes(counts: &RecordCounts) -> String {
     let changes: Vec<String> = [
         (counts.findings_new, "new"),

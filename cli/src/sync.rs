@@ -265,7 +265,7 @@ fn report(job: &Job) -> String {
         _ => String::new(),
     };
     format!(
-        "sync {} of connector {}: {} after {} ({}, {}, started {})\n{resumed}\n{}\nchunks: {} of {} processed{carried}, {} failed\n{}",
+        "sync {} of connector {}: {} after {} ({}, {}, started {})\n{resumed}\n{}\nchunks: {} of {} processed{carried}, {} failed\n{}\n{}",
         job.job_id,
         job.connector_id,
         job.status,
@@ -278,6 +278,7 @@ fn report(job: &Job) -> String {
         chunks.total,
         chunks.failed,
         output::counts(&job.counts),
+        output::usage(&job.usage),
     )
 }
 
@@ -364,7 +365,7 @@ async fn history(client: &ApiClient, args: &HistoryArgs) -> Result<(), CliError>
         return Ok(());
     }
     let mut table =
-        Table::new(&["JOB", "TRIGGER", "MODE", "STATUS", "LOG", "STARTED", "DURATION", "FINDINGS", "CHANGES"]);
+        Table::new(&["JOB", "TRIGGER", "MODE", "STATUS", "LOG", "STARTED", "DURATION", "FINDINGS", "CHANGES", "COST"]);
     for row in rows {
         let (received, changes) = match &row.counts {
             Some(counts) => (counts.findings_received.to_string(), output::finding_changes(counts)),
@@ -380,6 +381,7 @@ async fn history(client: &ApiClient, args: &HistoryArgs) -> Result<(), CliError>
             output::duration_or_running(row.duration_ms),
             received,
             changes,
+            row.cost_usd.map_or_else(|| "-".to_string(), |usd| format!("${usd:.4}")),
         ]);
     }
     output::print(&table.render())?;

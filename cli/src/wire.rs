@@ -6,6 +6,7 @@ use serde::Deserialize;
 use vulnflow_shared::model::{
     ChunkCounts, JobFailure, JobStatus, LogLevel, RecordCounts, Stage, StageOutcome, Trigger,
 };
+use vulnflow_shared::usage::Usage;
 
 #[derive(Debug, Deserialize)]
 pub struct ConnectorList {
@@ -59,6 +60,9 @@ pub struct Job {
     pub chunks: ChunkCounts,
     pub stages: Vec<StageRun>,
     pub counts: RecordCounts,
+    /// Absent from a deployment older than usage metering.
+    #[serde(default)]
+    pub usage: Usage,
     pub failure: Option<Box<JobFailure>>,
     #[serde(default)]
     pub resumed_from: Option<String>,
@@ -100,6 +104,9 @@ pub struct HistoryRow {
     /// Absent from deployments older than the CLI.
     #[serde(default)]
     pub log_level: Option<LogLevel>,
+    /// Absent from deployments older than the CLI.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
 }
 
 /// "scheduled", or "manual by ana@example.com".

@@ -5,9 +5,10 @@
 # out of a small tenant; wait out at most 5 s of rate limiting per call, and give up on a
 # scanner silent for 10 s. LocalStack's community edition runs no API Gateway
 # authorizers: the API function checks tokens. The scheduler ticks every minute, so
-# that a test sees a scheduled sync start.
+# that a test sees a scheduled sync start. Finalize sweeps 100 assets an invocation, so
+# that the tests' tenants take several.
 LOCAL_STACK_PARAMETERS=(--parameter ExportPollSeconds=1 --parameter ExportAssetsPerChunk=50
-    --parameter ThrottleWaitSeconds=5 --parameter ScannerTimeoutSeconds=10
+    --parameter ThrottleWaitSeconds=5 --parameter ScannerTimeoutSeconds=10 --parameter SweepPageAssets=100
     --parameter ApiAuthorizer=in-function --parameter "DispatchSchedule=rate(1 minute)")
 
 start_local_stack() {

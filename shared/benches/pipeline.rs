@@ -178,6 +178,7 @@ async fn services(store: &Arc<MemoryStore>) -> Services {
         export_timeout: chrono::Duration::minutes(5),
         export_poll_seconds: 1,
         throttle_budget: std::time::Duration::from_secs(5),
+        sweep_page_assets: 1000,
     };
     Services::in_memory(store.clone(), settings)
 }

@@ -11,8 +11,10 @@ use crate::errors::SyncError;
 use crate::pipeline::{Services, Settings};
 use crate::starter::SyncStarter;
 use crate::store::dynamodb::{DynamoStore, Tables};
+use crate::store::metering::CapacityMeter;
 use crate::store::s3::S3Store;
 use crate::store::secrets::SecretsManagerStore;
+use crate::usage::Meter;
 use crate::workflow::StepFunctions;
 
 fn required(name: &str) -> Result<String, SyncError> {
@@ -46,6 +48,8 @@ pub fn settings_from_env() -> Result<Settings, SyncError> {
         export_timeout: chrono::Duration::minutes(optional_number("EXPORT_TIMEOUT_MINUTES", 360)? as i64),
         export_poll_seconds: optional_number("EXPORT_POLL_SECONDS", 30)?,
         throttle_budget: Duration::from_secs(optional_number("THROTTLE_WAIT_SECONDS", 120)?),
+        sweep_page_assets: usize::try_from(optional_number("SWEEP_PAGE_ASSETS", 1000)?.max(1))
+            .map_err(|_| SyncError::Internal("SWEEP_PAGE_ASSETS is too large".into()))?,
     })
 }
 
@@ -62,9 +66,13 @@ pub fn s3_client(config: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3
     aws_sdk_s3::Client::from_conf(s3_config)
 }
 
-fn dynamo_store_from_env(config: &aws_config::SdkConfig) -> Result<Arc<DynamoStore>, SyncError> {
+/// The tables, through a client whose every call adds the capacity DynamoDB reports
+/// to `meter`.
+fn dynamo_store_from_env(config: &aws_config::SdkConfig, meter: &Arc<Meter>) -> Result<Arc<DynamoStore>, SyncError> {
+    let dynamodb_config =
+        aws_sdk_dynamodb::config::Builder::from(config).interceptor(CapacityMeter(meter.clone())).build();
     Ok(Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(config),
+        aws_sdk_dynamodb::Client::from_conf(dynamodb_config),
         tables_from_env()?,
         chrono::Duration::days(optional_number("JOB_RETENTION_DAYS", 14)? as i64),
     )))
@@ -73,8 +81,9 @@ fn dynamo_store_from_env(config: &aws_config::SdkConfig) -> Result<Arc<DynamoSto
 /// Every port backed by AWS, for a Lambda function's `main`.
 pub async fn services_from_env() -> Result<Services, SyncError> {
     let (config, path_style) = aws_config().await;
-    let dynamo = dynamo_store_from_env(&config)?;
-    let objects = Arc::new(S3Store::new(s3_client(&config, path_style), required("DATA_BUCKET")?));
+    let meter = Arc::new(Meter::default());
+    let dynamo = dynamo_store_from_env(&config, &meter)?;
+    let objects = Arc::new(S3Store::new(s3_client(&config, path_style), required("DATA_BUCKET")?, meter.clone()));
     let secrets = Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&config)));
     // A scanner that stops sending for this long has not answered: the call fails as
     // ScannerUnavailable and the state machine retries it. A download that keeps
@@ -94,6 +103,7 @@ pub async fn services_from_env() -> Result<Services, SyncError> {
         objects,
         http,
         settings: settings_from_env()?,
+        meter,
     })
 }
 
@@ -102,7 +112,8 @@ pub async fn services_from_env() -> Result<Services, SyncError> {
 /// bearer tokens itself where no authorizer ran.
 pub async fn http_api_from_env() -> Result<HttpApi, SyncError> {
     let (config, _) = aws_config().await;
-    let dynamo = dynamo_store_from_env(&config)?;
+    // The API's own calls belong to no sync: its meter is read by nobody.
+    let dynamo = dynamo_store_from_env(&config, &Arc::default())?;
     let secrets_client = aws_sdk_secretsmanager::Client::new(&config);
     let token_key = match std::env::var("API_SIGNING_SECRET_ID") {
         Ok(secret_id) => Some(auth::signing_key(&secrets_client, &secret_id).await?),
@@ -121,7 +132,7 @@ pub async fn http_api_from_env() -> Result<HttpApi, SyncError> {
 /// The scheduler's ports: the tables and the state machine (`STATE_MACHINE_ARN`).
 pub async fn sync_starter_from_env() -> Result<SyncStarter, SyncError> {
     let (config, _) = aws_config().await;
-    let dynamo = dynamo_store_from_env(&config)?;
+    let dynamo = dynamo_store_from_env(&config, &Arc::default())?;
     Ok(SyncStarter {
         connectors: dynamo.clone(),
         jobs: dynamo,

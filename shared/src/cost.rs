@@ -181,12 +181,14 @@ pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estim
     let fetch_seconds = raw_mb / workload.scanner_megabytes_per_second + chunks * S3_CALL_MS / 1e3;
     let normalize_seconds =
         findings * measured.normalize_micros_per_finding / 1e6 / cpu_share + 2.0 * chunks * S3_CALL_MS / 1e3;
-    let dynamodb_batches = (findings + 2.0 * assets) / BATCH_GET_KEYS + (findings + 2.0 * assets) / BATCH_WRITE_ITEMS;
+    // One Query per asset for its stored findings, the assets by BatchGetItem, and the
+    // writes by BatchWriteItem.
+    let dynamodb_batches = assets + 2.0 * assets / BATCH_GET_KEYS + (findings + 2.0 * assets) / BATCH_WRITE_ITEMS;
     let process_seconds = findings * measured.process_micros_per_finding / 1e6 / cpu_share
         + dynamodb_batches * workload.dynamodb_batch_latency_ms / 1e3
         + chunks * S3_CALL_MS / 1e3;
-    // Finalize reads every stored finding to inactivate those the sync did not see.
-    let finalize_seconds = findings / 1_000.0 * workload.dynamodb_batch_latency_ms / 1e3;
+    // Finalize sweeps the connector's assets, a Query page of up to 1,000 at a time.
+    let finalize_seconds = (assets / 1_000.0).ceil() * workload.dynamodb_batch_latency_ms / 1e3;
     let lambda_seconds = fetch_seconds
         + normalize_seconds
         + process_seconds
@@ -202,9 +204,13 @@ pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estim
     let asset_write_units = (measured.asset_item_bytes / 1024.0).ceil();
     let write_units =
         findings * finding_write_units + 2.0 * assets * asset_write_units + chunks * BOOKKEEPING_WRITE_UNITS_PER_CHUNK;
-    let read_units = findings * (measured.finding_item_bytes / 4096.0).ceil()
+    // Merging a chunk reads each asset's partition with one strongly consistent Query
+    // (a read unit per 4 KB of the partition), and each asset by BatchGetItem; the
+    // sweep reads the assets once more, eventually consistent (half a unit per 4 KB).
+    let findings_per_asset = findings / assets.max(1.0);
+    let read_units = assets * (findings_per_asset * measured.finding_item_bytes / 4096.0).ceil()
         + 2.0 * assets * (measured.asset_item_bytes / 4096.0).ceil()
-        + (findings * measured.finding_item_bytes / 4096.0 / 2.0).ceil();
+        + (assets * measured.asset_item_bytes / 4096.0 / 2.0).ceil();
 
     let puts = 2.0 * chunks + exports;
     let gets = 2.0 * chunks + exports;

@@ -34,6 +34,10 @@ pub mod error_names {
 
     /// The errors that a retry may cure.
     pub const TRANSIENT: [&str; 2] = [SCANNER_UNAVAILABLE, STORAGE_UNAVAILABLE];
+    /// What Lambda and Step Functions report when a function died without answering: it
+    /// crashed, ran out of memory or timed out. The chunk stages and Finalize retry them
+    /// twice: a process killed mid-chunk loses nothing, its chunk is done again.
+    pub const FUNCTION_DIED: [&str; 4] = ["Lambda.Unknown", "Runtime.ExitError", "Sandbox.Timedout", "States.Timeout"];
     pub const ALL: [&str; 10] = [
         CREDENTIAL_ERROR,
         SCANNER_UNAVAILABLE,
@@ -166,6 +170,10 @@ pub fn job_status_for(error_name: &str) -> JobStatus {
     }
 }
 
+/// What to do when a function died without answering (see [`error_names::FUNCTION_DIED`]).
+pub const FUNCTION_DIED_ACTION: &str = "The function crashed or timed out: raise its memory or timeout in the \
+     template, or lower the chunk size (ExportAssetsPerChunk), then resume the sync (`vulnflow sync resume JOB`).";
+
 pub fn recommended_action(error_name: &str) -> &'static str {
     use error_names::*;
     match error_name {
@@ -193,6 +201,7 @@ pub fn recommended_action(error_name: &str) -> &'static str {
             "What was processed is kept. Resume it (`vulnflow sync resume JOB`) or let the next \
              scheduled sync run; if syncs keep pausing, widen the connector's sync_window_minutes."
         }
+        died if FUNCTION_DIED.contains(&died) => FUNCTION_DIED_ACTION,
         _ => "This is a vulnflow fault: keep the job id and the execution, check the function logs, and report it.",
     }
 }
@@ -311,14 +320,17 @@ mod tests {
         for name in &retried {
             assert!(
                 error_names::TRANSIENT.contains(&name.as_str())
-                    || name.starts_with("Lambda.")
-                    || name == "States.Timeout",
+                    || error_names::FUNCTION_DIED.contains(&name.as_str())
+                    || name.starts_with("Lambda."),
                 "{name} is retried but a retry cannot cure it"
             );
         }
         for name in matched.iter().chain(&retried) {
             assert!(
-                error_names::ALL.contains(&name.as_str()) || name.starts_with("States.") || name.starts_with("Lambda."),
+                error_names::ALL.contains(&name.as_str())
+                    || error_names::FUNCTION_DIED.contains(&name.as_str())
+                    || name.starts_with("States.")
+                    || name.starts_with("Lambda."),
                 "{name} is not an error name vulnflow reports"
             );
         }

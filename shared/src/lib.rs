@@ -15,4 +15,5 @@ pub mod normalize;
 pub mod pipeline;
 pub mod starter;
 pub mod store;
+pub mod usage;
 pub mod workflow;

@@ -5,6 +5,7 @@
 //! record"): `vulnflow normalize` prints it, normalized chunks in S3 hold it, and the
 //! findings table stores it. Add fields; never rename or remove one.
 
+use crate::usage::Usage;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -509,9 +510,46 @@ pub struct SyncJob {
     pub deployment: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_arn: Option<String>,
+    /// What the sync consumed so far, as its stages measured it.
+    #[serde(default)]
+    pub usage: Usage,
+    /// How far finalize's sweep for assets the sync did not see has come (full syncs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepMark>,
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// How far finalize's sweep of a connector's assets has come. Kept as one string
+/// (`after:<asset id>` or `done`) so that a store can compare it in a condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum SweepMark {
+    /// Swept through this asset id: the next page starts after it.
+    After(String),
+    Done,
+}
+
+impl From<SweepMark> for String {
+    fn from(mark: SweepMark) -> String {
+        match mark {
+            SweepMark::After(asset_id) => format!("after:{asset_id}"),
+            SweepMark::Done => "done".to_string(),
+        }
+    }
+}
+
+impl TryFrom<String> for SweepMark {
+    type Error = String;
+
+    fn try_from(text: String) -> std::result::Result<Self, String> {
+        match text.strip_prefix("after:") {
+            Some(asset_id) => Ok(SweepMark::After(asset_id.to_string())),
+            None if text == "done" => Ok(SweepMark::Done),
+            None => Err(format!("`{text}` is not a sweep mark (after:<asset id> or done)")),
+        }
+    }
 }
 
 impl SyncJob {
@@ -545,6 +583,8 @@ impl SyncJob {
             window_ends_at: None,
             deployment: deployment.to_string(),
             execution_arn: None,
+            usage: Usage::default(),
+            sweep: None,
             started_at: at,
             ended_at: None,
         }
@@ -598,6 +638,12 @@ impl SyncJob {
     /// The jobs whose chunks make up this one's data: itself and those it carries from.
     pub fn sync_job_ids(&self) -> Vec<String> {
         std::iter::once(self.job_id.clone()).chain(self.carries_from.iter().cloned()).collect()
+    }
+
+    /// Whether the sync sees every finding the scanner has (a full or vulns-only sync
+    /// without a scope), so that a stored finding it does not return is gone.
+    pub fn sees_every_finding(&self) -> bool {
+        self.scope.is_everything() && matches!(self.mode, SyncMode::Full | SyncMode::VulnsOnly)
     }
 }
 

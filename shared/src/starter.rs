@@ -98,17 +98,25 @@ impl SyncStarter {
         }
     }
 
-    /// `Conflict` if the job's execution still runs. A job whose execution ended without
-    /// its finalize (stopped in the Step Functions console, timed out, or failed in a way
-    /// no Catch handled) is settled as GENERIC_ERROR, with what it processed kept.
+    /// `Conflict` if the job's execution still runs; a job whose execution ended is
+    /// settled ([`Self::settle_if_ended`]).
     async fn settle_if_orphaned(&self, job: &SyncJob) -> Result<()> {
-        let Some(execution_arn) = job.execution_arn.as_deref() else { return Err(running(job)) };
+        if self.settle_if_ended(job).await? { Ok(()) } else { Err(running(job)) }
+    }
+
+    /// Settles a job whose execution ended without its finalize (stopped in the Step
+    /// Functions console, timed out, or failed in a way no Catch handled) as
+    /// GENERIC_ERROR, with what it processed kept. True when the execution has ended
+    /// (and the job is settled now or was already); false while it runs or has not
+    /// started.
+    pub async fn settle_if_ended(&self, job: &SyncJob) -> Result<bool> {
+        let Some(execution_arn) = job.execution_arn.as_deref() else { return Ok(false) };
         let ExecutionState::Ended { status, error, cause } = self.workflow.execution_state(execution_arn).await? else {
-            return Err(running(job));
+            return Ok(false);
         };
         // Its finalize may have settled it since it was read: that outcome stands.
         let Some(job) = self.jobs.get_job(&job.job_id).await?.filter(|job| !job.status.is_terminal()) else {
-            return Ok(());
+            return Ok(true);
         };
         let why = [error, cause].into_iter().flatten().collect::<Vec<_>>().join(": ");
         let why = if why.is_empty() { String::new() } else { format!(" ({why})") };
@@ -121,7 +129,7 @@ impl SyncStarter {
         let failure = failure_of(&SyncError::Internal(message), stage, None, Utc::now());
         settle_unfinished(self.jobs.as_ref(), &job, StageOutcome::Failed, Some(&failure)).await?;
         tracing::warn!(job_id = %job.job_id, connector_id = %job.connector_id, %status, "settled a job whose execution had ended");
-        Ok(())
+        Ok(true)
     }
 
     /// Ends the job of a sync whose execution did not start as failed, and frees its

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::input::Query;
 use super::{ApiServices, connectors};
+use crate::cost::Prices;
 use crate::errors::{Result, SyncError};
 use crate::model::{JobStatus, LogLevel, RecordCounts, Stage, SyncJob, SyncMode, Trigger};
 use crate::store::{HistoryFilter, HistoryPage};
@@ -30,6 +31,8 @@ struct HistoryRow {
     /// What the sync did to the findings and assets (so far, while it runs), so that a
     /// history reads without fetching every job.
     counts: RecordCounts,
+    /// What the sync consumed so far, at list prices.
+    cost_usd: f64,
     /// The most serious level in the job's log.
     log_level: LogLevel,
 }
@@ -42,6 +45,7 @@ impl From<SyncJob> for HistoryRow {
             ingestion_ms: job.stages.get(&Stage::Fetching).and_then(|run| run.duration_ms()),
             processing_ms: span_ms(&job, &[Stage::Normalizing, Stage::Processing]),
             log_level: job.log_level(),
+            cost_usd: job.usage.cost(&Prices::default()).total_usd,
             job_id: job.job_id,
             activity: job.mode,
             status: job.status,

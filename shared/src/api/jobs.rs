@@ -6,11 +6,13 @@ use serde::Serialize;
 
 use super::ApiServices;
 use super::input::Query;
+use crate::cost::Prices;
 use crate::errors::{Result, SyncError};
 use crate::model::{
     ChunkCounts, ChunkRecord, ChunkStatus, ExportRef, JobFailure, JobStatus, LogLevel, RecordCounts, Stage,
     StageOutcome, SyncJob, SyncMode, SyncScope, Trigger,
 };
+use crate::usage::{Usage, UsageCost};
 
 /// Below this share of chunks processed, the rate so far says little about the rest
 /// (exports start slowly): no estimate.
@@ -87,6 +89,9 @@ pub(super) struct JobView {
     /// The stages that started, in the order a sync passes through them.
     stages: Vec<StageView>,
     counts: RecordCounts,
+    /// What the sync consumed so far, and what that costs.
+    usage: Usage,
+    cost: UsageCost,
     exports: Vec<ExportRef>,
     /// Why the job failed; secrets were redacted before it was stored.
     failure: Option<JobFailure>,
@@ -128,13 +133,31 @@ pub(super) async fn found(services: &ApiServices, job_id: &str) -> Result<SyncJo
     })
 }
 
+/// The job as it stands: one still marked running whose execution has ended (a failure
+/// no Catch handled, a stop in the console) is settled as it is read, so that no reader
+/// follows a sync that is gone. If Step Functions cannot say, the job is shown as stored.
+pub(super) async fn found_settled(services: &ApiServices, job_id: &str) -> Result<SyncJob> {
+    let job = found(services, job_id).await?;
+    if job.status.is_terminal() {
+        return Ok(job);
+    }
+    match services.starter().settle_if_ended(&job).await {
+        Ok(true) => found(services, job_id).await,
+        Ok(false) => Ok(job),
+        Err(error) => {
+            tracing::warn!(job_id, %error, "could not ask Step Functions whether the job's execution still runs");
+            Ok(job)
+        }
+    }
+}
+
 pub(super) async fn get(services: &ApiServices, job_id: &str, query: &Query<'_>) -> Result<JobView> {
     let level = query.one("level")?;
-    get_view(services, &found(services, job_id).await?, level).await
+    get_view(services, &found_settled(services, job_id).await?, level).await
 }
 
 pub(super) async fn status(services: &ApiServices, job_id: &str) -> Result<StatusView> {
-    let job = found(services, job_id).await?;
+    let job = found_settled(services, job_id).await?;
     Ok(StatusView {
         progress: progress(&job, Utc::now()),
         job_id: job.job_id,
@@ -172,6 +195,8 @@ pub(super) async fn get_view(services: &ApiServices, job: &SyncJob, minimum: Opt
         current_stage: job.current_stage,
         stages,
         counts: job.counts,
+        usage: job.usage,
+        cost: job.usage.cost(&Prices::default()),
         exports: job.exports,
         failure: job.failure,
         execution_arn: job.execution_arn,

@@ -112,7 +112,7 @@ async fn resumable(services: &ApiServices, connector_id: &str, job_id: &str) -> 
 
 pub(super) async fn cancel(services: &ApiServices, caller: &Caller, job_id: &str, body: &[u8]) -> Result<JobView> {
     let request: CancelRequest = input::body(body)?;
-    let job = jobs::found(services, job_id).await?;
+    let job = jobs::found_settled(services, job_id).await?;
     ensure_running(&job)?;
     let execution_arn = job.execution_arn.as_deref().ok_or_else(|| {
         SyncError::Internal(format!("job {job_id} has no execution recorded, so it cannot be stopped"))

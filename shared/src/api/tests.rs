@@ -479,6 +479,30 @@ async fn a_job_whose_execution_ended_without_settling_it_no_longer_holds_the_con
     assert_eq!(view["stages"][0]["outcome"], "failed");
 }
 
+#[tokio::test]
+async fn reading_a_job_whose_execution_failed_without_settling_it_settles_it() {
+    let api = Api::new();
+    api.create_connector(CONNECTOR).await;
+    let started = api.post(&format!("/connectors/{CONNECTOR}/syncs"), json!({})).await;
+    let job_id = body(&started)["job_id"].as_str().expect("a job id").to_string();
+    api.store.stage_started(&job_id, Stage::Finalizing, Utc::now()).await.unwrap();
+    let running = api.get(&format!("/jobs/{job_id}/status")).await;
+    assert_eq!(body(&running)["status"], "STARTED", "its execution runs");
+
+    // Finalize itself failed where no Catch applied: the execution ended FAILED.
+    api.workflow.end(&job_id, "FAILED");
+    let status = api.get(&format!("/jobs/{job_id}/status")).await;
+    let status = body(&status);
+    assert_eq!((&status["status"], &status["current_stage"]), (&json!("GENERIC_ERROR"), &Value::Null));
+    let view = api.get(&format!("/jobs/{job_id}")).await;
+    let view = body(&view);
+    assert_eq!(view["failure"]["stage"], "Finalizing");
+    let message = view["failure"]["message"].as_str().expect("why");
+    assert!(message.contains("execution ended FAILED"), "{message}");
+    let cancel = api.post(&format!("/jobs/{job_id}/cancel"), json!({})).await;
+    assert_eq!(cancel.status, 409, "it already ended: {:?}", cancel.body);
+}
+
 /// A workflow whose service is down.
 struct Unavailable;
 
@@ -586,6 +610,8 @@ async fn job_with_history(api: &Api) -> SyncJob {
     running.chunks = ChunkCounts { total: 4, processed: 2, failed: 0, ..Default::default() };
     running.failure =
         Some(failure(Stage::Normalizing, "chunk vulns-00002 is not valid JSON", start + Duration::seconds(50)));
+    // Its execution runs.
+    api.workflow.start_sync(&running.job_id, &json!({})).await.unwrap();
     api.store.create_job(&running).await.unwrap();
     for record in [
         chunk("job-1", "assets-00001", ChunkStatus::Processed, 0, start + Duration::seconds(20)),

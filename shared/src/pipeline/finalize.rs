@@ -6,11 +6,11 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::Services;
-use crate::errors::{Result, error_names, job_status_for, recommended_action};
+use crate::errors::{FUNCTION_DIED_ACTION, Result, error_names, job_status_for, recommended_action};
 use crate::model::{
-    ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SyncJob, SyncMode,
+    ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SweepMark, SyncJob, SyncMode,
 };
-use crate::store::JobStore;
+use crate::store::{Change, JobStore, SWEEP_CHUNK, StoredFinding};
 
 /// An error the state machine caught, as Step Functions hands it over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +37,9 @@ pub struct JobSummary {
     pub counts: RecordCounts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<JobFailure>,
+    /// The job is not settled yet: its sweep for assets the sync did not see has more
+    /// pages, and the state machine calls finalize again.
+    pub sweeping: bool,
 }
 
 pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSummary> {
@@ -50,6 +53,7 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
             chunks: ChunkCounts::default(),
             counts: RecordCounts::default(),
             failure,
+            sweeping: false,
         });
     };
     let job_id = job.job_id.clone();
@@ -73,7 +77,22 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
                 services.jobs.stage_ended(&job_id, failure.stage, StageOutcome::Failed, failure.occurred_at).await?;
             }
             if failure.is_none() {
-                settle_connector(services, &job).await?;
+                if job.sees_every_finding() && job.sweep != Some(SweepMark::Done) {
+                    let reached = sweep_page(services, &job).await?;
+                    if reached != SweepMark::Done {
+                        return Ok(JobSummary {
+                            job_id: job_id.clone(),
+                            status: job.status,
+                            chunks: counts,
+                            counts: job.counts,
+                            failure: None,
+                            sweeping: true,
+                        });
+                    }
+                }
+                if job.scope.is_everything() && matches!(job.mode, SyncMode::Full | SyncMode::Incremental) {
+                    services.connectors.advance_cursor(&job.connector_id, job.data_as_of().timestamp()).await?;
+                }
             }
             let mut finished = job.clone();
             finished.status = failure.as_ref().map_or(JobStatus::Finished, |f| f.status);
@@ -89,6 +108,7 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
                 chunks: counts,
                 counts: stored.counts,
                 failure,
+                sweeping: false,
             })
         })
         .await
@@ -124,23 +144,46 @@ pub async fn settle_unfinished(
     jobs.finish_job(&ended).await
 }
 
-/// What a sync that processed every chunk settles for the connector: findings a
-/// complete export no longer returns become inactive, and the next incremental sync
-/// starts where this one's data starts. A failed or scoped sync saw only part of the data,
-/// so it settles neither.
-async fn settle_connector(services: &Services, job: &SyncJob) -> Result<()> {
-    if !job.scope.is_everything() {
-        return Ok(());
+/// One page of a complete sync's sweep: the findings still active on the assets of the
+/// page that none of the sync's jobs saw in a vulns export become inactive (assets the
+/// sync did see were reconciled as their chunks were processed). Returns the mark the
+/// sweep reached; the page is counted on the job once, however often it is retried.
+async fn sweep_page(services: &Services, job: &SyncJob) -> Result<SweepMark> {
+    let after = match &job.sweep {
+        Some(SweepMark::After(asset_id)) => Some(asset_id.as_str()),
+        _ => None,
+    };
+    let (assets, next) =
+        services.inventory.assets_page(&job.connector_id, after, services.settings.sweep_page_assets).await?;
+    let sync_jobs = job.sync_job_ids();
+    let unseen: Vec<String> = assets
+        .iter()
+        .filter(|asset| asset.vulns_job_id.as_ref().is_none_or(|job_id| !sync_jobs.contains(job_id)))
+        .map(|asset| asset.asset.asset_id.clone())
+        .collect();
+    let now = Utc::now();
+    let mut inactivated = 0;
+    let mut writes = Vec::new();
+    for finding in services.inventory.findings_of_assets(&job.connector_id, &unseen).await?.into_values().flatten() {
+        if finding.last_job_id == job.job_id && finding.last_chunk == SWEEP_CHUNK {
+            // An earlier attempt of this page wrote it.
+            inactivated += 1;
+        } else if finding.active {
+            writes.push(StoredFinding {
+                active: false,
+                last_job_id: job.job_id.clone(),
+                last_chunk: SWEEP_CHUNK.to_string(),
+                last_change: Change::Inactivated,
+                updated_at: now,
+                ..finding
+            });
+            inactivated += 1;
+        }
     }
-    if matches!(job.mode, SyncMode::Full | SyncMode::VulnsOnly) {
-        let inactivated = services.inventory.deactivate_unseen(&job.connector_id, &job.sync_job_ids()).await?;
-        let counts = RecordCounts { findings_inactivated: inactivated, ..Default::default() };
-        services.jobs.add_counts(&job.job_id, &counts).await?;
-    }
-    if matches!(job.mode, SyncMode::Full | SyncMode::Incremental) {
-        services.connectors.advance_cursor(&job.connector_id, job.data_as_of().timestamp()).await?;
-    }
-    Ok(())
+    services.inventory.put_findings(&writes).await?;
+    let reached = next.map_or(SweepMark::Done, SweepMark::After);
+    services.jobs.record_sweep(&job.job_id, job.sweep.as_ref(), &reached, inactivated).await?;
+    Ok(reached)
 }
 
 /// A failure no function could record itself (a crash, a timeout, retries used up).
@@ -175,17 +218,23 @@ fn unprocessed_chunks_failure(chunks: &[crate::model::ChunkRecord], counts: Chun
     match failed.and_then(|c| c.last_failure.clone()) {
         // The chunk kept why its last attempt failed, with the scanner's answer.
         Some(last) => JobFailure { message: format!("{summary}; {}", last.message), ..last },
-        // A chunk that never ran, or whose function died without a word.
+        // A chunk that never ran, or whose function died without a word: the stage
+        // after the last one its record reached.
         None => {
             let error = error_names::INTERNAL;
+            let stage = match failed.map(|c| c.status) {
+                Some(ChunkStatus::Fetched) => Stage::Normalizing,
+                Some(ChunkStatus::Normalized) => Stage::Processing,
+                _ => Stage::Fetching,
+            };
             JobFailure {
                 status: job_status_for(error),
-                stage: Stage::Fetching,
+                stage,
                 error: error.to_string(),
                 message: format!(
-                    "{summary}; a chunk ended without an error (the function may have crashed or timed out)"
+                    "{summary}; a chunk ended without an error in {stage}: the function crashed or timed out"
                 ),
-                action: recommended_action(error).to_string(),
+                action: FUNCTION_DIED_ACTION.to_string(),
                 http_status: None,
                 payload: None,
                 chunk: failed.map(|c| c.chunk_key.clone()),
@@ -197,9 +246,10 @@ fn unprocessed_chunks_failure(chunks: &[crate::model::ChunkRecord], counts: Chun
 
 #[cfg(test)]
 mod tests {
-    use tenable_simulator::{Faults, SimulatorConfig};
+    use tenable_simulator::{Changes, Faults, FindingKey, SimulatorConfig};
 
     use super::*;
+    use crate::model::{Finding, ScannerKind};
     use crate::pipeline::JobRef;
     use crate::pipeline::fetch::{next_export, poll_export};
     use crate::pipeline::test_support::{CONNECTOR, harness};
@@ -247,6 +297,68 @@ mod tests {
             stored.iter().find(|f| f.finding.finding_id == gone.finding.finding_id).expect("kept, not deleted");
         assert!(!retired.active);
         assert_eq!(stored.iter().filter(|f| f.active).count(), 40);
+    }
+
+    fn finding_id(key: &FindingKey) -> String {
+        Finding::key(
+            ScannerKind::Tenable,
+            &key.asset_uuid,
+            &key.plugin_id.to_string(),
+            key.port,
+            &key.protocol.to_lowercase(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_full_sync_inactivates_what_the_scanner_stopped_returning_on_assets_it_saw_and_assets_it_did_not() {
+        let h = harness(SimulatorConfig { assets: 30, findings_per_asset: 3, ..Default::default() }).await;
+        assert_eq!(h.run_new("job-1").await.status, JobStatus::Finished);
+        let report = h.simulator.apply_changes(Changes { gone: 4, vanished_assets: 2, ..Changes::default() });
+        assert_eq!(report.vanished_assets.len(), 2);
+        assert_eq!(report.gone.len(), 4 + 2 * 3, "the 4 findings and those of the 2 vanished assets");
+
+        let second = h.run_new("job-2").await;
+        assert_eq!(second.status, JobStatus::Finished);
+        assert_eq!(second.counts.findings_inactivated, 10);
+        let stored = h.store.all_findings(CONNECTOR);
+        assert_eq!(stored.len(), 90, "inactive findings are kept, not deleted");
+        let gone: Vec<String> = report.gone.iter().map(finding_id).collect();
+        for finding in &stored {
+            assert_eq!(finding.active, !gone.contains(&finding.finding.finding_id), "{}", finding.finding.finding_id);
+        }
+        let job = h.store.get_job("job-2").await.unwrap().unwrap();
+        assert_eq!(job.sweep, Some(SweepMark::Done), "30 assets swept 7 at a time, to the end");
+    }
+
+    #[tokio::test]
+    async fn a_resync_of_unchanged_data_writes_no_finding() {
+        let h = harness(SimulatorConfig { assets: 12, findings_per_asset: 4, ..Default::default() }).await;
+        h.run_new("job-1").await;
+        let before = h.store.all_findings(CONNECTOR);
+
+        let second = h.run_new("job-2").await;
+        assert_eq!(second.status, JobStatus::Finished);
+        assert_eq!((second.counts.findings_unchanged, second.counts.findings_inactivated), (48, 0));
+        assert_eq!(h.store.all_findings(CONNECTOR), before, "every stored finding is as the first sync wrote it");
+    }
+
+    #[tokio::test]
+    async fn a_retried_sweep_page_inactivates_and_counts_once() {
+        let h = harness(SimulatorConfig { assets: 10, findings_per_asset: 2, ..Default::default() }).await;
+        h.run_new("job-1").await;
+        h.simulator.apply_changes(Changes { vanished_assets: 10, ..Changes::default() });
+        let job = h.start_job("job-2").await;
+        h.sync_chunks(&job).await.expect("syncs");
+        let before_sweep = h.store.get_job("job-2").await.unwrap().unwrap();
+
+        // The first page is swept, then swept again by a retry that read the job before.
+        let first = sweep_page(&h.services, &before_sweep).await.unwrap();
+        let again = sweep_page(&h.services, &before_sweep).await.unwrap();
+        assert_eq!(first, again);
+        let job = h.store.get_job("job-2").await.unwrap().unwrap();
+        assert_eq!(job.counts.findings_inactivated, 7 * 2, "the 7 assets of the first page, counted once");
+        assert_eq!(job.sweep, Some(first));
+        assert_eq!(h.store.all_findings(CONNECTOR).iter().filter(|f| !f.active).count(), 14);
     }
 
     #[tokio::test]

@@ -22,6 +22,7 @@ use crate::errors::{Result, SyncError, error_names};
 use crate::model::{Connector, ConnectorRecord, ExportKind, JobFailure, JobStatus, Stage, StageOutcome};
 use crate::store::memory::MemoryStore;
 use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore, SecretStore};
+use crate::usage::{Meter, Usage, function_memory_mb};
 
 /// What the stages work with. Built once per function process.
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub struct Services {
     pub objects: Arc<dyn ObjectStore>,
     pub http: reqwest::Client,
     pub settings: Settings,
+    /// What this process's adapters consumed; each stage adds its share to its job.
+    pub meter: Arc<Meter>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +50,9 @@ pub struct Settings {
     pub export_poll_seconds: u64,
     /// How long one scanner call may wait out rate limits before it fails.
     pub throttle_budget: std::time::Duration,
+    /// Assets one finalize invocation sweeps for ones a complete sync did not see: the
+    /// work of one invocation stays the same however large the inventory.
+    pub sweep_page_assets: usize,
 }
 
 /// The job a state is working for: what every state after `initiate` receives.
@@ -99,6 +105,7 @@ impl Services {
             objects: store,
             http: reqwest::Client::new(),
             settings,
+            meter: Arc::default(),
         }
     }
 
@@ -133,16 +140,30 @@ impl Services {
     where
         F: Future<Output = Result<T>>,
     {
+        let (started, before) = (std::time::Instant::now(), self.meter.reading());
         self.jobs.stage_started(job_id, stage, Utc::now()).await?;
-        match work.await {
-            Ok(value) => {
-                self.jobs.stage_ended(job_id, stage, StageOutcome::Succeeded, Utc::now()).await?;
-                Ok(value)
-            }
+        let outcome = match work.await {
+            Ok(value) => self.jobs.stage_ended(job_id, stage, StageOutcome::Succeeded, Utc::now()).await.map(|_| value),
             Err(error) => {
                 self.record_stage_failure(job_id, stage, chunk_key, &error).await;
                 Err(error)
             }
+        };
+        self.record_usage(job_id, started, &before).await;
+        outcome
+    }
+
+    /// Adds what this invocation consumed to the job. A usage that cannot be recorded
+    /// is logged: the stage's outcome matters more than its bill.
+    async fn record_usage(&self, job_id: &str, started: std::time::Instant, before: &Usage) {
+        let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let usage = Usage {
+            lambda_invocations: 1,
+            lambda_mb_milliseconds: millis.saturating_mul(function_memory_mb()),
+            ..self.meter.reading().since(before)
+        };
+        if let Err(error) = self.jobs.add_usage(job_id, &usage).await {
+            tracing::warn!(job_id, %error, "could not record what the stage consumed");
         }
     }
 
@@ -241,6 +262,8 @@ pub(crate) mod test_support {
             export_timeout: chrono::Duration::minutes(5),
             export_poll_seconds: 1,
             throttle_budget: std::time::Duration::from_secs(5),
+            // Small pages, so that a test of a few dozen assets sweeps several.
+            sweep_page_assets: 7,
         };
         let services = Services::in_memory(store.clone(), settings);
         Harness { store, services, simulator }
@@ -296,8 +319,17 @@ pub(crate) mod test_support {
                 error: error.error_name().to_string(),
                 cause: Some(serde_json::json!({ "errorMessage": error.to_string() }).to_string()),
             });
-            let event = FinalizeEvent { job_id: job.job_id.clone(), failure: caught };
-            finalize(&self.services, event).await.expect("finalizes")
+            self.finalize(FinalizeEvent { job_id: job.job_id.clone(), failure: caught }).await
+        }
+
+        /// Finalizes as the state machine does: again while its sweep has pages left.
+        pub async fn finalize(&self, event: FinalizeEvent) -> JobSummary {
+            loop {
+                let summary = finalize(&self.services, event.clone()).await.expect("finalizes");
+                if !summary.sweeping {
+                    return summary;
+                }
+            }
         }
 
         pub async fn sync_chunks(&self, job: &JobRef) -> Result<()> {

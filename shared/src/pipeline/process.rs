@@ -12,7 +12,7 @@ use super::{ChunkTask, Services};
 use crate::errors::{Result, SyncError};
 use crate::model::{Asset, ExportKind, FindingState, NormalizedRecord, RecordCounts, Stage};
 use crate::normalize::NormalizedAsset;
-use crate::store::{Change, StoredAsset, StoredFinding};
+use crate::store::{Change, StoredAsset, StoredFinding, asset_key};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessOutput {
@@ -33,11 +33,19 @@ pub async fn process(services: &Services, task: ChunkTask) -> Result<ProcessOutp
                 .await?
                 .and_then(|chunk| chunk.raw_key)
                 .unwrap_or_default();
+            let sync = services
+                .jobs
+                .get_job(&job.job_id)
+                .await?
+                .ok_or_else(|| SyncError::InvalidRequest(format!("there is no job {}", job.job_id)))?;
             let merge = Merge {
                 connector_id: &job.connector_id,
                 job_id: &job.job_id,
                 chunk_key: &task.chunk_key,
                 raw_key: &raw_key,
+                sync_job_ids: sync.sync_job_ids(),
+                sees_every_finding: sync.sees_every_finding(),
+                now: Utc::now(),
             };
             let counts = match task.kind {
                 ExportKind::Vulns => merge.findings_chunk(services, read_ndjson(&task.object_key, &ndjson)?).await?,
@@ -63,14 +71,23 @@ fn read_ndjson<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<Vec<T>> {
         .collect()
 }
 
-fn count_finding(counts: &mut RecordCounts, change: Change) {
+pub(crate) fn count_finding(counts: &mut RecordCounts, change: Change) {
     match change {
         Change::New => counts.findings_new += 1,
         Change::Updated => counts.findings_updated += 1,
         Change::Unchanged => counts.findings_unchanged += 1,
         Change::Reopened => counts.findings_reopened += 1,
         Change::Fixed => counts.findings_fixed += 1,
+        Change::Inactivated => counts.findings_inactivated += 1,
     }
+}
+
+/// A stored record merged with what a chunk says of it, and whether it must be written.
+/// Nothing is written for a record the chunk leaves as it was, nor for one an earlier
+/// attempt of the same chunk already wrote.
+struct Merged<T> {
+    record: T,
+    write: bool,
 }
 
 /// How one job's records are merged into what is stored.
@@ -79,6 +96,11 @@ struct Merge<'a> {
     job_id: &'a str,
     chunk_key: &'a str,
     raw_key: &'a str,
+    /// The job and those it carries chunks from: one sync.
+    sync_job_ids: Vec<String>,
+    /// A finding of a chunk's asset that the chunk does not return is gone.
+    sees_every_finding: bool,
+    now: DateTime<Utc>,
 }
 
 impl Merge<'_> {
@@ -86,31 +108,50 @@ impl Merge<'_> {
     fn wrote(&self, job_id: &str, chunk_key: &str) -> bool {
         job_id == self.job_id && chunk_key == self.chunk_key
     }
+
+    /// A vulns chunk holds every finding of its assets (the export chunks by asset), so
+    /// merging it reconciles those assets whole: the stored findings of one of them that
+    /// the chunk no longer returns become inactive, when the sync sees every finding.
     async fn findings_chunk(&self, services: &Services, records: Vec<NormalizedRecord>) -> Result<RecordCounts> {
         let mut counts = RecordCounts { findings_received: records.len() as u64, ..Default::default() };
-        let findings = self.latest_findings(&records);
-        let ids: Vec<String> = findings.keys().cloned().collect();
-        let stored = services.inventory.findings(self.connector_id, &ids).await?;
-        let merged: Vec<StoredFinding> = findings
-            .into_values()
-            .map(|(index, record)| self.finding(index, record, stored.get(&record.finding.finding_id)))
-            .collect();
-        merged.iter().for_each(|finding| count_finding(&mut counts, finding.last_change));
+        let latest = self.latest_findings(&records);
+        let latest_assets = self.latest_assets(&records);
+        let asset_ids: Vec<String> = latest_assets.keys().cloned().collect();
+        let stored_by_asset = services.inventory.findings_of_assets(self.connector_id, &asset_ids).await?;
+        let stored: HashMap<&str, &StoredFinding> =
+            stored_by_asset.values().flatten().map(|f| (f.finding.finding_id.as_str(), f)).collect();
+
+        let mut writes = Vec::new();
+        let mut keep = |merged: Merged<StoredFinding>, counts: &mut RecordCounts| {
+            count_finding(counts, merged.record.last_change);
+            if merged.write {
+                writes.push(merged.record);
+            }
+        };
+        for (index, record) in latest.values() {
+            let previous = stored.get(record.finding.finding_id.as_str()).copied();
+            keep(self.finding(*index, record, previous), &mut counts);
+        }
+        if self.sees_every_finding {
+            let gone = stored.iter().filter(|(id, _)| !latest.contains_key(**id)).map(|(_, previous)| *previous);
+            for merged in gone.filter_map(|previous| self.inactivated(previous)) {
+                keep(merged, &mut counts);
+            }
+        }
 
         let assets: Vec<(&Asset, DateTime<Utc>)> =
-            self.latest_assets(&records).into_values().map(|r| (&r.asset, r.finding.last_seen)).collect();
+            latest_assets.into_values().map(|r| (&r.asset, r.finding.last_seen)).collect();
         // Assets first: a finding is never stored before the asset it points at.
-        self.store_assets(services, &assets, &mut counts).await?;
-        services.inventory.put_findings(&merged).await?;
+        self.store_assets(services, &assets, ExportKind::Vulns, &mut counts).await?;
+        services.inventory.put_findings(&writes).await?;
         Ok(counts)
     }
 
     async fn assets_chunk(&self, services: &Services, records: Vec<NormalizedAsset>) -> Result<RecordCounts> {
         let mut counts = RecordCounts { assets_received: records.len() as u64, ..Default::default() };
-        let now = Utc::now();
         let assets: Vec<(&Asset, DateTime<Utc>)> =
-            records.iter().filter(|r| !r.deleted).map(|r| (&r.asset, r.last_seen.unwrap_or(now))).collect();
-        self.store_assets(services, &assets, &mut counts).await?;
+            records.iter().filter(|r| !r.deleted).map(|r| (&r.asset, r.last_seen.unwrap_or(self.now))).collect();
+        self.store_assets(services, &assets, ExportKind::Assets, &mut counts).await?;
         Ok(counts)
     }
 
@@ -118,32 +159,33 @@ impl Merge<'_> {
         &self,
         services: &Services,
         assets: &[(&Asset, DateTime<Utc>)],
+        export: ExportKind,
         counts: &mut RecordCounts,
     ) -> Result<()> {
         let ids: Vec<String> = assets.iter().map(|(asset, _)| asset.asset_id.clone()).collect();
         let stored = services.inventory.assets(self.connector_id, &ids).await?;
-        let mut merged: HashMap<String, StoredAsset> = HashMap::new();
+        let mut merged: HashMap<String, Merged<StoredAsset>> = HashMap::new();
         for (asset, last_seen) in assets {
-            let asset = self.asset(asset, *last_seen, stored.get(&asset.asset_id));
-            merged.insert(asset.asset.asset_id.clone(), asset);
+            merged.insert(asset.asset_id.clone(), self.asset(asset, *last_seen, stored.get(&asset.asset_id), export));
         }
         for asset in merged.values() {
-            match asset.last_change {
+            match asset.record.last_change {
                 Change::New => counts.assets_new += 1,
-                Change::Unchanged => {}
-                _ => counts.assets_updated += 1,
+                Change::Updated => counts.assets_updated += 1,
+                _ => {}
             }
         }
-        services.inventory.put_assets(&merged.into_values().collect::<Vec<_>>()).await
+        let writes: Vec<StoredAsset> = merged.into_values().filter(|m| m.write).map(|m| m.record).collect();
+        services.inventory.put_assets(&writes).await
     }
 
     /// One record per finding id: a chunk that names a finding twice keeps the one
     /// seen last. The index is the record's place in the raw chunk.
-    fn latest_findings<'r>(&self, records: &'r [NormalizedRecord]) -> HashMap<String, (usize, &'r NormalizedRecord)> {
-        let mut latest: HashMap<String, (usize, &NormalizedRecord)> = HashMap::new();
+    fn latest_findings<'r>(&self, records: &'r [NormalizedRecord]) -> HashMap<&'r str, (usize, &'r NormalizedRecord)> {
+        let mut latest: HashMap<&str, (usize, &NormalizedRecord)> = HashMap::new();
         for (index, record) in records.iter().enumerate() {
-            let id = record.finding.finding_id.clone();
-            match latest.get(&id) {
+            let id = record.finding.finding_id.as_str();
+            match latest.get(id) {
                 Some((_, kept)) if kept.finding.last_seen > record.finding.last_seen => {}
                 _ => {
                     latest.insert(id, (index, record));
@@ -164,12 +206,17 @@ impl Merge<'_> {
         latest
     }
 
-    fn finding(&self, index: usize, record: &NormalizedRecord, stored: Option<&StoredFinding>) -> StoredFinding {
+    fn finding(
+        &self,
+        index: usize,
+        record: &NormalizedRecord,
+        stored: Option<&StoredFinding>,
+    ) -> Merged<StoredFinding> {
         let mut finding = record.finding.clone();
-        let (first_job_id, change) = match stored {
+        let (first_job_id, change, write) = match stored {
             // This chunk was already merged (a retried attempt): replay the change.
             Some(previous) if self.wrote(&previous.last_job_id, &previous.last_chunk) => {
-                (previous.first_job_id.clone(), previous.last_change)
+                return Merged { record: previous.clone(), write: false };
             }
             Some(previous) => {
                 let was_closed = previous.finding.state == FindingState::Fixed || !previous.active;
@@ -183,11 +230,12 @@ impl Merge<'_> {
                     }
                     _ => unchanged_or_updated(previous, &finding),
                 };
-                (previous.first_job_id.clone(), change)
+                (previous.first_job_id.clone(), change, change != Change::Unchanged || !previous.active)
             }
-            None => (self.job_id.to_string(), Change::New),
+            None => (self.job_id.to_string(), Change::New, true),
         };
-        StoredFinding {
+        let record = StoredFinding {
+            asset_key: asset_key(self.connector_id, &finding.asset_id),
             connector_id: self.connector_id.to_string(),
             finding,
             active: true,
@@ -196,20 +244,59 @@ impl Merge<'_> {
             last_chunk: self.chunk_key.to_string(),
             last_change: change,
             raw_ref: format!("{}#{index}", self.raw_key),
-            updated_at: Utc::now(),
-        }
+            updated_at: self.now,
+        };
+        Merged { record, write }
     }
 
-    fn asset(&self, asset: &Asset, last_seen: DateTime<Utc>, stored: Option<&StoredAsset>) -> StoredAsset {
-        let (first_job_id, change) = match stored {
+    /// A stored finding of the chunk's assets that the chunk no longer returns.
+    fn inactivated(&self, previous: &StoredFinding) -> Option<Merged<StoredFinding>> {
+        if self.wrote(&previous.last_job_id, &previous.last_chunk) {
+            return Some(Merged { record: previous.clone(), write: false });
+        }
+        previous.active.then(|| Merged {
+            record: StoredFinding {
+                active: false,
+                last_job_id: self.job_id.to_string(),
+                last_chunk: self.chunk_key.to_string(),
+                last_change: Change::Inactivated,
+                updated_at: self.now,
+                ..previous.clone()
+            },
+            write: true,
+        })
+    }
+
+    /// The asset as stored after this chunk. A vulns chunk marks the asset seen by the
+    /// sync's vulns export (finalize's sweep looks for assets none of its jobs saw), so
+    /// the first vulns chunk of a sync that returns it writes it even when unchanged.
+    fn asset(
+        &self,
+        asset: &Asset,
+        last_seen: DateTime<Utc>,
+        stored: Option<&StoredAsset>,
+        export: ExportKind,
+    ) -> Merged<StoredAsset> {
+        let from_vulns = export == ExportKind::Vulns;
+        let (first_job_id, change, write) = match stored {
             Some(previous) if self.wrote(&previous.last_job_id, &previous.last_chunk) => {
-                (previous.first_job_id.clone(), previous.last_change)
+                return Merged { record: previous.clone(), write: false };
             }
-            Some(previous) if &previous.asset == asset => (previous.first_job_id.clone(), Change::Unchanged),
-            Some(previous) => (previous.first_job_id.clone(), Change::Updated),
-            None => (self.job_id.to_string(), Change::New),
+            Some(previous) => {
+                let change = if &previous.asset == asset { Change::Unchanged } else { Change::Updated };
+                let unmarked = from_vulns
+                    && previous.vulns_job_id.as_ref().is_none_or(|job_id| !self.sync_job_ids.contains(job_id));
+                let write = change != Change::Unchanged || last_seen > previous.last_seen || unmarked;
+                (previous.first_job_id.clone(), change, write)
+            }
+            None => (self.job_id.to_string(), Change::New, true),
         };
-        StoredAsset {
+        let vulns_job_id = if from_vulns {
+            Some(self.job_id.to_string())
+        } else {
+            stored.and_then(|previous| previous.vulns_job_id.clone())
+        };
+        let record = StoredAsset {
             connector_id: self.connector_id.to_string(),
             asset: asset.clone(),
             first_job_id,
@@ -217,8 +304,10 @@ impl Merge<'_> {
             last_chunk: self.chunk_key.to_string(),
             last_change: change,
             last_seen: stored.map_or(last_seen, |previous| previous.last_seen.max(last_seen)),
-            updated_at: Utc::now(),
-        }
+            vulns_job_id,
+            updated_at: self.now,
+        };
+        Merged { record, write }
     }
 }
 

@@ -154,7 +154,7 @@ mod tests {
     use crate::model::{ChunkCounts, SyncMode, SyncScope};
     use crate::pipeline::connectivity::test_connectivity;
     use crate::pipeline::fetch::{next_export, poll_export};
-    use crate::pipeline::finalize::{FinalizeEvent, finalize};
+    use crate::pipeline::finalize::FinalizeEvent;
     use crate::pipeline::initiate::{SyncRequest, new_job};
     use crate::pipeline::test_support::{CONNECTOR, Harness, harness};
     use crate::store::ObjectStore;
@@ -207,7 +207,7 @@ mod tests {
 
         h.one_chunk(&job, &export, 2).await.expect("the chunk that failed is processed now");
         assert_eq!(next_export(&h.services, &job, Some(&export)).await.unwrap(), None);
-        let summary = finalize(&h.services, FinalizeEvent { job_id: "job-1".into(), failure: None }).await.unwrap();
+        let summary = h.finalize(FinalizeEvent { job_id: "job-1".into(), failure: None }).await;
         assert_eq!(summary.status, JobStatus::Finished, "{:?}", summary.failure);
         assert_eq!(summary.chunks, ChunkCounts { total: 3, processed: 3, failed: 0, carried_over: 2, retried: 0 });
         assert_eq!(h.simulator.chunk_downloads() - downloads_before, 1, "one chunk fetched again, not three");

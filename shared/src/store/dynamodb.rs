@@ -19,14 +19,15 @@ use serde::de::DeserializeOwned;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
 use super::{
-    ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, MAX_SYNC_JOBS, StoredAsset,
-    StoredFinding,
+    AssetsPage, ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, StoredAsset,
+    StoredFinding, asset_key,
 };
 use crate::errors::{Result, SyncError};
 use crate::model::{
     ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts,
-    Stage, StageOutcome, StageRun, SyncClaim, SyncJob,
+    Stage, StageOutcome, StageRun, SweepMark, SyncClaim, SyncJob,
 };
+use crate::usage::Usage;
 
 /// The table names of one deployment (the template passes them to every function).
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct DynamoStore {
 /// DynamoDB's limits per batch call.
 const BATCH_GET_LIMIT: usize = 100;
 const BATCH_WRITE_LIMIT: usize = 25;
+/// Assets whose findings are read at once while a chunk is merged.
+const ASSET_QUERIES_IN_FLIGHT: usize = 16;
 /// The condition every write to a job item carries: a stage still in flight when a
 /// cancel stopped the execution must not write over what the cancel settled (its
 /// status, stages and counts).
@@ -65,11 +68,13 @@ const HISTORY_QUERY_PAGE: i32 = 100;
 /// Connector attributes that syncs write, which an update from the API must leave alone.
 const SYNC_OWNED_CONNECTOR_ATTRIBUTES: [&str; 2] = ["sync_cursor", "sync_claim"];
 
-const TRANSIENT_CODES: [&str; 7] = [
+const TRANSIENT_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
     "InternalServerError",
+    // What DynamoDB Local behind LocalStack answers when a request overwhelms it.
+    "InternalFailure",
     "ServiceUnavailable",
     "TransactionConflictException",
     "TransactionInProgressException",
@@ -678,6 +683,18 @@ impl JobStore for DynamoStore {
         self.update_job(job_id, &format!("ADD {expression}"), &names, values).await
     }
 
+    async fn add_usage(&self, job_id: &str, usage: &Usage) -> Result<()> {
+        let fields = usage.fields();
+        let expression: Vec<String> = fields.iter().map(|(field, _)| format!("#usage.#{field} :{field}")).collect();
+        let names: Vec<(String, &str)> = fields.iter().map(|(field, _)| (format!("#{field}"), *field)).collect();
+        let mut names: Vec<(&str, &str)> = names.iter().map(|(name, field)| (name.as_str(), *field)).collect();
+        names.push(("#usage", "usage"));
+        let values: Vec<(String, AttributeValue)> =
+            fields.iter().map(|(field, value)| (format!(":{field}"), number(*value))).collect();
+        let values = values.iter().map(|(name, value)| (name.as_str(), value.clone())).collect();
+        self.update_job(job_id, &format!("ADD {}", expression.join(", ")), &names, values).await
+    }
+
     async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {
         // The first failure recorded stands.
         self.update_job_if(
@@ -939,6 +956,31 @@ impl JobStore for DynamoStore {
         }
         Ok(carried)
     }
+
+    async fn record_sweep(
+        &self,
+        job_id: &str,
+        from: Option<&SweepMark>,
+        to: &SweepMark,
+        inactivated: u64,
+    ) -> Result<bool> {
+        let mut values = vec![(":to", attribute(to)?), (":inactivated", number(inactivated))];
+        let condition = match from {
+            None => "attribute_exists(job_id) AND attribute_not_exists(sweep)",
+            Some(from) => {
+                values.push((":from", attribute(from)?));
+                "sweep = :from"
+            }
+        };
+        self.update_job_if(
+            job_id,
+            "SET sweep = :to ADD counts.#inactivated :inactivated",
+            condition,
+            &[("#inactivated", "findings_inactivated")],
+            values,
+        )
+        .await
+    }
 }
 
 /// Whether a transaction was cancelled because a condition failed: the "already done"
@@ -956,10 +998,22 @@ fn a_condition_failed<R>(error: &SdkError<TransactWriteItemsError, R>) -> bool {
 
 #[async_trait]
 impl InventoryStore for DynamoStore {
-    async fn findings(&self, connector_id: &str, finding_ids: &[String]) -> Result<HashMap<String, StoredFinding>> {
-        let found: Vec<StoredFinding> =
-            self.batch_get(&self.tables.findings, connector_id, "finding_id", finding_ids).await?;
-        Ok(found.into_iter().map(|f| (f.finding.finding_id.clone(), f)).collect())
+    async fn findings_of_assets(
+        &self,
+        connector_id: &str,
+        asset_ids: &[String],
+    ) -> Result<HashMap<String, Vec<StoredFinding>>> {
+        // One Query per asset partition, a few at a time: each reads only its asset.
+        let mut found = HashMap::new();
+        for batch in asset_ids.chunks(ASSET_QUERIES_IN_FLIGHT) {
+            let queries = batch.iter().map(|asset_id| self.findings_of_asset(connector_id, asset_id));
+            for (asset_id, findings) in batch.iter().zip(futures::future::try_join_all(queries).await?) {
+                if !findings.is_empty() {
+                    found.insert(asset_id.clone(), findings);
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn put_findings(&self, findings: &[StoredFinding]) -> Result<()> {
@@ -975,56 +1029,52 @@ impl InventoryStore for DynamoStore {
         self.batch_put(&self.tables.assets, assets).await
     }
 
-    async fn deactivate_unseen(&self, connector_id: &str, sync_job_ids: &[String]) -> Result<u64> {
-        if sync_job_ids.is_empty() || sync_job_ids.len() > MAX_SYNC_JOBS {
-            return Err(SyncError::Internal(format!(
-                "a sync is made of 1 to {MAX_SYNC_JOBS} jobs, not {}",
-                sync_job_ids.len()
-            )));
-        }
-        // `last_job_id NOT IN (:job0, :job1, ...)`: no job of this sync saw the finding.
-        let mut values: HashMap<String, AttributeValue> =
-            sync_job_ids.iter().enumerate().map(|(index, id)| (format!(":job{index}"), string(id))).collect();
-        let placeholders: Vec<&str> = values.keys().map(String::as_str).collect();
-        let still_unseen = format!("active = :true AND NOT (last_job_id IN ({}))", placeholders.join(", "));
-        values.insert(":true".to_string(), AttributeValue::Bool(true));
-        let unseen = self
+    async fn assets_page(&self, connector_id: &str, after: Option<&str>, limit: usize) -> Result<AssetsPage> {
+        let start_key = after.map(|asset_id| {
+            HashMap::from([
+                ("connector_id".to_string(), string(connector_id)),
+                ("asset_id".to_string(), string(asset_id)),
+            ])
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.assets)
+            .key_condition_expression("connector_id = :connector")
+            .expression_attribute_values(":connector", string(connector_id))
+            .set_exclusive_start_key(start_key)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| storage_error("Query on the assets table", e))?;
+        let assets: Vec<StoredAsset> =
+            output.items.unwrap_or_default().into_iter().map(|item| decode("assets", item)).collect::<Result<_>>()?;
+        let next = output
+            .last_evaluated_key
+            .and_then(|mut key| key.remove("asset_id"))
+            .and_then(|asset_id| asset_id.as_s().ok().cloned());
+        Ok((assets, next))
+    }
+}
+
+impl DynamoStore {
+    /// Every finding stored in one asset's partition (strongly consistent: a retried
+    /// chunk must see what its earlier attempt wrote).
+    async fn findings_of_asset(&self, connector_id: &str, asset_id: &str) -> Result<Vec<StoredFinding>> {
+        let items = self
             .client
             .query()
             .table_name(&self.tables.findings)
-            .key_condition_expression("connector_id = :connector")
-            .filter_expression(&still_unseen)
-            .projection_expression("finding_id")
-            .set_expression_attribute_values(Some(values.clone()))
-            .expression_attribute_values(":connector", string(connector_id))
+            .key_condition_expression("asset_key = :asset")
+            .expression_attribute_values(":asset", string(&asset_key(connector_id, asset_id)))
+            .consistent_read(true)
             .into_paginator()
             .items()
             .send()
             .collect::<std::result::Result<Vec<_>, _>>()
             .await
             .map_err(|e| storage_error("Query on the findings table", e))?;
-        let mut deactivated = 0;
-        for mut key in unseen {
-            key.insert("connector_id".to_string(), string(connector_id));
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.tables.findings)
-                .set_key(Some(key))
-                .update_expression("SET active = :false")
-                // A chunk of a later job may have seen it since the query.
-                .condition_expression(&still_unseen)
-                .set_expression_attribute_values(Some(values.clone()))
-                .expression_attribute_values(":false", AttributeValue::Bool(false))
-                .send()
-                .await;
-            match result {
-                Ok(_) => deactivated += 1,
-                Err(e) if is_conditional_check_failure(&e) => {}
-                Err(e) => return Err(storage_error("UpdateItem on the findings table", e)),
-            }
-        }
-        Ok(deactivated)
+        items.into_iter().map(|item| decode("findings", item)).collect()
     }
 }
 

@@ -9,14 +9,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, ObjectStore, SecretStore,
-    StoredAsset, StoredFinding,
+    AssetsPage, ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, ObjectStore,
+    SecretStore, StoredAsset, StoredFinding,
 };
 use crate::errors::{Result, SyncError};
 use crate::model::{
     ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts,
-    Stage, StageOutcome, StageRun, SyncClaim, SyncJob, TenableCredentials,
+    Stage, StageOutcome, StageRun, SweepMark, SyncClaim, SyncJob, TenableCredentials,
 };
+use crate::usage::Usage;
 
 /// Every port in one struct, so a test builds one value and passes it everywhere.
 #[derive(Default)]
@@ -220,6 +221,10 @@ impl JobStore for MemoryStore {
         self.with_job(job_id, |job| job.counts.add(counts))
     }
 
+    async fn add_usage(&self, job_id: &str, usage: &Usage) -> Result<()> {
+        self.with_job(job_id, |job| job.usage.add(usage))
+    }
+
     async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {
         self.with_job(job_id, |job| {
             job.failure.get_or_insert_with(|| failure.clone());
@@ -359,16 +364,41 @@ impl JobStore for MemoryStore {
         }
         Ok(carried)
     }
+
+    async fn record_sweep(
+        &self,
+        job_id: &str,
+        from: Option<&SweepMark>,
+        to: &SweepMark,
+        inactivated: u64,
+    ) -> Result<bool> {
+        let mut recorded = false;
+        self.with_job(job_id, |job| {
+            if job.sweep.as_ref() == from {
+                job.sweep = Some(to.clone());
+                job.counts.findings_inactivated += inactivated;
+                recorded = true;
+            }
+        })?;
+        Ok(recorded)
+    }
 }
 
 #[async_trait]
 impl InventoryStore for MemoryStore {
-    async fn findings(&self, connector_id: &str, finding_ids: &[String]) -> Result<HashMap<String, StoredFinding>> {
-        let findings = lock(&self.findings);
-        Ok(finding_ids
-            .iter()
-            .filter_map(|id| findings.get(&(connector_id.to_string(), id.clone())).map(|f| (id.clone(), f.clone())))
-            .collect())
+    async fn findings_of_assets(
+        &self,
+        connector_id: &str,
+        asset_ids: &[String],
+    ) -> Result<HashMap<String, Vec<StoredFinding>>> {
+        let wanted: std::collections::HashSet<&String> = asset_ids.iter().collect();
+        let mut found: HashMap<String, Vec<StoredFinding>> = HashMap::new();
+        for finding in lock(&self.findings).values() {
+            if finding.connector_id == connector_id && wanted.contains(&finding.finding.asset_id) {
+                found.entry(finding.finding.asset_id.clone()).or_default().push(finding.clone());
+            }
+        }
+        Ok(found)
     }
 
     async fn put_findings(&self, findings: &[StoredFinding]) -> Result<()> {
@@ -395,15 +425,19 @@ impl InventoryStore for MemoryStore {
         Ok(())
     }
 
-    async fn deactivate_unseen(&self, connector_id: &str, sync_job_ids: &[String]) -> Result<u64> {
-        let mut deactivated = 0;
-        for finding in lock(&self.findings).values_mut() {
-            if finding.connector_id == connector_id && finding.active && !sync_job_ids.contains(&finding.last_job_id) {
-                finding.active = false;
-                deactivated += 1;
-            }
-        }
-        Ok(deactivated)
+    async fn assets_page(&self, connector_id: &str, after: Option<&str>, limit: usize) -> Result<AssetsPage> {
+        let assets = lock(&self.assets);
+        let mut page: Vec<StoredAsset> = assets
+            .range((connector_id.to_string(), after.unwrap_or_default().to_string())..)
+            .take_while(|((connector, _), _)| connector == connector_id)
+            .filter(|((_, asset_id), _)| after.is_none_or(|after| asset_id.as_str() > after))
+            .map(|(_, asset)| asset.clone())
+            .take(limit + 1)
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let next = more.then(|| page.last().map(|asset| asset.asset.asset_id.clone())).flatten();
+        Ok((page, next))
     }
 }
 

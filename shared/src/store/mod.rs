@@ -4,6 +4,7 @@
 
 pub mod dynamodb;
 pub mod memory;
+pub mod metering;
 pub mod s3;
 pub mod secrets;
 
@@ -18,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::errors::{Result, SyncError};
 use crate::model::{
     Asset, ChunkRecord, Connector, ConnectorRecord, ExportKind, ExportRef, Finding, JobFailure, JobStatus, LogLevel,
-    RecordCounts, Stage, StageOutcome, SyncClaim, SyncJob, SyncMode, TenableCredentials, TriggerKind,
+    RecordCounts, Stage, StageOutcome, SweepMark, SyncClaim, SyncJob, SyncMode, TenableCredentials, TriggerKind,
 };
+use crate::usage::Usage;
 
 #[async_trait]
 pub trait ConnectorStore: Send + Sync {
@@ -149,6 +151,8 @@ pub trait JobStore: Send + Sync {
     /// adds nothing.
     async fn add_total_chunks(&self, job_id: &str, kind: ExportKind, chunks: u64) -> Result<()>;
     async fn add_counts(&self, job_id: &str, counts: &RecordCounts) -> Result<()>;
+    /// Adds what one stage invocation consumed to the job's usage.
+    async fn add_usage(&self, job_id: &str, usage: &Usage) -> Result<()>;
     /// Keeps the first failure: it is the cause, what follows is consequence.
     async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()>;
     /// Keeps the latest failure a retry may still cure.
@@ -185,6 +189,17 @@ pub trait JobStore: Send + Sync {
     /// over, atomically and once: a chunk the job has already changes nothing, and
     /// nothing is carried into a cancelled job. Returns how many were carried over now.
     async fn carry_over_chunks(&self, chunks: &[ChunkRecord]) -> Result<u64>;
+    /// Records one page of finalize's sweep, once: moves the job's sweep mark from
+    /// `from` (none: the sweep has not begun) to `to` and adds the findings the page
+    /// inactivated. False, changing nothing, when the mark is no longer at `from` (the
+    /// page was recorded by an earlier attempt) or the job was cancelled.
+    async fn record_sweep(
+        &self,
+        job_id: &str,
+        from: Option<&SweepMark>,
+        to: &SweepMark,
+        inactivated: u64,
+    ) -> Result<bool>;
 }
 
 /// What changed on a stored record in the job that last saw it.
@@ -196,11 +211,26 @@ pub enum Change {
     Unchanged,
     Reopened,
     Fixed,
+    /// A full sync no longer returned it.
+    Inactivated,
+}
+
+/// The partition of an asset's findings: `<connector id>/<asset id>`. One partition per
+/// asset spreads a sync's writes over its assets (a single DynamoDB partition takes at
+/// most 1,000 write units a second), and one Query reads all an asset holds, which is
+/// what merging a chunk needs: a vulns chunk carries every finding of its assets.
+pub fn asset_key(connector_id: &str, asset_id: &str) -> String {
+    format!("{connector_id}/{asset_id}")
 }
 
 /// A finding as kept in the findings table: the public record plus bookkeeping.
+///
+/// A finding is written only when a sync changes it, so the items a job last wrote are
+/// exactly what it changed, and a re-sync of unchanged data writes nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredFinding {
+    /// See [`asset_key`].
+    pub asset_key: String,
     pub connector_id: String,
     #[serde(flatten)]
     pub finding: Finding,
@@ -208,7 +238,7 @@ pub struct StoredFinding {
     pub active: bool,
     pub first_job_id: String,
     pub last_job_id: String,
-    /// The chunk of the last job that wrote it.
+    /// The chunk of the last job that wrote it ([`SWEEP_CHUNK`] for finalize's sweep).
     #[serde(default)]
     pub last_chunk: String,
     /// What that chunk changed: replayed as-is if the chunk is retried, so a retry
@@ -218,6 +248,9 @@ pub struct StoredFinding {
     pub raw_ref: String,
     pub updated_at: DateTime<Utc>,
 }
+
+/// What [`StoredFinding::last_chunk`] says when finalize's sweep of unseen assets wrote it.
+pub const SWEEP_CHUNK: &str = "sweep";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredAsset {
@@ -230,23 +263,35 @@ pub struct StoredAsset {
     pub last_chunk: String,
     pub last_change: Change,
     pub last_seen: DateTime<Utc>,
+    /// The last job whose vulns export returned the asset: a full sync's sweep
+    /// inactivates the findings of the assets none of its jobs saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vulns_job_id: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
-/// The most jobs one sync may be made of (a job and the jobs it resumed): DynamoDB's
-/// `IN` takes at most 100 operands.
+/// The most jobs one sync may be made of (a job and the jobs it resumed).
 pub const MAX_SYNC_JOBS: usize = 100;
+
+/// One page of a connector's assets in asset id order, and the asset id the next page
+/// starts after (none on the last page).
+pub type AssetsPage = (Vec<StoredAsset>, Option<String>);
 
 /// The current state of a connector's assets and findings.
 #[async_trait]
 pub trait InventoryStore: Send + Sync {
-    async fn findings(&self, connector_id: &str, finding_ids: &[String]) -> Result<HashMap<String, StoredFinding>>;
+    /// Every stored finding of each asset, active or not, by asset id (assets with none
+    /// are left out).
+    async fn findings_of_assets(
+        &self,
+        connector_id: &str,
+        asset_ids: &[String],
+    ) -> Result<HashMap<String, Vec<StoredFinding>>>;
     async fn put_findings(&self, findings: &[StoredFinding]) -> Result<()>;
     async fn assets(&self, connector_id: &str, asset_ids: &[String]) -> Result<HashMap<String, StoredAsset>>;
     async fn put_assets(&self, assets: &[StoredAsset]) -> Result<()>;
-    /// Marks inactive every active finding of the connector that none of the sync's jobs
-    /// (the job and those it carries chunks from) saw, and says how many.
-    async fn deactivate_unseen(&self, connector_id: &str, sync_job_ids: &[String]) -> Result<u64>;
+    /// At most `limit` of the connector's assets, in asset id order, after `after`.
+    async fn assets_page(&self, connector_id: &str, after: Option<&str>, limit: usize) -> Result<AssetsPage>;
 }
 
 /// Raw and normalized chunks (S3).

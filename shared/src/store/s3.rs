@@ -5,18 +5,23 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 
+use std::sync::Arc;
+
 use super::ObjectStore;
 use crate::errors::{Result, SyncError};
+use crate::usage::Meter;
 
 #[derive(Clone)]
 pub struct S3Store {
     client: Client,
     bucket: String,
+    /// Counts the requests, for the job's usage.
+    meter: Arc<Meter>,
 }
 
 impl S3Store {
-    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
-        S3Store { client, bucket: bucket.into() }
+    pub fn new(client: Client, bucket: impl Into<String>, meter: Arc<Meter>) -> Self {
+        S3Store { client, bucket: bucket.into(), meter }
     }
 }
 
@@ -38,6 +43,7 @@ where
 #[async_trait]
 impl ObjectStore for S3Store {
     async fn put_object(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<()> {
+        self.meter.s3_put();
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -51,6 +57,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_object(&self, key: &str) -> Result<Vec<u8>> {
+        self.meter.s3_get();
         let output = self
             .client
             .get_object()

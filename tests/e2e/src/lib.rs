@@ -3,6 +3,7 @@
 //! loopback that the deployed functions call.
 
 pub mod api;
+pub mod scale;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -164,11 +165,34 @@ impl Stack {
     }
 
     pub async fn count_findings(&self, connector_id: &str) -> usize {
-        self.count_items("FindingsTable", connector_id, None).await
+        self.findings(connector_id, None).await.len()
     }
 
     pub async fn count_active_findings(&self, connector_id: &str) -> usize {
-        self.count_items("FindingsTable", connector_id, Some("active = :true")).await
+        self.findings(connector_id, Some("active = :true")).await.len()
+    }
+
+    /// A connector's stored findings (those that pass `filter`, which may use `:true`)
+    /// as items. The findings table is keyed by asset, so a test reads it whole.
+    pub async fn findings(
+        &self,
+        connector_id: &str,
+        filter: Option<&str>,
+    ) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        let condition = match filter {
+            Some(filter) => format!("connector_id = :c AND ({filter})"),
+            None => "connector_id = :c".to_string(),
+        };
+        let mut scan = self
+            .dynamodb
+            .scan()
+            .table_name(self.output("FindingsTable"))
+            .filter_expression(condition)
+            .expression_attribute_values(":c", AttributeValue::S(connector_id.into()));
+        if filter.is_some_and(|filter| filter.contains(":true")) {
+            scan = scan.expression_attribute_values(":true", AttributeValue::Bool(true));
+        }
+        scan.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.expect("scans the findings")
     }
 
     /// The items of a connector in one of the stack's tables (named by its output).
@@ -199,38 +223,13 @@ impl Stack {
 
     /// The finding ids stored for a connector.
     pub async fn finding_ids(&self, connector_id: &str) -> Vec<String> {
-        let items = self
-            .dynamodb
-            .query()
-            .table_name(self.output("FindingsTable"))
-            .key_condition_expression("connector_id = :c")
-            .expression_attribute_values(":c", AttributeValue::S(connector_id.into()))
-            .projection_expression("finding_id")
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .expect("lists the findings");
+        let items = self.findings(connector_id, None).await;
         items.into_iter().filter_map(|mut item| item.remove("finding_id")?.as_s().ok().cloned()).collect()
     }
 
     /// Findings whose plugin output was cut for display, as stored items.
     pub async fn findings_with_truncated_output(&self, connector_id: &str) -> Vec<serde_json::Value> {
-        let items = self
-            .dynamodb
-            .query()
-            .table_name(self.output("FindingsTable"))
-            .key_condition_expression("connector_id = :c")
-            .filter_expression("output_truncated = :true")
-            .expression_attribute_values(":c", AttributeValue::S(connector_id.into()))
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .expect("queries the findings");
+        let items = self.findings(connector_id, Some("output_truncated = :true")).await;
         serde_dynamo::aws_sdk_dynamodb_1::from_items(items).expect("findings are JSON-shaped")
     }
 

@@ -40,7 +40,7 @@ async fn an_incremental_sync_fetches_only_what_changed_since_the_last_successful
         stack.connector(&connector.connector_id).await.sync_cursor.expect("a finished full sync sets the cursor");
     assert_eq!(cursor, full.job.started_at.timestamp());
 
-    let report = sim.apply_changes(Changes { fix: 3, reopen: 2, new_findings: 4 });
+    let report = sim.apply_changes(Changes { fix: 3, reopen: 2, new_findings: 4, ..Changes::default() });
     let incremental = stack.run_sync_with(&connector, json!({ "mode": "incremental" })).await;
 
     let job = &incremental.job;

@@ -5,9 +5,10 @@ use chrono::Utc;
 use serde_json::json;
 use vulnflow_e2e::Stack;
 use vulnflow_shared::model::{
-    ChunkRecord, ChunkStatus, ExportKind, JobStatus, RecordCounts, SyncJob, SyncMode, Trigger,
+    ChunkRecord, ChunkStatus, ExportKind, JobStatus, RecordCounts, SweepMark, SyncJob, SyncMode, Trigger,
 };
-use vulnflow_shared::store::JobStore;
+use vulnflow_shared::store::{InventoryStore, JobStore, StoredAsset, StoredFinding, asset_key};
+use vulnflow_shared::usage::Usage;
 
 /// A new full sync's job, as initiate records it.
 async fn new_job(stack: &Stack, name: &str) -> SyncJob {
@@ -102,4 +103,67 @@ async fn a_stage_that_ends_after_its_job_was_cancelled_changes_nothing() {
         chunks.iter().map(|c| (c.chunk_key.as_str(), c.status)).collect::<Vec<_>>(),
         [("vulns-00001", ChunkStatus::Normalized)]
     );
+}
+
+#[tokio::test]
+async fn a_sweep_page_is_counted_once_and_usage_adds_up() {
+    let stack = Stack::local().await;
+    let job_id = new_job(&stack, "sweep").await.job_id;
+    let first = SweepMark::After("asset-0999".into());
+    assert!(stack.store.record_sweep(&job_id, None, &first, 4).await.expect("records"));
+    // A retry of the first page, which read the job before the mark moved.
+    assert!(!stack.store.record_sweep(&job_id, None, &first, 4).await.expect("no error"));
+    assert!(stack.store.record_sweep(&job_id, Some(&first), &SweepMark::Done, 2).await.expect("records"));
+    assert!(!stack.store.record_sweep(&job_id, Some(&first), &SweepMark::Done, 2).await.expect("no error"));
+
+    let usage = Usage { dynamodb_read_milliunits: 1_500, lambda_invocations: 1, s3_gets: 2, ..Usage::default() };
+    stack.store.add_usage(&job_id, &usage).await.expect("adds");
+    stack.store.add_usage(&job_id, &usage).await.expect("adds");
+    let job = stack.store.get_job(&job_id).await.expect("reads").expect("the job");
+    assert_eq!((job.sweep, job.counts.findings_inactivated), (Some(SweepMark::Done), 6));
+    assert_eq!((job.usage.read_units(), job.usage.lambda_invocations, job.usage.s3_gets), (3.0, 2, 4));
+}
+
+#[tokio::test]
+async fn an_assets_findings_are_one_partition_and_assets_come_in_pages() {
+    let stack = Stack::local().await;
+    let connector_id = format!("pages-{}", Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    let asset = |id: u32| -> StoredAsset {
+        serde_json::from_value(json!({
+            "connector_id": connector_id, "asset_id": format!("asset-{id:03}"), "first_job_id": "job-1",
+            "last_job_id": "job-1", "last_change": "new", "last_seen": Utc::now(), "updated_at": Utc::now(),
+            "source": "tenable", "os_category": "linux",
+        }))
+        .expect("an asset")
+    };
+    let assets: Vec<StoredAsset> = (0..7).map(asset).collect();
+    stack.store.put_assets(&assets).await.expect("stores the assets");
+
+    let (page, next) = stack.store.assets_page(&connector_id, None, 3).await.expect("reads");
+    let ids = |page: &[StoredAsset]| page.iter().map(|a| a.asset.asset_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&page), ["asset-000", "asset-001", "asset-002"]);
+    assert_eq!(next.as_deref(), Some("asset-002"));
+    let (page, _) = stack.store.assets_page(&connector_id, next.as_deref(), 3).await.expect("reads");
+    assert_eq!(ids(&page), ["asset-003", "asset-004", "asset-005"]);
+    let (page, next) = stack.store.assets_page(&connector_id, Some("asset-005"), 3).await.expect("reads");
+    assert_eq!((ids(&page), next), (vec!["asset-006".to_string()], None), "a short page is the last");
+
+    let finding = |asset_id: &str, plugin: u32| -> StoredFinding {
+        let finding_id = format!("tenable/{asset_id}/{plugin}/0/none");
+        serde_json::from_value(json!({
+            "asset_key": asset_key(&connector_id, asset_id), "connector_id": connector_id, "finding_id": finding_id,
+            "source": "tenable", "asset_id": asset_id, "plugin_id": plugin.to_string(), "port": 0, "protocol": "none",
+            "severity": "high", "state": "open", "title": "t", "first_seen": Utc::now(), "last_seen": Utc::now(),
+            "os_category": "linux", "active": true, "first_job_id": "job-1", "last_job_id": "job-1",
+            "last_change": "new", "raw_ref": "", "updated_at": Utc::now(),
+        }))
+        .expect("a finding")
+    };
+    let findings: Vec<StoredFinding> =
+        (1..=30).map(|plugin| finding(if plugin % 3 == 0 { "asset-001" } else { "asset-000" }, plugin)).collect();
+    stack.store.put_findings(&findings).await.expect("stores the findings");
+    let wanted = ["asset-000".to_string(), "asset-001".to_string(), "asset-006".to_string()];
+    let found = stack.store.findings_of_assets(&connector_id, &wanted).await.expect("reads");
+    assert_eq!((found["asset-000"].len(), found["asset-001"].len()), (20, 10));
+    assert!(!found.contains_key("asset-006"), "an asset with no finding is left out");
 }

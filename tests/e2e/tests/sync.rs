@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use aws_sdk_sfn::types::ExecutionStatus;
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use tenable_simulator::{Faults, SimulatorConfig, VulnFilters};
 use vulnflow_e2e::{ACCESS_KEY, SECRET_KEY, Stack, simulator};
 use vulnflow_shared::errors::error_names;
@@ -235,11 +235,26 @@ async fn the_parent_execution_stays_the_same_size_however_many_chunks_there_are(
     assert_eq!(stack.count_findings(&many_run.job.connector_id).await, 2_400);
 
     // The chunks run in the Distributed Map's child executions: the parent's history
-    // is as long for 36 chunks as for 5, far from Step Functions' 25,000 events.
+    // does not grow with them, far from Step Functions' 25,000 events. It grows only with
+    // Finalize's sweep: one more round (Finalize's five events, the SweepLeft choice's
+    // two) per page of 100 assets on the local stack.
     let few_events = stack.execution_events(&few_run.execution_arn).await;
     let many_events = stack.execution_events(&many_run.execution_arn).await;
-    assert_eq!(many_events.len(), few_events.len(), "seven times the chunks, the same parent history");
-    assert!(many_events.len() < 200, "{} events", many_events.len());
+    let finalize_rounds = |events: &[HistoryEvent]| {
+        events
+            .iter()
+            .filter(|event| event.state_entered_event_details().is_some_and(|details| details.name() == "Finalize"))
+            .count()
+    };
+    // 120 assets: a page of 100 and one of 20; 1,200: twelve full pages and an empty one.
+    assert_eq!((finalize_rounds(&few_events), finalize_rounds(&many_events)), (2, 13));
+    const EVENTS_PER_SWEEP_ROUND: usize = 7;
+    assert_eq!(
+        many_events.len() - 11 * EVENTS_PER_SWEEP_ROUND,
+        few_events.len(),
+        "seven times the chunks, the same parent history but for the sweep's pages"
+    );
+    assert!(many_events.len() < 300, "{} events", many_events.len());
     // Only ids and S3 keys pass between states: no input or output comes near 256 KB.
     let largest = many_events
         .iter()

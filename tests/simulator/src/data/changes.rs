@@ -25,6 +25,12 @@ pub struct Changes {
     /// OPEN findings to add to existing assets, of plugins not reported on the asset yet
     /// (`first_found` = `last_found` = now).
     pub new_findings: usize,
+    /// Findings the scanner stops reporting altogether (gone from every export, as
+    /// when a plugin is retired), on assets that keep others.
+    pub gone: usize,
+    /// Assets the vulns export stops returning: all their findings go, the asset
+    /// record stays in the assets export.
+    pub vanished_assets: usize,
 }
 
 /// The findings a batch of changes touched: fewer than asked when the dataset holds fewer
@@ -37,6 +43,11 @@ pub struct ChangeReport {
     pub fixed: Vec<FindingKey>,
     pub reopened: Vec<FindingKey>,
     pub added: Vec<FindingKey>,
+    /// Every finding no export returns any more: the `gone` ones and those of the
+    /// vanished assets.
+    pub gone: Vec<FindingKey>,
+    /// The uuids of the vanished assets.
+    pub vanished_assets: Vec<String>,
 }
 
 /// What identifies a finding: asset and plugin alone would merge one plugin on two ports.
@@ -102,7 +113,35 @@ impl Dataset {
             last_fixed_ms: None,
         });
         let added = self.add_findings(changes.new_findings, &first_sighting, &mut rng);
-        ChangeReport { changed_at_unix_ms: now_ms, fixed, reopened, added }
+        let (gone, vanished_assets) = self.drop_findings(changes.gone, changes.vanished_assets, &mut rng);
+        ChangeReport { changed_at_unix_ms: now_ms, fixed, reopened, added, gone, vanished_assets }
+    }
+
+    /// Drops `gone` findings of assets that keep at least one, and every finding of
+    /// `vanished` assets that have some.
+    fn drop_findings(&mut self, gone: usize, vanished: usize, rng: &mut SplitMix64) -> (Vec<FindingKey>, Vec<String>) {
+        let mut assets: Vec<usize> = (0..self.assets.len()).filter(|&asset| !self.vulns_of(asset).is_empty()).collect();
+        rng.shuffle(&mut assets);
+        let vanishing: Vec<usize> = assets.iter().copied().take(vanished).collect();
+        let mut dropped: Vec<usize> = vanishing.iter().flat_map(|&asset| self.vulns_of(asset)).collect();
+        let mut keepers: Vec<usize> = assets[vanishing.len()..]
+            .iter()
+            .flat_map(|&asset| {
+                let vulns = self.vulns_of(asset);
+                // The first finding of each asset stays, so the asset is still exported.
+                (vulns.start + 1)..vulns.end
+            })
+            .collect();
+        rng.shuffle(&mut keepers);
+        dropped.extend(keepers.into_iter().take(gone));
+        dropped.sort_unstable();
+        let keys = dropped.iter().map(|&index| self.key(index)).collect();
+        for &index in dropped.iter().rev() {
+            self.vulns.remove(index);
+            self.vuln_facts.remove(index);
+        }
+        let uuids = vanishing.iter().map(|&asset| self.asset_facts[asset].host.identity.uuid.to_string()).collect();
+        (keys, uuids)
     }
 
     /// Up to `count` findings in `state`, drawn at random, in dataset order.
@@ -211,7 +250,7 @@ mod tests {
     const NOW_MS: i64 = (ANCHOR + 3600) * 1000;
 
     fn changes() -> Changes {
-        Changes { fix: 7, reopen: 5, new_findings: 9 }
+        Changes { fix: 7, reopen: 5, new_findings: 9, ..Changes::default() }
     }
 
     fn keys_since(dataset: &Dataset, since_ms: i64) -> HashSet<FindingKey> {

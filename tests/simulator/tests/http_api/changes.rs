@@ -17,7 +17,7 @@ async fn an_export_since_a_change_returns_exactly_the_changed_findings() {
     let snapshot = simulator.dataset();
 
     let since = Utc::now().timestamp();
-    let report = simulator.apply_changes(Changes { fix: 6, reopen: 4, new_findings: 5 });
+    let report = simulator.apply_changes(Changes { fix: 6, reopen: 4, new_findings: 5, ..Changes::default() });
     assert_eq!((report.fixed.len(), report.reopened.len(), report.added.len()), (6, 4, 5));
     assert!(report.changed_at_unix_ms >= since * 1000);
 

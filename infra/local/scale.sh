@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The scale bench: `bash infra/local/scale.sh [FINDINGS]` (default 1,000,000; 20 findings
+# an asset, SCALE_FINDINGS_PER_ASSET changes that). Starts the local stack, deploys
+# vulnflow, then runs a full sync, an unchanged re-sync and a re-sync after 1 % of the
+# findings are new, 1 % fixed, 1 % gone and some assets vanished; checks every count
+# and every stored finding against the simulator, and prints wall time, findings/s,
+# each stage's time, the findings each sync wrote and each function's peak memory.
+# It is a benchmark, not a test: tests/e2e/tests/scale.rs runs the same checks small.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$REPO"
+source "$REPO/infra/local/stack.sh"
+
+echo "[scale] building the workspace"
+cargo build --workspace --bins --locked
+start_local_stack
+"$REPO/target/debug/scale" "${1:-1000000}"
