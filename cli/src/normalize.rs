@@ -62,6 +62,7 @@ pub fn run(args: &NormalizeArgs) -> Result<(), CliError> {
             ChunkError::NotJson(_) | ChunkError::NotArray(_) => {
                 format!("pass one chunk of {}, as the export API returns it", args.kind.export())
             }
+            ChunkError::Unwritable(_) => "this is a vulnflow fault: report it with the chunk".to_owned(),
         };
         CliError::Unusable(format!("cannot normalize {input_name}: {error}; {advice}"))
     };

@@ -116,7 +116,6 @@ pub fn counts(counts: &RecordCounts) -> String {
     )
 }
 
-/// "12 new, 3 fixed": what changed in the findings, or "no change".
 /// What a sync consumed, in units and at list prices.
 pub fn usage(usage: &Usage) -> String {
     let cost = usage.cost(&Prices::default());
@@ -131,6 +130,7 @@ pub fn usage(usage: &Usage) -> String {
     )
 }
 
+/// "12 new, 3 fixed": what changed in the findings, or "no change".
 pub fn finding_changes(counts: &RecordCounts) -> String {
     let changes: Vec<String> = [
         (counts.findings_new, "new"),

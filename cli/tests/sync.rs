@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use vulnflow_shared::auth::Role;
 use vulnflow_shared::model::{ChunkRecord, ExportKind, JobFailure, JobStatus, RecordCounts, Stage};
 use vulnflow_shared::store::JobStore;
+use vulnflow_shared::usage::Usage;
 
 /// What each chunk of the tests' syncs stores.
 fn per_chunk() -> RecordCounts {
@@ -339,6 +340,9 @@ async fn sync_history_json_is_newest_first_and_all_follows_every_page() {
 async fn sync_history_prints_a_table_and_passes_the_filters_on() {
     let api = TestApi::start().await;
     let jobs = past_syncs(&api, 3).await;
+    // The newest sync consumed 1.6 million write units: $1.00 at $0.625 a million.
+    let writes = Usage { dynamodb_write_milliunits: 1_600_000_000, ..Usage::default() };
+    api.store.add_usage(&jobs[2], &writes).await.expect("the in-memory store");
 
     let output = api.vulnflow(&reader(), &["sync", "history", CONNECTOR]).await;
     assert_exit(&output, 0);
@@ -346,16 +350,18 @@ async fn sync_history_prints_a_table_and_passes_the_filters_on() {
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["JOB", "TRIGGER", "MODE", "STATUS", "LOG", "STARTED", "DURATION", "FINDINGS", "CHANGES"]
+        ["JOB", "TRIGGER", "MODE", "STATUS", "LOG", "STARTED", "DURATION", "FINDINGS", "CHANGES", "COST"]
     );
     assert_eq!(lines.len(), 4, "{table}");
     assert!(lines[1].starts_with(&jobs[2]), "newest first: {table}");
-    for (line, (status, level)) in
-        lines[1..].iter().zip([("FINISHED", "info"), ("API_ERROR", "error"), ("FINISHED", "info")])
-    {
+    for (line, (status, level, cost)) in lines[1..].iter().zip([
+        ("FINISHED", "info", "$1.0000"),
+        ("API_ERROR", "error", "$0.0000"),
+        ("FINISHED", "info", "$0.0000"),
+    ]) {
         assert!(line.contains(&format!("manual by {ADMIN}  full  {status}")), "{table}");
         assert!(line.split_whitespace().any(|word| word == level), "{table}");
-        assert!(line.ends_with("  120       12 new, 8 updated"), "{table}");
+        assert!(line.ends_with(&format!("  120       12 new, 8 updated  {cost}")), "{table}");
     }
 
     let output = api.vulnflow(&reader(), &["sync", "history", CONNECTOR, "--status", "api_error"]).await;

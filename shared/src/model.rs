@@ -640,6 +640,14 @@ impl SyncJob {
         std::iter::once(self.job_id.clone()).chain(self.carries_from.iter().cloned()).collect()
     }
 
+    /// The jobs whose work on the export of `kind` is this job's too: itself, and the
+    /// jobs it carries chunks from when it took that export up from them. (A resumed
+    /// job that had to request the export anew saw its data alone.)
+    pub fn jobs_of_export(&self, kind: ExportKind) -> Vec<String> {
+        let taken_up = self.exports.iter().any(|export| export.kind == kind && export.resumed_from.is_some());
+        if taken_up { self.sync_job_ids() } else { vec![self.job_id.clone()] }
+    }
+
     /// Whether the sync sees every finding the scanner has (a full or vulns-only sync
     /// without a scope), so that a stored finding it does not return is gone.
     pub fn sees_every_finding(&self) -> bool {

@@ -110,25 +110,32 @@ impl SyncStarter {
     /// (and the job is settled now or was already); false while it runs or has not
     /// started.
     pub async fn settle_if_ended(&self, job: &SyncJob) -> Result<bool> {
-        let Some(execution_arn) = job.execution_arn.as_deref() else { return Ok(false) };
-        let ExecutionState::Ended { status, error, cause } = self.workflow.execution_state(execution_arn).await? else {
-            return Ok(false);
+        let what_happened = match job.execution_arn.as_deref() {
+            Some(execution_arn) => match self.workflow.execution_state(execution_arn).await? {
+                ExecutionState::Running => return Ok(false),
+                ExecutionState::Ended { status, error, cause } => {
+                    let why = [error, cause].into_iter().flatten().collect::<Vec<_>>().join(": ");
+                    let why = if why.is_empty() { String::new() } else { format!(" ({why})") };
+                    format!("its Step Functions execution ended {status}{why}")
+                }
+            },
+            // The starter died between creating the job and starting its execution.
+            None if Utc::now() - job.started_at > START_GRACE => "its Step Functions execution never started".into(),
+            None => return Ok(false),
         };
         // Its finalize may have settled it since it was read: that outcome stands.
         let Some(job) = self.jobs.get_job(&job.job_id).await?.filter(|job| !job.status.is_terminal()) else {
             return Ok(true);
         };
-        let why = [error, cause].into_iter().flatten().collect::<Vec<_>>().join(": ");
-        let why = if why.is_empty() { String::new() } else { format!(" ({why})") };
         let message = format!(
-            "its Step Functions execution ended {status}{why} before the sync could settle the job. What it \
-             processed is kept: resume it (resume_job_id {}) or start a new sync",
+            "{what_happened} before the sync could settle the job. What it processed is kept: resume it \
+             (resume_job_id {}) or start a new sync",
             job.job_id
         );
         let stage = job.current_stage.or(job.stage_reached()).unwrap_or(Stage::Initiating);
         let failure = failure_of(&SyncError::Internal(message), stage, None, Utc::now());
         settle_unfinished(self.jobs.as_ref(), &job, StageOutcome::Failed, Some(&failure)).await?;
-        tracing::warn!(job_id = %job.job_id, connector_id = %job.connector_id, %status, "settled a job whose execution had ended");
+        tracing::warn!(job_id = %job.job_id, connector_id = %job.connector_id, %what_happened, "settled a job that had stopped");
         Ok(true)
     }
 

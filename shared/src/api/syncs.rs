@@ -101,6 +101,8 @@ async fn resumable(services: &ApiServices, connector_id: &str, job_id: &str) -> 
             format!("names a job of connector {}, not {connector_id}", job.connector_id),
         ));
     }
+    // One stopped in the Step Functions console is settled first, then resumed.
+    let job = if job.status.is_terminal() { job } else { jobs::found_settled(services, job_id).await? };
     if !job.status.is_terminal() {
         return Err(SyncError::Conflict(format!(
             "job {job_id} is still running ({}): only an ended job can be resumed",

@@ -503,6 +503,43 @@ async fn reading_a_job_whose_execution_failed_without_settling_it_settles_it() {
     assert_eq!(cancel.status, 409, "it already ended: {:?}", cancel.body);
 }
 
+#[tokio::test]
+async fn a_job_whose_execution_never_started_is_settled_once_the_start_grace_is_over() {
+    let api = Api::new();
+    api.create_connector(CONNECTOR).await;
+    // The API function died between creating these jobs and starting their executions.
+    let never_started = |job_id: &str, minutes_ago: i64| SyncJob {
+        execution_arn: None,
+        ..job(job_id, CONNECTOR, JobStatus::Started, Utc::now() - Duration::minutes(minutes_ago))
+    };
+    api.store.create_job(&never_started("just-now", 1)).await.unwrap();
+    let fresh = api.get("/jobs/just-now/status").await;
+    assert_eq!(body(&fresh)["status"], "STARTED", "it may still be starting");
+    assert_eq!(api.post(&format!("/connectors/{CONNECTOR}/syncs"), json!({})).await.status, 409);
+
+    api.store.create_job(&never_started("long-ago", 10)).await.unwrap();
+    let settled = api.get("/jobs/long-ago").await;
+    let view = body(&settled);
+    assert_eq!(view["status"], "GENERIC_ERROR");
+    let message = view["failure"]["message"].as_str().expect("why");
+    assert!(message.contains("never started") && message.contains("resume_job_id long-ago"), "{message}");
+}
+
+#[tokio::test]
+async fn a_sync_stopped_in_the_console_can_be_resumed_at_once() {
+    let api = Api::new();
+    api.create_connector(CONNECTOR).await;
+    let syncs = format!("/connectors/{CONNECTOR}/syncs");
+    let started = api.post(&syncs, json!({})).await;
+    let stopped = body(&started)["job_id"].as_str().expect("a job id").to_string();
+    api.workflow.end(&stopped, "ABORTED");
+
+    let resumed = api.post(&syncs, json!({ "resume_job_id": stopped })).await;
+    assert_eq!(resumed.status, 202, "settled, then resumed: {:?}", resumed.body);
+    let view = body(&api.get(&format!("/jobs/{stopped}")).await).clone();
+    assert_eq!(view["status"], "GENERIC_ERROR");
+}
+
 /// A workflow whose service is down.
 struct Unavailable;
 
@@ -577,6 +614,7 @@ async fn a_resumed_sync_continues_an_ended_job_of_the_same_connector() {
     api.store.create_job(&failed).await.unwrap();
     api.store.create_job(&job("other-1", "tenable-other", JobStatus::Finished, Utc::now())).await.unwrap();
     api.store.create_job(&job("running-1", CONNECTOR, JobStatus::Started, Utc::now())).await.unwrap();
+    api.workflow.start_sync("running-1", &json!({})).await.unwrap();
 
     let others = api.post(&syncs, json!({ "resume_job_id": "other-1" })).await;
     assert_eq!((others.status, field(&others)), (400, "resume_job_id"));
@@ -586,7 +624,8 @@ async fn a_resumed_sync_continues_an_ended_job_of_the_same_connector() {
     let resumed = api.post(&syncs, json!({ "resume_job_id": "failed-1" })).await;
     assert_eq!(resumed.status, 202, "{:?}", resumed.body);
     assert_eq!(body(&resumed)["resumed_from"], "failed-1");
-    let input = &api.workflow.executions()[0].input;
+    let executions = api.workflow.executions();
+    let input = &executions.last().expect("the resumed sync's execution").input;
     assert_eq!(input["resumed_from"], "failed-1");
     assert_eq!(
         (input["mode"].clone(), input["scope"].clone()),

@@ -55,6 +55,8 @@ pub enum ChunkError {
     NotArray(String),
     #[error(transparent)]
     Record(#[from] RecordError),
+    #[error("a normalized record cannot be written as JSON: {0}")]
+    Unwritable(String),
 }
 
 /// Normalizes a whole chunk (a JSON array of records) record by record, failing on its
@@ -63,15 +65,73 @@ fn normalize_chunk<T>(
     bytes: &[u8],
     normalize_record: impl Fn(&Value, usize) -> Result<T, RecordError>,
 ) -> Result<Vec<T>, ChunkError> {
-    let chunk: Value = serde_json::from_slice(bytes).map_err(|error| ChunkError::NotJson(error.to_string()))?;
-    let Value::Array(records) = chunk else {
-        return Err(ChunkError::NotArray(describe(&chunk)));
-    };
-    records
-        .iter()
-        .enumerate()
-        .map(|(index, record)| normalize_record(record, index).map_err(ChunkError::from))
-        .collect()
+    let mut records = Vec::new();
+    each_record(bytes, normalize_record, |record| {
+        records.push(record);
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// Normalizes a chunk (a JSON array of records) one record at a time, handing each to
+/// `keep` in the chunk's order, and says how many there were. The chunk is read as a
+/// stream: only one record is held as a JSON tree at a time, so memory stays near the
+/// raw bytes plus what `keep` keeps. Stops at the first unusable record.
+pub fn each_record<T>(
+    bytes: &[u8],
+    normalize_record: impl Fn(&Value, usize) -> Result<T, RecordError>,
+    keep: impl FnMut(T) -> Result<(), ChunkError>,
+) -> Result<u64, ChunkError> {
+    let mut refused = None;
+    let visitor = RecordVisitor { normalize_record, keep, refused: &mut refused, count: 0 };
+    let mut parser = serde_json::Deserializer::from_slice(bytes);
+    let read = serde::Deserializer::deserialize_seq(&mut parser, visitor).and_then(|count| {
+        parser.end()?;
+        Ok(count)
+    });
+    match (refused, read) {
+        (Some(refused), _) => Err(refused),
+        (None, Ok(count)) => Ok(count),
+        // Not an array: say what it is, as a whole parse sees it.
+        (None, Err(error)) if error.is_data() => match serde_json::from_slice::<Value>(bytes) {
+            Ok(chunk) => Err(ChunkError::NotArray(describe(&chunk))),
+            Err(error) => Err(ChunkError::NotJson(error.to_string())),
+        },
+        (None, Err(error)) => Err(ChunkError::NotJson(error.to_string())),
+    }
+}
+
+/// Walks the chunk's array; a record it cannot use is kept in `refused` and ends the walk.
+struct RecordVisitor<'r, N, K> {
+    normalize_record: N,
+    keep: K,
+    refused: &'r mut Option<ChunkError>,
+    count: u64,
+}
+
+impl<'de, T, N, K> serde::de::Visitor<'de> for RecordVisitor<'_, N, K>
+where
+    N: Fn(&Value, usize) -> Result<T, RecordError>,
+    K: FnMut(T) -> Result<(), ChunkError>,
+{
+    type Value = u64;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON array of records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut records: A) -> Result<u64, A::Error> {
+        while let Some(record) = records.next_element::<Value>()? {
+            let index = usize::try_from(self.count).unwrap_or(usize::MAX);
+            let kept = (self.normalize_record)(&record, index).map_err(ChunkError::from).and_then(&mut self.keep);
+            if let Err(refused) = kept {
+                *self.refused = Some(refused);
+                return Err(serde::de::Error::custom("a record was refused"));
+            }
+            self.count += 1;
+        }
+        Ok(self.count)
+    }
 }
 
 /// The OS category of a scanner's operating system string.

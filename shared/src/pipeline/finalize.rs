@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::Services;
 use crate::errors::{FUNCTION_DIED_ACTION, Result, error_names, job_status_for, recommended_action};
 use crate::model::{
-    ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SweepMark, SyncJob, SyncMode,
+    ChunkCounts, ChunkStatus, ExportKind, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SweepMark, SyncJob,
+    SyncMode,
 };
-use crate::store::{Change, JobStore, SWEEP_CHUNK, StoredFinding};
+use crate::store::{JobStore, SWEEP_CHUNK};
 
 /// An error the state machine caught, as Step Functions hands it over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +57,18 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
             sweeping: false,
         });
     };
+    if job.status.is_terminal() {
+        // Settled already: by an earlier attempt of this finalize (which then failed on
+        // its way out), or by a cancel. That outcome stands.
+        return Ok(JobSummary {
+            job_id: job.job_id,
+            status: job.status,
+            chunks: job.chunks,
+            counts: job.counts,
+            failure: job.failure,
+            sweeping: false,
+        });
+    }
     let job_id = job.job_id.clone();
     services
         .run_stage(&job_id, Stage::Finalizing, None, async {
@@ -155,36 +168,47 @@ async fn sweep_page(services: &Services, job: &SyncJob) -> Result<SweepMark> {
     };
     let (assets, next) =
         services.inventory.assets_page(&job.connector_id, after, services.settings.sweep_page_assets).await?;
-    let sync_jobs = job.sync_job_ids();
+    let sync_jobs = job.jobs_of_export(ExportKind::Vulns);
     let unseen: Vec<String> = assets
         .iter()
         .filter(|asset| asset.vulns_job_id.as_ref().is_none_or(|job_id| !sync_jobs.contains(job_id)))
         .map(|asset| asset.asset.asset_id.clone())
         .collect();
     let now = Utc::now();
+    let mut reached = next.map_or(SweepMark::Done, SweepMark::After);
     let mut inactivated = 0;
     let mut writes = Vec::new();
-    for finding in services.inventory.findings_of_assets(&job.connector_id, &unseen).await?.into_values().flatten() {
-        if finding.last_job_id == job.job_id && finding.last_chunk == SWEEP_CHUNK {
-            // An earlier attempt of this page wrote it.
-            inactivated += 1;
-        } else if finding.active {
-            writes.push(StoredFinding {
-                active: false,
-                last_job_id: job.job_id.clone(),
-                last_chunk: SWEEP_CHUNK.to_string(),
-                last_change: Change::Inactivated,
-                updated_at: now,
-                ..finding
-            });
-            inactivated += 1;
+    let mut batches = unseen.chunks(SWEEP_ASSETS_PER_READ).peekable();
+    while let Some(batch) = batches.next() {
+        for finding in services.inventory.findings_of_assets(&job.connector_id, batch).await?.into_values().flatten() {
+            if finding.last_job_id == job.job_id && finding.last_chunk == SWEEP_CHUNK {
+                // An earlier attempt of this page wrote it.
+                inactivated += 1;
+            } else if finding.active {
+                writes.push(finding.inactivated(&job.job_id, SWEEP_CHUNK, now));
+                inactivated += 1;
+            }
+        }
+        // Many vanished assets at once: the page ends early, so that one invocation's
+        // writes stay within its time.
+        if writes.len() >= SWEEP_WRITE_BUDGET
+            && batches.peek().is_some()
+            && let Some(last) = batch.last()
+        {
+            reached = SweepMark::After(last.clone());
+            break;
         }
     }
     services.inventory.put_findings(&writes).await?;
-    let reached = next.map_or(SweepMark::Done, SweepMark::After);
     services.jobs.record_sweep(&job.job_id, job.sweep.as_ref(), &reached, inactivated).await?;
     Ok(reached)
 }
+
+/// Assets of a sweep page whose findings are read at once.
+const SWEEP_ASSETS_PER_READ: usize = 16;
+/// Findings one sweep page inactivates at most (the page ends after the asset that
+/// reaches it): 200 batch writes, well within Finalize's time.
+const SWEEP_WRITE_BUDGET: usize = 5_000;
 
 /// A failure no function could record itself (a crash, a timeout, retries used up).
 fn caught_failure(caught: &CaughtError, stage: Stage) -> JobFailure {

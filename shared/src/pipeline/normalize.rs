@@ -7,8 +7,8 @@ use serde::Serialize;
 use super::{ChunkOutput, ChunkTask, Services};
 use crate::errors::{Result, SyncError};
 use crate::model::{ChunkRecord, ChunkStatus, ExportKind, Stage};
-use crate::normalize::ChunkError;
-use crate::normalize::tenable::{normalize_assets_chunk, normalize_vulns_chunk};
+use crate::normalize::tenable::{normalize_asset, normalize_vuln};
+use crate::normalize::{ChunkError, RecordError, each_record};
 use crate::store::keys;
 
 pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutput> {
@@ -22,8 +22,8 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
             let malformed =
                 |e: ChunkError| SyncError::MalformedChunk { chunk: chunk_key.to_string(), reason: e.to_string() };
             let (ndjson, count) = match task.kind {
-                ExportKind::Vulns => to_ndjson(&normalize_vulns_chunk(&raw).map_err(malformed)?)?,
-                ExportKind::Assets => to_ndjson(&normalize_assets_chunk(&raw).map_err(malformed)?)?,
+                ExportKind::Vulns => to_ndjson(&raw, normalize_vuln).map_err(malformed)?,
+                ExportKind::Assets => to_ndjson(&raw, normalize_asset).map_err(malformed)?,
             };
             let normalized_key = keys::normalized_chunk(&job.connector_id, &job.job_id, chunk_key);
             services.objects.put_object(&normalized_key, ndjson, "application/x-ndjson").await?;
@@ -53,13 +53,19 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
         .await
 }
 
-fn to_ndjson<T: Serialize>(records: &[T]) -> Result<(Vec<u8>, u64)> {
-    let mut ndjson = Vec::new();
-    for record in records {
-        serde_json::to_writer(&mut ndjson, record).map_err(|e| SyncError::Internal(e.to_string()))?;
+/// The chunk's records normalized, one JSON line each, streamed from the raw bytes:
+/// the chunk is never held as a whole, so memory stays near the raw and the NDJSON bytes.
+fn to_ndjson<T: Serialize>(
+    raw: &[u8],
+    normalize_record: impl Fn(&serde_json::Value, usize) -> std::result::Result<T, RecordError>,
+) -> std::result::Result<(Vec<u8>, u64), ChunkError> {
+    let mut ndjson = Vec::with_capacity(raw.len());
+    let count = each_record(raw, normalize_record, |record| {
+        serde_json::to_writer(&mut ndjson, &record).map_err(|e| ChunkError::Unwritable(e.to_string()))?;
         ndjson.push(b'\n');
-    }
-    Ok((ndjson, records.len() as u64))
+        Ok(())
+    })?;
+    Ok((ndjson, count))
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub async fn process(services: &Services, task: ChunkTask) -> Result<ProcessOutp
                 job_id: &job.job_id,
                 chunk_key: &task.chunk_key,
                 raw_key: &raw_key,
-                sync_job_ids: sync.sync_job_ids(),
+                export_jobs: sync.jobs_of_export(task.kind),
                 sees_every_finding: sync.sees_every_finding(),
                 now: Utc::now(),
             };
@@ -96,17 +96,19 @@ struct Merge<'a> {
     job_id: &'a str,
     chunk_key: &'a str,
     raw_key: &'a str,
-    /// The job and those it carries chunks from: one sync.
-    sync_job_ids: Vec<String>,
+    /// The jobs whose work on this chunk's export is this job's (see
+    /// [`crate::model::SyncJob::jobs_of_export`]).
+    export_jobs: Vec<String>,
     /// A finding of a chunk's asset that the chunk does not return is gone.
     sees_every_finding: bool,
     now: DateTime<Utc>,
 }
 
 impl Merge<'_> {
-    /// Whether this very chunk of this job wrote the stored record.
+    /// Whether this very chunk wrote the stored record: an earlier attempt of this job,
+    /// or of a job this one took the export up from, which stopped before committing it.
     fn wrote(&self, job_id: &str, chunk_key: &str) -> bool {
-        job_id == self.job_id && chunk_key == self.chunk_key
+        chunk_key == self.chunk_key && self.export_jobs.iter().any(|export_job| export_job == job_id)
     }
 
     /// A vulns chunk holds every finding of its assets (the export chunks by asset), so
@@ -219,7 +221,15 @@ impl Merge<'_> {
                 return Merged { record: previous.clone(), write: false };
             }
             Some(previous) => {
-                let was_closed = previous.finding.state == FindingState::Fixed || !previous.active;
+                // Another chunk of this sync found it gone: the scanner split its asset over
+                // two chunks (Tenable does not). It is still there, not back.
+                let split = !previous.active
+                    && previous.last_change == Change::Inactivated
+                    && self.export_jobs.contains(&previous.last_job_id);
+                if split {
+                    tracing::warn!(finding = %finding.finding_id, chunk = self.chunk_key, "an asset's findings came in two chunks");
+                }
+                let was_closed = previous.finding.state == FindingState::Fixed || (!previous.active && !split);
                 let change = match finding.state {
                     FindingState::Fixed if was_closed => unchanged_or_updated(previous, &finding),
                     FindingState::Fixed => Change::Fixed,
@@ -254,17 +264,9 @@ impl Merge<'_> {
         if self.wrote(&previous.last_job_id, &previous.last_chunk) {
             return Some(Merged { record: previous.clone(), write: false });
         }
-        previous.active.then(|| Merged {
-            record: StoredFinding {
-                active: false,
-                last_job_id: self.job_id.to_string(),
-                last_chunk: self.chunk_key.to_string(),
-                last_change: Change::Inactivated,
-                updated_at: self.now,
-                ..previous.clone()
-            },
-            write: true,
-        })
+        previous
+            .active
+            .then(|| Merged { record: previous.inactivated(self.job_id, self.chunk_key, self.now), write: true })
     }
 
     /// The asset as stored after this chunk. A vulns chunk marks the asset seen by the
@@ -284,8 +286,10 @@ impl Merge<'_> {
             }
             Some(previous) => {
                 let change = if &previous.asset == asset { Change::Unchanged } else { Change::Updated };
+                // Only a sync that sees every finding sweeps, and so reads the mark.
                 let unmarked = from_vulns
-                    && previous.vulns_job_id.as_ref().is_none_or(|job_id| !self.sync_job_ids.contains(job_id));
+                    && self.sees_every_finding
+                    && previous.vulns_job_id.as_ref().is_none_or(|job_id| !self.export_jobs.contains(job_id));
                 let write = change != Change::Unchanged || last_seen > previous.last_seen || unmarked;
                 (previous.first_job_id.clone(), change, write)
             }
@@ -320,7 +324,7 @@ mod tests {
     use tenable_simulator::SimulatorConfig;
 
     use super::*;
-    use crate::model::{ChunkStatus, NormalizedRecord};
+    use crate::model::{ChunkStatus, ExportRef, NormalizedRecord, SyncJob, SyncMode, Trigger};
     use crate::normalize::tenable::normalize_vulns_chunk;
     use crate::pipeline::JobRef;
     use crate::pipeline::test_support::{CONNECTOR, Harness, harness};
@@ -360,6 +364,44 @@ mod tests {
         assert_eq!((stored.chunks.processed, stored.counts.findings_new), (1, 40));
         let chunk = h.store.get_chunk("job-1", "vulns-00001").await.unwrap().unwrap();
         assert_eq!(chunk.status, ChunkStatus::Processed);
+    }
+
+    #[tokio::test]
+    async fn a_resumed_job_counts_what_the_job_it_took_the_export_from_wrote_but_never_committed() {
+        let h = harness(SimulatorConfig::default()).await;
+        let vulns = sample(&h, 40);
+        // job-0 wrote chunk 1; as far as job-1 knows, it stopped before committing it.
+        let stopped = h.start_job("job-0").await;
+        process(&h.services, normalized_chunk(&h, &stopped, "vulns-00001", &vulns).await).await.unwrap();
+
+        let now = Utc::now();
+        let taken_up = ExportRef {
+            kind: ExportKind::Vulns,
+            export_uuid: "export-of-job-0".into(),
+            requested_at: now,
+            since: 0,
+            adopted: false,
+            resumed_from: Some("job-0".into()),
+        };
+        let resumed = |job_id: &str, export: Option<ExportRef>| SyncJob {
+            carries_from: vec!["job-0".into()],
+            exports: export.into_iter().collect(),
+            ..SyncJob::started(job_id, CONNECTOR, SyncMode::Full, Trigger::Scheduled, "unit-tests", now)
+        };
+        h.store.create_job(&resumed("job-1", Some(taken_up))).await.unwrap();
+        let job_1 = JobRef { job_id: "job-1".into(), connector_id: CONNECTOR.into(), window_ends_at: None };
+        let output = process(&h.services, normalized_chunk(&h, &job_1, "vulns-00001", &vulns).await).await.unwrap();
+        assert_eq!(
+            (output.counts.findings_new, output.counts.findings_unchanged),
+            (40, 0),
+            "the same chunk of one export"
+        );
+
+        // A resumed job that had to request the export anew saw its chunk 1 afresh.
+        h.store.create_job(&resumed("job-2", None)).await.unwrap();
+        let job_2 = JobRef { job_id: "job-2".into(), ..job_1 };
+        let output = process(&h.services, normalized_chunk(&h, &job_2, "vulns-00001", &vulns).await).await.unwrap();
+        assert_eq!((output.counts.findings_new, output.counts.findings_unchanged), (0, 40));
     }
 
     #[tokio::test]

@@ -1043,6 +1043,8 @@ impl InventoryStore for DynamoStore {
             .key_condition_expression("connector_id = :connector")
             .expression_attribute_values(":connector", string(connector_id))
             .set_exclusive_start_key(start_key)
+            // The sweep must see every mark the sync's chunks wrote.
+            .consistent_read(true)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await

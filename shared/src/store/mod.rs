@@ -249,6 +249,20 @@ pub struct StoredFinding {
     pub updated_at: DateTime<Utc>,
 }
 
+impl StoredFinding {
+    /// The finding as `job_id`'s `chunk` leaves it when the scanner no longer returns it.
+    pub fn inactivated(&self, job_id: &str, chunk: &str, at: DateTime<Utc>) -> StoredFinding {
+        StoredFinding {
+            active: false,
+            last_job_id: job_id.to_string(),
+            last_chunk: chunk.to_string(),
+            last_change: Change::Inactivated,
+            updated_at: at,
+            ..self.clone()
+        }
+    }
+}
+
 /// What [`StoredFinding::last_chunk`] says when finalize's sweep of unseen assets wrote it.
 pub const SWEEP_CHUNK: &str = "sweep";
 

@@ -174,25 +174,48 @@ impl Stack {
 
     /// A connector's stored findings (those that pass `filter`, which may use `:true`)
     /// as items. The findings table is keyed by asset, so a test reads it whole.
-    pub async fn findings(
+    pub async fn findings(&self, connector_id: &str, filter: Option<&str>) -> Vec<HashMap<String, AttributeValue>> {
+        self.scan_findings(connector_id, filter, None).await
+    }
+
+    /// The same, with only the attributes `projection` names (`#state` for `state`), read
+    /// by four parallel scan segments.
+    pub async fn scan_findings(
         &self,
         connector_id: &str,
         filter: Option<&str>,
-    ) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        projection: Option<&str>,
+    ) -> Vec<HashMap<String, AttributeValue>> {
+        const SEGMENTS: i32 = 4;
         let condition = match filter {
             Some(filter) => format!("connector_id = :c AND ({filter})"),
             None => "connector_id = :c".to_string(),
         };
-        let mut scan = self
-            .dynamodb
-            .scan()
-            .table_name(self.output("FindingsTable"))
-            .filter_expression(condition)
-            .expression_attribute_values(":c", AttributeValue::S(connector_id.into()));
-        if filter.is_some_and(|filter| filter.contains(":true")) {
-            scan = scan.expression_attribute_values(":true", AttributeValue::Bool(true));
-        }
-        scan.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.expect("scans the findings")
+        let segments = (0..SEGMENTS).map(|segment| {
+            let mut scan = self
+                .dynamodb
+                .scan()
+                .table_name(self.output("FindingsTable"))
+                .segment(segment)
+                .total_segments(SEGMENTS)
+                .filter_expression(&condition)
+                .expression_attribute_values(":c", AttributeValue::S(connector_id.into()));
+            if filter.is_some_and(|filter| filter.contains(":true")) {
+                scan = scan.expression_attribute_values(":true", AttributeValue::Bool(true));
+            }
+            if let Some(projection) = projection {
+                scan = scan.projection_expression(projection);
+                if projection.contains("#state") {
+                    scan = scan.expression_attribute_names("#state", "state");
+                }
+            }
+            scan.into_paginator().items().send().collect::<Result<Vec<_>, _>>()
+        });
+        futures::future::join_all(segments)
+            .await
+            .into_iter()
+            .flat_map(|items| items.expect("scans the findings"))
+            .collect()
     }
 
     /// The items of a connector in one of the stack's tables (named by its output).
