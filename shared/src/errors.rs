@@ -220,6 +220,30 @@ pub struct Redactor {
 }
 
 const REDACTED: &str = "<redacted>";
+/// Tenable's key header format (`accessKey=...;secretKey=...`): whatever follows these is
+/// a key, configured or not (a scanner may echo keys vulnflow never had).
+const KEY_MARKERS: [&str; 2] = ["accessKey=", "secretKey="];
+
+/// `text` with the value after each `marker` (up to `;`, `&`, `,`, a quote or a space)
+/// redacted.
+fn redact_after(text: &str, marker: &str) -> String {
+    let mut redacted = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(found) = rest.find(marker) {
+        let value_start = found + marker.len();
+        redacted.push_str(&rest[..value_start]);
+        let value = &rest[value_start..];
+        let value_len = value.find([';', '&', ',', '"', '\'', ' ', '\n']).unwrap_or(value.len());
+        if value_len > 0 && !value[..value_len].starts_with(REDACTED) {
+            redacted.push_str(REDACTED);
+        } else {
+            redacted.push_str(&value[..value_len]);
+        }
+        rest = &value[value_len..];
+    }
+    redacted.push_str(rest);
+    redacted
+}
 const SECRET_HEADERS: [&str; 6] =
     ["x-apikeys", "authorization", "cookie", "set-cookie", "x-api-key", "x-amz-security-token"];
 /// Enough of a scanner's error body to act on; the rest is noise in a job record.
@@ -227,12 +251,15 @@ const BODY_EXCERPT_CHARS: usize = 2_000;
 
 impl Redactor {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        // Short values would redact innocent text; real API keys are long.
-        Redactor { secrets: secrets.into_iter().filter(|secret| secret.len() >= 8).collect() }
+        // Every configured secret, whatever its length (the API refuses keys under 8
+        // characters, so a short one cannot redact innocent text).
+        Redactor { secrets: secrets.into_iter().filter(|secret| !secret.is_empty()).collect() }
     }
 
     pub fn text(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_string(), |redacted, secret| redacted.replace(secret.as_str(), REDACTED))
+        let known =
+            self.secrets.iter().fold(text.to_string(), |redacted, secret| redacted.replace(secret.as_str(), REDACTED));
+        KEY_MARKERS.iter().fold(known, |redacted, marker| redact_after(&redacted, marker))
     }
 
     pub fn response<'a>(
@@ -307,6 +334,21 @@ mod tests {
         let text = serde_json::to_string(&response.to_payload()).unwrap_or_default();
         assert!(!text.contains("AKEY-0123456789") && !text.contains("SKEY-9876543210"), "{text}");
         assert!(text.contains("x-request-id"));
+    }
+
+    #[test]
+    fn short_configured_keys_and_any_key_in_tenables_header_format_are_redacted() {
+        let redactor = Redactor::new(["k3y-42".to_string()]);
+        let echoed = "you sent k3y-42 and X-ApiKeys: accessKey=0a1b2c3d4e;secretKey=9f8e7d6c5b, \"accessKey=zz\"";
+        let text = redactor.text(echoed);
+        for secret in ["k3y-42", "0a1b2c3d4e", "9f8e7d6c5b", "zz"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(
+            text,
+            "you sent <redacted> and X-ApiKeys: accessKey=<redacted>;secretKey=<redacted>, \"accessKey=<redacted>\""
+        );
+        assert_eq!(redactor.text(&text), text, "redacting twice changes nothing");
     }
 
     #[test]

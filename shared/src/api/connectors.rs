@@ -14,6 +14,9 @@ const SCHEDULE_HOURS: std::ops::RangeInclusive<u32> = 1..=168;
 const SYNC_WINDOW_MINUTES: std::ops::RangeInclusive<u32> = 1..=1440;
 const MAX_NAME_CHARS: usize = 200;
 const MAX_KEY_CHARS: usize = 512;
+/// Shorter keys are no scanner's (Tenable's are 64 characters) and could not be told from
+/// ordinary text when they are redacted.
+const MIN_KEY_CHARS: usize = 8;
 
 /// The secret the API keeps a connector's keys in, and the pipeline reads them from.
 fn secret_id_for(connector_id: &str) -> String {
@@ -263,10 +266,10 @@ fn valid_base_url(base_url: String) -> Result<String> {
 
 fn valid_credentials(access_key: String, secret_key: String) -> Result<TenableCredentials> {
     for (field, key) in [("access_key", &access_key), ("secret_key", &secret_key)] {
-        if key.trim().is_empty() || key.len() > MAX_KEY_CHARS {
+        if key.trim().len() < MIN_KEY_CHARS || key.len() > MAX_KEY_CHARS {
             return Err(SyncError::invalid_field(
                 field,
-                format!("must be a non-empty string of at most {MAX_KEY_CHARS} characters"),
+                format!("must be the scanner's key: {MIN_KEY_CHARS} to {MAX_KEY_CHARS} characters"),
             ));
         }
     }

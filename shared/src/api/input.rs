@@ -14,6 +14,13 @@ const TIME_FORMAT: &str = "must be an RFC 3339 time such as 2024-01-05T10:11:12Z
 /// rather than ignored, so a misspelt option cannot pass unnoticed.
 pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
+    // serde would read a struct from an array's positions: only an object names its fields.
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(SyncError::invalid_field(
+            "body",
+            "must be a JSON object of the request's fields (see api/openapi.yaml), not an array or a single value",
+        ));
+    }
     let mut unknown = Vec::new();
     let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(field_path(&path));
     let mut json = serde_json::Deserializer::from_slice(bytes);

@@ -540,6 +540,30 @@ async fn a_sync_stopped_in_the_console_can_be_resumed_at_once() {
     assert_eq!(view["status"], "GENERIC_ERROR");
 }
 
+#[tokio::test]
+async fn a_body_that_is_not_an_object_or_a_key_too_short_is_refused_naming_it() {
+    let api = Api::new();
+    let positional = json!(["Tenable", "tenable", "https://cloud.tenable.example/", ACCESS_KEY, SECRET_KEY]);
+    let refused = api.post("/connectors", positional).await;
+    assert_eq!((refused.status, field(&refused)), (400, "body"), "{:?}", refused.body);
+    assert!(body(&refused)["message"].as_str().unwrap_or_default().contains("JSON object"));
+
+    let short = api.post("/connectors", with(new_connector(), json!({ "secret_key": "abc12" }))).await;
+    assert_eq!((short.status, field(&short)), (400, "secret_key"));
+    assert!(!format!("{:?}", short.body).contains("abc12"), "an error never quotes a key");
+    assert!(api.store.list_connectors().await.unwrap().is_empty(), "nothing was created");
+}
+
+#[tokio::test]
+async fn a_forged_history_token_is_refused_before_it_reaches_the_store() {
+    let api = Api::new();
+    api.create_connector(CONNECTOR).await;
+    let forged = json!({ "connector_id": CONNECTOR, "started_at": Utc::now(), "job_id": "" });
+    let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, forged.to_string());
+    let answer = api.get(&format!("/connectors/{CONNECTOR}/syncs?next_token={token}")).await;
+    assert_eq!((answer.status, field(&answer)), (400, "next_token"), "{:?}", answer.body);
+}
+
 /// A workflow whose service is down.
 struct Unavailable;
 

@@ -123,7 +123,9 @@ impl HistoryCursor {
         let cursor: HistoryCursor = URL_SAFE_NO_PAD
             .decode(token)
             .ok()
-            .and_then(|json| serde_json::from_slice(&json).ok())
+            .and_then(|json| serde_json::from_slice::<HistoryCursor>(&json).ok())
+            // A job id DynamoDB could not take as a key was never in a page.
+            .filter(|cursor| (1..=2048).contains(&cursor.job_id.len()))
             .ok_or_else(|| {
                 SyncError::invalid_field("next_token", "is not a token this API gave: pass next_token back as it came")
             })?;
