@@ -9,7 +9,4 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
 source "$REPO/infra/local/stack.sh"
 
-echo "[demo] building the workspace"
-cargo build --workspace --bins --locked
-start_local_stack
-"$REPO/target/debug/demo"
+run_on_local_stack demo

@@ -12,7 +12,4 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
 source "$REPO/infra/local/stack.sh"
 
-echo "[scale] building the workspace"
-cargo build --workspace --bins --locked
-start_local_stack
-"$REPO/target/debug/scale" "${1:-1000000}"
+run_on_local_stack scale "${1:-1000000}"

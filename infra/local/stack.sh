@@ -20,3 +20,14 @@ start_local_stack() {
     bash "$REPO/infra/local/up.sh"
     "$REPO/.local/venv/bin/python" "$REPO/infra/local/deploy.py" --stack-name vulnflow-local "${LOCAL_STACK_PARAMETERS[@]}"
 }
+
+# Builds the workspace's binaries (the functions the stack runs among them), starts and
+# deploys the local stack, then runs the workspace binary $1 with the other arguments.
+run_on_local_stack() {
+    local binary="$1"
+    shift
+    echo "[$binary] building the workspace"
+    cargo build --workspace --bins --locked
+    start_local_stack
+    "$REPO/target/debug/$binary" "$@"
+}

@@ -72,6 +72,12 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
     let job_id = job.job_id.clone();
     services
         .run_stage(&job_id, Stage::Finalizing, None, async {
+            // A sweep under way was begun by a finalize that found nothing failed: its
+            // later pages need not read every chunk record again.
+            let sweep_under_way = event.failure.is_none() && matches!(job.sweep, Some(SweepMark::After(_)));
+            if sweep_under_way && sweep_page(services, &job).await? != SweepMark::Done {
+                return Ok(still_sweeping(&job, job.chunks));
+            }
             let chunks = services.jobs.chunks(&job_id).await?;
             let counts = ChunkCounts::settled(job.chunks.total, &chunks);
 
@@ -90,18 +96,9 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
                 services.jobs.stage_ended(&job_id, failure.stage, StageOutcome::Failed, failure.occurred_at).await?;
             }
             if failure.is_none() {
-                if job.sees_every_finding() && job.sweep != Some(SweepMark::Done) {
-                    let reached = sweep_page(services, &job).await?;
-                    if reached != SweepMark::Done {
-                        return Ok(JobSummary {
-                            job_id: job_id.clone(),
-                            status: job.status,
-                            chunks: counts,
-                            counts: job.counts,
-                            failure: None,
-                            sweeping: true,
-                        });
-                    }
+                let sweep_begins = !sweep_under_way && job.sees_every_finding() && job.sweep != Some(SweepMark::Done);
+                if sweep_begins && sweep_page(services, &job).await? != SweepMark::Done {
+                    return Ok(still_sweeping(&job, counts));
                 }
                 if job.scope.is_everything() && matches!(job.mode, SyncMode::Full | SyncMode::Incremental) {
                     services.connectors.advance_cursor(&job.connector_id, job.data_as_of().timestamp()).await?;
@@ -155,6 +152,18 @@ pub async fn settle_unfinished(
         ..job.clone()
     };
     jobs.finish_job(&ended).await
+}
+
+/// What finalize answers while its sweep has pages left: the state machine calls it again.
+fn still_sweeping(job: &SyncJob, chunks: ChunkCounts) -> JobSummary {
+    JobSummary {
+        job_id: job.job_id.clone(),
+        status: job.status,
+        chunks,
+        counts: job.counts,
+        failure: None,
+        sweeping: true,
+    }
 }
 
 /// One page of a complete sync's sweep: the findings still active on the assets of the

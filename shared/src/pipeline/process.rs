@@ -71,7 +71,7 @@ fn read_ndjson<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<Vec<T>> {
         .collect()
 }
 
-pub(crate) fn count_finding(counts: &mut RecordCounts, change: Change) {
+fn count_finding(counts: &mut RecordCounts, change: Change) {
     match change {
         Change::New => counts.findings_new += 1,
         Change::Updated => counts.findings_updated += 1,

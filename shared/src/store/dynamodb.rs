@@ -242,6 +242,19 @@ impl DynamoStore {
         }
     }
 
+    /// Adds counters to a job item (an `ADD` of [`map_addition`]'s parts, with `extra_names`).
+    async fn add_to_job(
+        &self,
+        job_id: &str,
+        (expression, names, values): ExpressionParts,
+        extra_names: &[(&str, &str)],
+    ) -> Result<()> {
+        let mut names: Vec<(&str, &str)> = names.iter().map(|(name, field)| (name.as_str(), *field)).collect();
+        names.extend_from_slice(extra_names);
+        let values = values.iter().map(|(name, value)| (name.as_str(), value.clone())).collect();
+        self.update_job(job_id, &format!("ADD {expression}"), &names, values).await
+    }
+
     /// Runs one update expression on a job item if `condition` holds and the job was
     /// not cancelled ([`NOT_CANCELLED`]): false, changing nothing, when either fails.
     async fn update_job_if(
@@ -367,14 +380,18 @@ impl DynamoStore {
 /// An update expression's text with its attribute names and values.
 type ExpressionParts = (String, Vec<(String, &'static str)>, Vec<(String, AttributeValue)>);
 
-/// `counts.#field :field, ...` with its names and values. Attribute names throughout:
-/// DynamoDB reserves words like `processed`.
-fn counts_addition(counts: &RecordCounts) -> ExpressionParts {
-    let fields = counts.fields();
-    let expression = fields.iter().map(|(field, _)| format!("counts.#{field} :{field}")).collect::<Vec<_>>().join(", ");
+/// `<map>.#field :field, ...` with its names and values, adding each counter to the
+/// job's map at `map` (a path, or a `#name` the caller names). Attribute names
+/// throughout: DynamoDB reserves words like `processed`.
+fn map_addition<const N: usize>(map: &str, fields: [(&'static str, u64); N]) -> ExpressionParts {
+    let expression = fields.iter().map(|(field, _)| format!("{map}.#{field} :{field}")).collect::<Vec<_>>().join(", ");
     let names = fields.iter().map(|(field, _)| (format!("#{field}"), *field)).collect();
     let values = fields.iter().map(|(field, value)| (format!(":{field}"), number(*value))).collect();
     (expression, names, values)
+}
+
+fn counts_addition(counts: &RecordCounts) -> ExpressionParts {
+    map_addition("counts", counts.fields())
 }
 
 /// What an update from the API sets on a connector item: everything but its key and
@@ -677,22 +694,12 @@ impl JobStore for DynamoStore {
     }
 
     async fn add_counts(&self, job_id: &str, counts: &RecordCounts) -> Result<()> {
-        let (expression, names, values) = counts_addition(counts);
-        let names: Vec<(&str, &str)> = names.iter().map(|(n, a)| (n.as_str(), *a)).collect();
-        let values = values.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
-        self.update_job(job_id, &format!("ADD {expression}"), &names, values).await
+        self.add_to_job(job_id, counts_addition(counts), &[]).await
     }
 
     async fn add_usage(&self, job_id: &str, usage: &Usage) -> Result<()> {
-        let fields = usage.fields();
-        let expression: Vec<String> = fields.iter().map(|(field, _)| format!("#usage.#{field} :{field}")).collect();
-        let names: Vec<(String, &str)> = fields.iter().map(|(field, _)| (format!("#{field}"), *field)).collect();
-        let mut names: Vec<(&str, &str)> = names.iter().map(|(name, field)| (name.as_str(), *field)).collect();
-        names.push(("#usage", "usage"));
-        let values: Vec<(String, AttributeValue)> =
-            fields.iter().map(|(field, value)| (format!(":{field}"), number(*value))).collect();
-        let values = values.iter().map(|(name, value)| (name.as_str(), value.clone())).collect();
-        self.update_job(job_id, &format!("ADD {}", expression.join(", ")), &names, values).await
+        // `usage` is a reserved word.
+        self.add_to_job(job_id, map_addition("#usage", usage.fields()), &[("#usage", "usage")]).await
     }
 
     async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()> {

@@ -97,7 +97,7 @@ pub async fn run(stack: &Stack, config: ScaleConfig, progress: impl Fn(&str)) ->
     let total = sim.dataset().vulns().len() as u64;
     progress(&format!("simulated tenant: {assets} assets, {total} findings"));
 
-    let first = sync(stack, &connector, "first full sync", &mut report, &progress).await;
+    let (first, stored) = sync(stack, &connector, "first full sync", &mut report, &progress).await;
     let assets = u64::from(assets);
     // The assets export returns every asset each time; its chunks store them first.
     let expected = RecordCounts {
@@ -108,9 +108,9 @@ pub async fn run(stack: &Stack, config: ScaleConfig, progress: impl Fn(&str)) ->
         ..RecordCounts::default()
     };
     report.check("first sync counts", &expected, &first.job.counts);
-    report.check_stored(stack, &connector, &sim, &first, None).await;
+    report.check_stored(&stored, &sim, &first, None);
 
-    let second = sync(stack, &connector, "unchanged re-sync", &mut report, &progress).await;
+    let (second, _) = sync(stack, &connector, "unchanged re-sync", &mut report, &progress).await;
     let expected = RecordCounts {
         findings_received: total,
         findings_unchanged: total,
@@ -137,7 +137,7 @@ pub async fn run(stack: &Stack, config: ScaleConfig, progress: impl Fn(&str)) ->
         effects.inactivated.len().saturating_sub(one_percent),
         changes.vanished_assets.len()
     ));
-    let third = sync(stack, &connector, "re-sync after changes", &mut report, &progress).await;
+    let (third, stored) = sync(stack, &connector, "re-sync after changes", &mut report, &progress).await;
     let received = sim.dataset().vulns().len() as u64;
     let changed = (effects.new.len() + effects.fixed.len()) as u64;
     let expected = RecordCounts {
@@ -155,7 +155,7 @@ pub async fn run(stack: &Stack, config: ScaleConfig, progress: impl Fn(&str)) ->
         effects.new.len() + effects.fixed.len() + effects.inactivated.len(),
         third.findings_written,
     );
-    report.check_stored(stack, &connector, &sim, &third, Some(&effects)).await;
+    report.check_stored(&stored, &sim, &third, Some(&effects));
     report
 }
 
@@ -204,15 +204,13 @@ impl ScaleReport {
 
     /// The stored findings equal the simulator's: one per finding it exports, active,
     /// in its state; and those that went (with `effects`) kept, inactive.
-    async fn check_stored(
+    fn check_stored(
         &mut self,
-        stack: &Stack,
-        connector: &Connector,
+        stored: &HashMap<String, StoredState>,
         sim: &RunningSimulator,
         run: &SyncFigures,
         effects: Option<&Effects>,
     ) {
-        let stored = stored_findings(stack, &connector.connector_id).await;
         let dataset = sim.dataset();
         let truth: HashMap<String, &str> = dataset
             .vulns()
@@ -248,14 +246,15 @@ impl ScaleReport {
     }
 }
 
-/// Runs one full sync to its end, watching the functions' memory.
+/// Runs one full sync to its end, watching the functions' memory; its figures, and the
+/// stored findings as it left them (read once, for the figures and the checks).
 async fn sync(
     stack: &Stack,
     connector: &Connector,
     label: &'static str,
     report: &mut ScaleReport,
     progress: &impl Fn(&str),
-) -> SyncFigures {
+) -> (SyncFigures, HashMap<String, StoredState>) {
     let started_at = Instant::now();
     let started = stack.start_sync(connector, json!({ "mode": "full" })).await;
     let mut last_line = String::new();
@@ -286,11 +285,8 @@ async fn sync(
     if job.status != JobStatus::Finished {
         report.failures.push(format!("{label} ended {}: {:?}", job.status, job.failure));
     }
-    let findings_written = stored_findings(stack, &connector.connector_id)
-        .await
-        .values()
-        .filter(|finding| finding.last_job_id == job.job_id)
-        .count();
+    let stored = stored_findings(stack, &connector.connector_id).await;
+    let findings_written = stored.values().filter(|finding| finding.last_job_id == job.job_id).count();
     let parent_transitions = stack
         .execution_events(&started.execution_arn)
         .await
@@ -300,7 +296,7 @@ async fn sync(
     let state_transitions = parent_transitions + 3 * (job.chunks.processed + job.chunks.failed);
     let figures = SyncFigures { label, job, wall, findings_written, state_transitions };
     report.syncs.push(figures.clone());
-    figures
+    (figures, stored)
 }
 
 /// Every stored finding of the connector, by id.
