@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tenable_simulator::Dataset;
+use vulnflow_shared::connectors::CallLimits;
 use vulnflow_shared::cost::{self, Measured, Prices, Workload};
 use vulnflow_shared::model::{Connector, ConnectorRecord, ExportKind, ScannerKind, SyncMode, SyncScope};
 use vulnflow_shared::pipeline::initiate::{SyncRequest, new_job};
@@ -177,7 +178,7 @@ async fn services(store: &Arc<MemoryStore>) -> Services {
         assets_per_chunk: ASSETS,
         export_timeout: chrono::Duration::minutes(5),
         export_poll_seconds: 1,
-        throttle_budget: std::time::Duration::from_secs(5),
+        scanner_calls: CallLimits::for_memory(std::time::Duration::from_secs(5), 512),
         sweep_page_assets: 1000,
     };
     Services::in_memory(store.clone(), settings)

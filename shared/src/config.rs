@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::ApiServices;
 use crate::api::http::HttpApi;
+use crate::api::{ApiServices, PageTokens};
 use crate::auth;
+use crate::connectors::CallLimits;
 use crate::errors::SyncError;
 use crate::pipeline::{Services, Settings};
 use crate::starter::SyncStarter;
@@ -14,7 +15,7 @@ use crate::store::dynamodb::{DynamoStore, Tables};
 use crate::store::metering::CapacityMeter;
 use crate::store::s3::S3Store;
 use crate::store::secrets::SecretsManagerStore;
-use crate::usage::Meter;
+use crate::usage::{Meter, function_memory_mb};
 use crate::workflow::StepFunctions;
 
 fn required(name: &str) -> Result<String, SyncError> {
@@ -47,7 +48,10 @@ pub fn settings_from_env() -> Result<Settings, SyncError> {
             .map_err(|_| SyncError::Internal("EXPORT_ASSETS_PER_CHUNK is too large".into()))?,
         export_timeout: chrono::Duration::minutes(optional_number("EXPORT_TIMEOUT_MINUTES", 360)? as i64),
         export_poll_seconds: optional_number("EXPORT_POLL_SECONDS", 30)?,
-        throttle_budget: Duration::from_secs(optional_number("THROTTLE_WAIT_SECONDS", 120)?),
+        scanner_calls: CallLimits::for_memory(
+            Duration::from_secs(optional_number("THROTTLE_WAIT_SECONDS", 120)?),
+            function_memory_mb(),
+        ),
         sweep_page_assets: usize::try_from(optional_number("SWEEP_PAGE_ASSETS", 1000)?.max(1))
             .map_err(|_| SyncError::Internal("SWEEP_PAGE_ASSETS is too large".into()))?,
     })
@@ -119,12 +123,16 @@ pub async fn http_api_from_env() -> Result<HttpApi, SyncError> {
         Ok(secret_id) => Some(auth::signing_key(&secrets_client, &secret_id).await?),
         Err(_) => None,
     };
+    // Page tokens hold across the API's instances only under the deployment's key; without
+    // one (a bare function run by hand) they hold within this process.
+    let page_key = token_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().as_bytes().to_vec());
     let services = ApiServices {
         connectors: dynamo.clone(),
         secrets: Arc::new(SecretsManagerStore::new(secrets_client)),
         jobs: dynamo,
         workflow: Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&config), required("STATE_MACHINE_ARN")?)),
         deployment: required("DEPLOYMENT_NAME")?,
+        page_tokens: PageTokens::new(&page_key),
     };
     Ok(HttpApi::new(services, token_key))
 }

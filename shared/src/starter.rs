@@ -47,6 +47,9 @@ impl SyncStarter {
         let claim = SyncClaim { job_id: job_id.to_string(), claimed_at: Utc::now() };
         let previous = record.sync_claim.as_ref().map(|claim| claim.job_id.as_str());
         if !self.connectors.claim_sync(connector_id, previous, &claim).await? {
+            if self.connectors.connector_record(connector_id).await?.is_none() {
+                return Err(SyncError::NotFound(format!("connector {connector_id} was deleted as the sync started")));
+            }
             return Err(SyncError::Conflict(format!(
                 "another sync of connector {connector_id} was started at the same moment: \
                  GET /connectors/{connector_id}/syncs shows it"

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Value, json};
-use vulnflow_shared::api::{ApiRequest, ApiServices, Identity, handle};
+use vulnflow_shared::api::{ApiRequest, ApiServices, Identity, PageTokens, handle};
 use vulnflow_shared::auth::{self, Role};
 use vulnflow_shared::model::{ChunkRecord, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome};
 use vulnflow_shared::store::JobStore;
@@ -96,6 +96,7 @@ impl TestApi {
             jobs: store.clone(),
             workflow: workflow.clone(),
             deployment: "cli-tests".into(),
+            page_tokens: PageTokens::new(b"cli-tests page key"),
         };
         let server = Arc::new(Server { services, served: Mutex::default() });
         let app = Router::new().fallback(forward).with_state(server.clone());

@@ -175,8 +175,11 @@ pub(super) async fn update(services: &ApiServices, connector_id: &str, body: &[u
     if let Some(name) = changes.name {
         connector.name = valid_name(name)?;
     }
+    let mut moved = false;
     if let Some(base_url) = changes.base_url {
-        connector.base_url = valid_base_url(base_url)?;
+        let base_url = valid_base_url(base_url)?;
+        moved = base_url != connector.base_url;
+        connector.base_url = base_url;
     }
     if let Some(mode) = changes.default_mode {
         connector.default_mode = mode;
@@ -188,6 +191,13 @@ pub(super) async fn update(services: &ApiServices, connector_id: &str, body: &[u
         record.sync_window_minutes = within("sync_window_minutes", minutes, SYNC_WINDOW_MINUTES)?;
     }
     let credentials = match (changes.access_key, changes.secret_key) {
+        // The stored keys were given for the old host: they never go to another unasked.
+        (None, None) if moved => {
+            return Err(SyncError::invalid_field(
+                "access_key",
+                "is required with a new base_url: give the keys for that scanner as access_key and secret_key",
+            ));
+        }
         (None, None) => None,
         (Some(access_key), Some(secret_key)) => Some(valid_credentials(access_key, secret_key)?),
         (Some(_), None) => {
@@ -212,17 +222,33 @@ pub(super) async fn update(services: &ApiServices, connector_id: &str, body: &[u
     Ok(ConnectorView::from(&record))
 }
 
+/// Deletes the connector and its keys. Its id is retired: the findings and assets it
+/// synced stay stored under it, and no new connector can take the id and inherit them.
 pub(super) async fn delete(services: &ApiServices, connector_id: &str) -> Result<()> {
     let record = found(services, connector_id).await?;
     services.starter().ensure_idle(&record).await?;
-    // The secret first: should the record's deletion fail, deleting again finishes the work.
+    // Idle as read: one conditional write deletes it only if no sync was claimed since.
+    let last_claim = record.sync_claim.as_ref().map(|claim| claim.job_id.as_str());
+    if !services.connectors.retire_connector(connector_id, last_claim).await? {
+        found(services, connector_id).await?;
+        return Err(SyncError::Conflict(format!(
+            "a sync of connector {connector_id} started while it was being deleted: \
+             cancel it (GET /connectors/{connector_id}/syncs shows it), then delete the connector"
+        )));
+    }
+    tracing::info!(connector_id, "connector deleted");
     // A secret named by hand (not the API's own) may serve others: it stays.
     let connector = &record.connector;
-    if connector.secret_id == secret_id_for(connector_id) {
-        services.secrets.delete_secret(&connector.secret_id).await?;
+    if connector.secret_id == secret_id_for(connector_id)
+        && let Err(error) = services.secrets.delete_secret(&connector.secret_id).await
+    {
+        tracing::error!(connector_id, %error, "a deleted connector's keys could not be deleted");
+        return Err(SyncError::storage(
+            format!("connector {connector_id} is deleted, but deleting its keys (the secret {})", connector.secret_id),
+            format!("{error}: delete that secret in Secrets Manager"),
+            true,
+        ));
     }
-    services.connectors.delete_connector(connector_id).await?;
-    tracing::info!(connector_id, "connector deleted");
     Ok(())
 }
 

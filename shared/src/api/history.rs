@@ -91,9 +91,10 @@ pub(super) async fn list(services: &ApiServices, connector_id: &str, query: &Que
     }
     let page = HistoryPage {
         limit: query.number("limit", 1..=MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT),
-        token: query.text("next_token")?.map(String::from),
+        token: query.text("next_token")?.map(|token| services.page_tokens.open(token).map(String::from)).transpose()?,
     };
     connectors::found(services, connector_id).await?;
     let (jobs, next_token) = services.jobs.history(connector_id, &filter, &page).await?;
+    let next_token = next_token.map(|cursor| services.page_tokens.seal(&cursor));
     Ok(History { syncs: jobs.into_iter().map(HistoryRow::from).collect(), next_token })
 }

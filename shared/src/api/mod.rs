@@ -9,6 +9,7 @@ mod history;
 pub mod http;
 mod input;
 mod jobs;
+mod page_token;
 mod response;
 mod syncs;
 #[cfg(test)]
@@ -17,6 +18,7 @@ mod tests;
 use std::sync::Arc;
 
 use access::Endpoint;
+pub use page_token::PageTokens;
 use response::ApiError;
 pub use response::ApiResponse;
 
@@ -33,6 +35,8 @@ pub struct ApiServices {
     pub workflow: Arc<dyn Workflow>,
     /// The deployment's name, recorded on the jobs it starts.
     pub deployment: String,
+    /// Signs the history's page tokens.
+    pub page_tokens: PageTokens,
 }
 
 impl ApiServices {

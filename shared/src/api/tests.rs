@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use super::jobs::progress;
-use super::{ApiRequest, ApiResponse, ApiServices, Identity, handle};
+use super::{ApiRequest, ApiResponse, ApiServices, Identity, PageTokens, handle};
 use crate::errors::{Result, SyncError};
 use crate::model::{
     ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
@@ -54,6 +54,7 @@ impl Api {
             jobs: store.clone(),
             workflow: other.unwrap_or_else(|| workflow.clone()),
             deployment: "api-tests".into(),
+            page_tokens: PageTokens::new(b"api-tests page key"),
         };
         Api { store, workflow, services, seen: Mutex::default() }
     }
@@ -304,11 +305,45 @@ async fn connectors_are_listed_read_changed_and_deleted() {
     assert_eq!(api.store.secret("vulnflow/tenable-a").map(|s| s.secret_key), Some("SKEY-rotated-00000000".into()));
     assert_eq!(api.patch("/connectors/tenable-zz", json!({ "name": "x" })).await.status, 404);
 
+    let moved = api.patch("/connectors/tenable-a", json!({ "base_url": "https://elsewhere.example" })).await;
+    assert_eq!((moved.status, field(&moved)), (400, "access_key"), "the stored keys never follow a new host");
+    assert_eq!(body(&api.get("/connectors/tenable-a").await)["base_url"], "https://cloud.tenable.example");
+    let same_host = api.patch("/connectors/tenable-a", json!({ "base_url": "https://cloud.tenable.example/" })).await;
+    assert_eq!(same_host.status, 200, "the same address needs no keys: {:?}", same_host.body);
+    let moved = api
+        .patch(
+            "/connectors/tenable-a",
+            json!({ "base_url": "https://elsewhere.example", "access_key": "AKEY-moved-000000", "secret_key": "SKEY-moved-000000" }),
+        )
+        .await;
+    assert_eq!((moved.status, body(&moved)["base_url"].clone()), (200, json!("https://elsewhere.example")));
+    assert_eq!(api.store.secret("vulnflow/tenable-a").map(|s| s.secret_key), Some("SKEY-moved-000000".into()));
+
     let deleted = api.delete("/connectors/tenable-a").await;
     assert_eq!((deleted.status, deleted.body), (204, None));
     assert!(api.store.secret("vulnflow/tenable-a").is_none(), "the keys went with it");
     assert_eq!(api.get("/connectors/tenable-a").await.status, 404);
     assert_eq!(api.delete("/connectors/tenable-a").await.status, 404);
+    let again = api.create_connector("tenable-a").await;
+    let message = body(&again)["message"].as_str().unwrap_or_default();
+    assert_eq!(again.status, 409, "a new connector never inherits a deleted one's findings");
+    assert!(message.contains("deleted connector") && message.contains("choose another id"), "{message}");
+    assert_eq!(api.patch("/connectors/tenable-a", json!({ "name": "x" })).await.status, 404);
+    assert_eq!(api.post("/connectors/tenable-a/syncs", json!({})).await.status, 404);
+}
+
+#[tokio::test]
+async fn a_connector_claimed_by_a_sync_after_it_was_read_is_not_deleted() {
+    let api = Api::new();
+    api.create_connector("tenable-a").await;
+    let started = api.start_running_sync("tenable-a").await;
+    assert!(
+        !api.store.retire_connector("tenable-a", None).await.expect("retires"),
+        "a deletion that read the connector before the sync claimed it changes nothing"
+    );
+    assert_eq!(api.get("/connectors/tenable-a").await.status, 200);
+    assert!(api.store.retire_connector("tenable-a", Some(&started.job_id)).await.expect("retires"));
+    assert_eq!(api.get("/connectors/tenable-a").await.status, 404);
 }
 
 #[tokio::test]
@@ -558,10 +593,12 @@ async fn a_body_that_is_not_an_object_or_a_key_too_short_is_refused_naming_it() 
 async fn a_forged_history_token_is_refused_before_it_reaches_the_store() {
     let api = Api::new();
     api.create_connector(CONNECTOR).await;
-    let forged = json!({ "connector_id": CONNECTOR, "started_at": Utc::now(), "job_id": "" });
-    let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, forged.to_string());
-    let answer = api.get(&format!("/connectors/{CONNECTOR}/syncs?next_token={token}")).await;
-    assert_eq!((answer.status, field(&answer)), (400, "next_token"), "{:?}", answer.body);
+    for job_id in ["", "a-job-no-page-listed"] {
+        let forged = json!({ "connector_id": CONNECTOR, "started_at": Utc::now(), "job_id": job_id });
+        let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, forged.to_string());
+        let answer = api.get(&format!("/connectors/{CONNECTOR}/syncs?next_token={token}")).await;
+        assert_eq!((answer.status, field(&answer)), (400, "next_token"), "{job_id:?}: {:?}", answer.body);
+    }
 }
 
 /// A workflow whose service is down.

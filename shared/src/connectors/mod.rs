@@ -65,17 +65,35 @@ pub trait ExportScanner: Send + Sync {
     async fn download_chunk(&self, kind: ExportKind, export_uuid: &str, chunk_id: u32) -> Result<Vec<u8>>;
 }
 
-/// The client for a connector's scanner. `throttle_budget` is how long one call may
-/// spend waiting out the scanner's rate limit (its `Retry-After`) before it fails.
+/// What one scanner call may spend.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallLimits {
+    /// How long it may wait out the scanner's rate limit (its `Retry-After`) before it fails.
+    pub throttle_budget: Duration,
+    /// The largest answer it reads: a larger chunk fails with a clear error instead of
+    /// the function running out of memory.
+    pub max_answer_bytes: usize,
+}
+
+impl CallLimits {
+    /// The answer bound for a function of `memory_mb`: a quarter of its memory, which
+    /// leaves room for the answer's copy on its way to S3 and for the runtime.
+    pub fn for_memory(throttle_budget: Duration, memory_mb: u64) -> Self {
+        let max_answer_bytes = usize::try_from(memory_mb.saturating_mul(1024 * 1024) / 4).unwrap_or(usize::MAX);
+        CallLimits { throttle_budget, max_answer_bytes }
+    }
+}
+
+/// The client for a connector's scanner.
 pub fn connect(
     connector: &Connector,
     credentials: TenableCredentials,
     http: &reqwest::Client,
-    throttle_budget: Duration,
+    limits: CallLimits,
 ) -> Box<dyn ExportScanner> {
     match connector.kind {
         ScannerKind::Tenable => {
-            Box::new(tenable::TenableClient::new(http.clone(), &connector.base_url, credentials, throttle_budget))
+            Box::new(tenable::TenableClient::new(http.clone(), &connector.base_url, credentials, limits))
         }
     }
 }

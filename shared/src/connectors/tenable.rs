@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
+use super::{CallLimits, ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
 use crate::errors::{Redactor, Result, ScannerResponse, SyncError};
 use crate::model::{ExportKind, Severity, TenableCredentials};
 
@@ -16,7 +16,7 @@ pub struct TenableClient {
     base_url: String,
     api_keys_header: String,
     redactor: Redactor,
-    throttle_budget: Duration,
+    limits: CallLimits,
 }
 
 /// What a 429 without a usable `Retry-After` waits.
@@ -39,18 +39,13 @@ struct StatusBody {
 }
 
 impl TenableClient {
-    pub fn new(
-        http: reqwest::Client,
-        base_url: &str,
-        credentials: TenableCredentials,
-        throttle_budget: Duration,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, base_url: &str, credentials: TenableCredentials, limits: CallLimits) -> Self {
         TenableClient {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
             api_keys_header: format!("accessKey={};secretKey={}", credentials.access_key, credentials.secret_key),
             redactor: Redactor::new([credentials.access_key, credentials.secret_key]),
-            throttle_budget,
+            limits,
         }
     }
 
@@ -62,7 +57,7 @@ impl TenableClient {
             match self.call_once(method.clone(), path, body.clone()).await {
                 Err(SyncError::ScannerUnavailable { reason, response: Some(response) }) if response.status == 429 => {
                     let retry_after = retry_after(&response).unwrap_or(DEFAULT_RETRY_AFTER);
-                    if waited + retry_after > self.throttle_budget {
+                    if waited + retry_after > self.limits.throttle_budget {
                         return Err(SyncError::ScannerUnavailable {
                             reason: format!("{reason}; gave up after waiting {}s for the rate limit", waited.as_secs()),
                             response: Some(response),
@@ -94,12 +89,9 @@ impl TenableClient {
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("<binary>").to_string()))
             .collect();
-        let bytes = response.bytes().await.map_err(|e| SyncError::ScannerUnavailable {
-            reason: format!("{method} {path}: the answer broke off: {}", error_chain(&e)),
-            response: None,
-        })?;
+        let bytes = self.read_answer(&method, path, response).await?;
         if status.is_success() {
-            return Ok(bytes.to_vec());
+            return Ok(bytes);
         }
         let recorded = self.redactor.response(
             status.as_u16(),
@@ -121,6 +113,35 @@ impl TenableClient {
                 response: Some(recorded),
             },
         })
+    }
+
+    /// The answer's body, read piece by piece into one buffer, up to the limit: a
+    /// chunk too large for the function fails here, before it is held.
+    async fn read_answer(&self, method: &Method, path: &str, mut response: reqwest::Response) -> Result<Vec<u8>> {
+        let limit = self.limits.max_answer_bytes;
+        let too_large = || SyncError::ScannerRejected {
+            reason: format!(
+                "{method} {path} answered more than {} MB, more than this function's memory holds: lower the \
+                 template's ExportAssetsPerChunk (smaller chunks) or raise the function's MemorySize",
+                limit >> 20
+            ),
+            response: None,
+        };
+        let announced = response.content_length().unwrap_or(0);
+        if announced > limit as u64 {
+            return Err(too_large());
+        }
+        let mut body = Vec::with_capacity(announced as usize);
+        while let Some(piece) = response.chunk().await.map_err(|e| SyncError::ScannerUnavailable {
+            reason: format!("{method} {path}: the answer broke off: {}", error_chain(&e)),
+            response: None,
+        })? {
+            if body.len() + piece.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&piece);
+        }
+        Ok(body)
     }
 
     fn parse<T: serde::de::DeserializeOwned>(&self, path: &str, bytes: &[u8]) -> Result<T> {

@@ -6,6 +6,16 @@ use serde_json::Value;
 
 use super::{RecordError, describe};
 
+/// The most bytes a text field keeps: longer text is cut (at a character boundary) and
+/// the whole stays in the raw chunk in S3. Scanner ids, names and advice are far shorter;
+/// the bound keeps every stored item well under DynamoDB's 400 KB.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// The most bytes a list of texts (a finding's CVEs) may hold in all. A longer list is
+/// refused rather than cut: which items to drop is not vulnflow's to choose.
+pub const MAX_LIST_BYTES: usize = 64 * 1024;
+/// The longest id a record may carry: ids become key parts, which DynamoDB bounds.
+pub const MAX_ID_BYTES: usize = 256;
+
 /// One record's fields, read by dotted path (`asset.uuid`); every error names the
 /// record's index and the path.
 pub(crate) struct Fields<'a> {
@@ -87,9 +97,21 @@ impl<'a> Fields<'a> {
         self.parse(path, expected, read)?.ok_or_else(|| self.error(path, "is missing"))
     }
 
-    /// A trimmed string; a blank one counts as absent.
+    /// A trimmed string, cut at [`MAX_TEXT_BYTES`]; a blank one counts as absent.
     pub(crate) fn text(&self, path: &str) -> Result<Option<String>, RecordError> {
-        Ok(self.parse(path, "a string", |value| value.as_str().map(non_blank))?.flatten())
+        Ok(self.parse(path, "a string", |value| value.as_str().map(non_blank))?.flatten().map(cut))
+    }
+
+    /// An id the record cannot do without: a non-empty string of at most [`MAX_ID_BYTES`].
+    pub(crate) fn id(&self, path: &str) -> Result<String, RecordError> {
+        let id = self.required(path, "a non-empty string", |value| value.as_str().and_then(non_blank))?;
+        if id.len() > MAX_ID_BYTES {
+            return Err(self.error(
+                path,
+                format!("is {} bytes long: an id of more than {MAX_ID_BYTES} bytes is no scanner's", id.len()),
+            ));
+        }
+        Ok(id)
     }
 
     /// A string or an array of strings (Tenable sends either for several fields),
@@ -99,17 +121,28 @@ impl<'a> Fields<'a> {
             return Ok(Vec::new());
         };
         match value {
-            Value::String(text) => Ok(non_blank(text).into_iter().collect()),
+            Value::String(text) => Ok(non_blank(text).map(cut).into_iter().collect()),
             Value::Array(items) => {
                 let mut texts = Vec::with_capacity(items.len());
+                let mut bytes = 0;
                 for (position, item) in items.iter().enumerate() {
                     match item {
-                        Value::String(text) => texts.extend(non_blank(text)),
+                        Value::String(text) => {
+                            bytes += text.len();
+                            texts.extend(non_blank(text).map(cut));
+                        }
                         Value::Null => {}
                         other => {
                             return Err(self.unexpected(&format!("{path}[{position}]"), "a string", other));
                         }
                     }
+                }
+                if bytes > MAX_LIST_BYTES {
+                    let reason = format!(
+                        "holds {} items of {bytes} bytes in all, more than the {MAX_LIST_BYTES} a stored record may hold",
+                        items.len()
+                    );
+                    return Err(self.error(path, reason));
                 }
                 Ok(texts)
             }
@@ -134,9 +167,18 @@ impl<'a> Fields<'a> {
 }
 
 /// `text` trimmed, or `None` when that leaves nothing.
-pub(crate) fn non_blank(text: &str) -> Option<String> {
+fn non_blank(text: &str) -> Option<String> {
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// `text` cut to at most [`MAX_TEXT_BYTES`], at a character boundary.
+fn cut(mut text: String) -> String {
+    if text.len() > MAX_TEXT_BYTES {
+        let end = (0..=MAX_TEXT_BYTES).rev().find(|end| text.is_char_boundary(*end)).unwrap_or(0);
+        text.truncate(end);
+    }
+    text
 }
 
 pub(crate) fn first(texts: Vec<String>) -> Option<String> {
@@ -147,6 +189,33 @@ pub(crate) fn first(texts: Vec<String>) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_long_text_is_cut_at_a_character_boundary_and_the_rest_stays_in_the_raw_chunk() {
+        let long = "é".repeat(3000); // 6,000 bytes
+        let record = json!({ "plugin": { "synopsis": long, "name": "short" } });
+        let fields = Fields::new(&record, 0);
+        let synopsis = fields.text("plugin.synopsis").expect("a string").expect("not blank");
+        assert_eq!((synopsis.len(), synopsis.chars().count()), (4096, 2048));
+        assert_eq!(fields.text("plugin.name").expect("a string").as_deref(), Some("short"));
+        let listed = Fields::new(&json!({ "names": ["x".repeat(5000)] }), 0).texts("names").expect("one item");
+        assert_eq!(listed[0].len(), 4096);
+    }
+
+    #[test]
+    fn an_oversized_id_or_list_refuses_the_record_naming_the_field() {
+        let record = json!({ "asset": { "uuid": "a".repeat(257) }, "id": "a".repeat(256) });
+        let fields = Fields::new(&record, 7);
+        assert_eq!(
+            fields.id("asset.uuid").expect_err("too long").to_string(),
+            "record 7: field `asset.uuid` is 257 bytes long: an id of more than 256 bytes is no scanner's"
+        );
+        assert_eq!(fields.id("id").expect("256 bytes is fine").len(), 256);
+        let cves: Vec<String> = (0..5000).map(|n| format!("CVE-2024-{n:08}")).collect(); // 85,000 bytes
+        let error = Fields::new(&json!({ "plugin": { "cve": cves } }), 3).texts("plugin.cve").expect_err("too many");
+        assert_eq!(error.field, "plugin.cve");
+        assert!(error.reason.starts_with("holds 5000 items of 85000 bytes"), "{}", error.reason);
+    }
 
     #[test]
     fn nested_fields_name_their_place_in_the_record() {

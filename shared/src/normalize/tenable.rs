@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::fields::{Fields, first, non_blank};
+use super::fields::{Fields, first};
 use super::{ChunkError, NormalizedAsset, RecordError, normalize_chunk, os_category, parse_timestamp, sanitize_output};
 use crate::model::{Asset, Finding, FindingState, NormalizedRecord, OsCategory, ScannerKind, Severity};
 
@@ -32,7 +32,7 @@ pub fn normalize_assets_chunk(bytes: &[u8]) -> Result<Vec<NormalizedAsset>, Chun
 pub fn normalize_vuln(record: &Value, index: usize) -> Result<NormalizedRecord, RecordError> {
     let fields = Fields::new(record, index);
 
-    let asset_id = fields.required("asset.uuid", NON_EMPTY, |value| value.as_str().and_then(non_blank))?;
+    let asset_id = fields.id("asset.uuid")?;
     // A number or a numeric string: both give the same id ("0042" too).
     let plugin_id = fields.required("plugin.id", WHOLE_NUMBER, whole_number)?.to_string();
     let severity = read_severity(&fields)?;
@@ -97,7 +97,7 @@ pub fn normalize_vuln(record: &Value, index: usize) -> Result<NormalizedRecord, 
 pub fn normalize_asset(record: &Value, index: usize) -> Result<NormalizedAsset, RecordError> {
     let fields = Fields::new(record, index);
 
-    let asset_id = fields.required("id", NON_EMPTY, |value| value.as_str().and_then(non_blank))?;
+    let asset_id = fields.id("id")?;
     let asset = HostFacts::of_asset(&fields)?.into_asset(asset_id);
     let last_seen = fields.parse("last_seen", TIMESTAMP, parse_timestamp)?;
     // Null until Tenable terminates (an agent or cloud host gone) or deletes the host.
@@ -109,7 +109,6 @@ pub fn normalize_asset(record: &Value, index: usize) -> Result<NormalizedAsset, 
 }
 
 // What each field accepts, as error messages say it.
-const NON_EMPTY: &str = "a non-empty string";
 const WHOLE_NUMBER: &str = "a whole number or a numeric string";
 const PORT: &str = "a port number from 0 to 65535 (a number or a numeric string)";
 const PROTOCOL: &str = "a protocol name such as TCP, UDP or ICMP";

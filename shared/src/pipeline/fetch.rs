@@ -343,4 +343,18 @@ mod tests {
         let chunk = h.store.get_chunk("job-1", "vulns-00001").await.unwrap().unwrap();
         assert_eq!(chunk.status, ChunkStatus::Fetched);
     }
+
+    #[tokio::test]
+    async fn a_chunk_larger_than_the_function_may_hold_fails_saying_what_to_change_and_stores_nothing() {
+        let mut h = harness(SimulatorConfig { status_polls_before_finished: 0, ..Default::default() }).await;
+        h.services.settings.scanner_calls.max_answer_bytes = 8 * 1024;
+        let job = h.start_job("job-1").await;
+        let export = vulns_export(&h, &job).await;
+        while !poll_export(&h.services, &job, &export).await.unwrap().ready {}
+        let error = fetch_chunk(&h.services, &job, &export, 1).await.expect_err("the chunk is over 8 KB");
+        assert_eq!(error.error_name(), "Vulnflow.ScannerError", "not retried: a retry gets the same chunk");
+        let message = error.to_string();
+        assert!(message.contains("ExportAssetsPerChunk") && message.contains("MemorySize"), "{message}");
+        assert!(h.store.object_keys().iter().all(|key| !key.starts_with("raw/")), "nothing stored");
+    }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::connectors::{self, ExportScanner};
+use crate::connectors::{self, CallLimits, ExportScanner};
 use crate::errors::{Result, SyncError, error_names};
 use crate::model::{Connector, ConnectorRecord, ExportKind, JobFailure, JobStatus, Stage, StageOutcome};
 use crate::store::memory::MemoryStore;
@@ -48,8 +48,8 @@ pub struct Settings {
     pub export_timeout: chrono::Duration,
     /// How long the state machine waits between two polls of an unfinished export.
     pub export_poll_seconds: u64,
-    /// How long one scanner call may wait out rate limits before it fails.
-    pub throttle_budget: std::time::Duration,
+    /// How long one scanner call may wait out rate limits, and how large an answer it reads.
+    pub scanner_calls: CallLimits,
     /// Assets one finalize invocation sweeps for ones a complete sync did not see: the
     /// work of one invocation stays the same however large the inventory.
     pub sweep_page_assets: usize,
@@ -122,7 +122,7 @@ impl Services {
     /// The scanner client of a connector, with its keys read from the secret store.
     pub(crate) async fn scanner(&self, connector: &Connector) -> Result<Box<dyn ExportScanner>> {
         let credentials = self.secrets.tenable_credentials(&connector.secret_id).await?;
-        Ok(connectors::connect(connector, credentials, &self.http, self.settings.throttle_budget))
+        Ok(connectors::connect(connector, credentials, &self.http, self.settings.scanner_calls))
     }
 
     /// Runs one stage's work for a job: times the stage on the job and, when the work
@@ -261,7 +261,10 @@ pub(crate) mod test_support {
             assets_per_chunk: 50,
             export_timeout: chrono::Duration::minutes(5),
             export_poll_seconds: 1,
-            throttle_budget: std::time::Duration::from_secs(5),
+            scanner_calls: crate::connectors::CallLimits {
+                throttle_budget: std::time::Duration::from_secs(5),
+                max_answer_bytes: 64 << 20,
+            },
             // Small pages, so that a test of a few dozen assets sweeps several.
             sweep_page_assets: 7,
         };

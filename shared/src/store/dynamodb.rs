@@ -20,7 +20,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
 use super::{
     AssetsPage, ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, StoredAsset,
-    StoredFinding, asset_key,
+    StoredFinding, asset_key, retired_id,
 };
 use crate::errors::{Result, SyncError};
 use crate::model::{
@@ -97,6 +97,9 @@ where
     SyncError::storage(format!("DynamoDB {operation}"), reason, transient)
 }
 
+/// The attribute that marks a deleted connector's item: its id stays taken.
+const RETIRED_AT: &str = "retired_at";
+
 fn is_conditional_check_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
     error.code() == Some("ConditionalCheckFailedException")
 }
@@ -109,11 +112,18 @@ fn item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>> {
     to_item(value).map_err(|e| SyncError::Internal(format!("cannot encode a DynamoDB item: {e}")))
 }
 
+/// DynamoDB's limit on one item, names and values together.
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+
 /// The size DynamoDB bills an item at, by its published rules: names and strings by
 /// their UTF-8 length, numbers one byte per two significant digits plus one, lists and
 /// maps 3 bytes plus 1 per element.
 pub fn item_size<T: Serialize>(value: &T) -> Result<usize> {
-    Ok(item(value)?.iter().map(|(name, value)| name.len() + value_size(value)).sum())
+    Ok(encoded_size(&item(value)?))
+}
+
+fn encoded_size(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
 }
 
 fn value_size(value: &AttributeValue) -> usize {
@@ -340,17 +350,27 @@ impl DynamoStore {
         Ok(found)
     }
 
+    /// Writes every record, or fails before writing any when one would be an item
+    /// DynamoDB refuses for its size (normalizing bounds each field, so none should).
     async fn batch_put<T: Serialize>(&self, table: &str, records: &[T]) -> Result<()> {
-        for batch in records.chunks(BATCH_WRITE_LIMIT) {
-            let mut requests = batch
-                .iter()
-                .map(|record| {
-                    let put = PutRequest::builder().set_item(Some(item(record)?)).build();
-                    Ok(WriteRequest::builder()
-                        .put_request(put.map_err(|e| SyncError::Internal(e.to_string()))?)
-                        .build())
-                })
-                .collect::<Result<Vec<_>>>()?;
+        let mut writes = Vec::with_capacity(records.len());
+        for (position, record) in records.iter().enumerate() {
+            let item = item(record)?;
+            let size = encoded_size(&item);
+            if size > MAX_ITEM_BYTES {
+                return Err(SyncError::Internal(format!(
+                    "record {position} of a write to {table} would be a {size}-byte item, over DynamoDB's \
+                     {MAX_ITEM_BYTES}-byte limit: nothing of it was written. Report it: normalizing should have \
+                     cut or refused the field that makes it so large"
+                )));
+            }
+            let put = PutRequest::builder().set_item(Some(item)).build();
+            writes.push(
+                WriteRequest::builder().put_request(put.map_err(|e| SyncError::Internal(e.to_string()))?).build(),
+            );
+        }
+        while !writes.is_empty() {
+            let mut requests: Vec<WriteRequest> = writes.drain(..writes.len().min(BATCH_WRITE_LIMIT)).collect();
             for attempt in 0..=BATCH_RETRIES {
                 let output = self
                     .client
@@ -434,7 +454,7 @@ impl ConnectorStore for DynamoStore {
             .send()
             .await
             .map_err(|e| storage_error("GetItem on the connectors table", e))?;
-        output.item.map(|item| decode("connectors", item)).transpose()
+        output.item.filter(|item| !item.contains_key(RETIRED_AT)).map(|item| decode("connectors", item)).transpose()
     }
 
     async fn list_connectors(&self) -> Result<Vec<ConnectorRecord>> {
@@ -443,6 +463,7 @@ impl ConnectorStore for DynamoStore {
             .scan()
             .table_name(&self.tables.connectors)
             .consistent_read(true)
+            .filter_expression("attribute_not_exists(retired_at)")
             .into_paginator()
             .items()
             .send()
@@ -454,21 +475,23 @@ impl ConnectorStore for DynamoStore {
 
     async fn create_connector(&self, record: &ConnectorRecord) -> Result<()> {
         let connector_id = &record.connector.connector_id;
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.tables.connectors)
             .set_item(Some(item(record)?))
             .condition_expression("attribute_not_exists(connector_id)")
             .send()
-            .await
-            .map_err(|e| {
-                if is_conditional_check_failure(&e) {
-                    SyncError::Conflict(format!("a connector {connector_id} already exists: choose another id"))
-                } else {
-                    storage_error("PutItem on the connectors table", e)
-                }
-            })?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The id is taken: by a connector, or by a deleted one's tombstone.
+            Err(e) if is_conditional_check_failure(&e) => Err(match self.connector_record(connector_id).await? {
+                None => retired_id(connector_id),
+                Some(_) => SyncError::Conflict(format!("a connector {connector_id} already exists: choose another id")),
+            }),
+            Err(e) => Err(storage_error("PutItem on the connectors table", e)),
+        }
     }
 
     async fn update_connector(&self, record: &ConnectorRecord) -> Result<()> {
@@ -479,7 +502,7 @@ impl ConnectorStore for DynamoStore {
             .update_item()
             .table_name(&self.tables.connectors)
             .key("connector_id", string(connector_id))
-            .condition_expression("attribute_exists(connector_id)");
+            .condition_expression("attribute_exists(connector_id) AND attribute_not_exists(retired_at)");
         let mut assignments = Vec::with_capacity(attributes.len());
         for (index, (name, value)) in attributes.into_iter().enumerate() {
             assignments.push(format!("#a{index} = :a{index}"));
@@ -510,6 +533,30 @@ impl ConnectorStore for DynamoStore {
         Ok(output.attributes.is_some_and(|old| !old.is_empty()))
     }
 
+    async fn retire_connector(&self, connector_id: &str, last_claim: Option<&str>) -> Result<bool> {
+        if !can_be_key(connector_id) {
+            return Ok(false);
+        }
+        let tombstone = HashMap::from([
+            ("connector_id".to_string(), string(connector_id)),
+            (RETIRED_AT.to_string(), attribute(&Utc::now())?),
+        ]);
+        let request = self.client.put_item().table_name(&self.tables.connectors).set_item(Some(tombstone));
+        let request = match last_claim {
+            Some(job_id) => request
+                .condition_expression("attribute_not_exists(retired_at) AND sync_claim.job_id = :claim")
+                .expression_attribute_values(":claim", string(job_id)),
+            None => request.condition_expression(
+                "attribute_exists(connector_id) AND attribute_not_exists(retired_at) AND attribute_not_exists(sync_claim)",
+            ),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_check_failure(&e) => Ok(false),
+            Err(e) => Err(storage_error("PutItem on the connectors table", e)),
+        }
+    }
+
     async fn claim_sync(&self, connector_id: &str, previous: Option<&str>, claim: &SyncClaim) -> Result<bool> {
         let mut request = self
             .client
@@ -522,7 +569,9 @@ impl ConnectorStore for DynamoStore {
             Some(job_id) => request
                 .condition_expression("sync_claim.job_id = :previous")
                 .expression_attribute_values(":previous", string(job_id)),
-            None => request.condition_expression("attribute_exists(connector_id) AND attribute_not_exists(sync_claim)"),
+            None => request.condition_expression(
+                "attribute_exists(connector_id) AND attribute_not_exists(retired_at) AND attribute_not_exists(sync_claim)",
+            ),
         };
         match request.send().await {
             Ok(_) => Ok(true),
@@ -558,7 +607,8 @@ impl ConnectorStore for DynamoStore {
             .key("connector_id", string(connector_id))
             .update_expression("SET sync_cursor = :cursor")
             .condition_expression(
-                "attribute_exists(connector_id) AND (attribute_not_exists(sync_cursor) OR sync_cursor < :cursor)",
+                "attribute_exists(connector_id) AND attribute_not_exists(retired_at) \
+                 AND (attribute_not_exists(sync_cursor) OR sync_cursor < :cursor)",
             )
             .expression_attribute_values(":cursor", AttributeValue::N(cursor.to_string()))
             .send()

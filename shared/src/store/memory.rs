@@ -2,7 +2,7 @@
 //! contracts as the AWS adapters (first failure wins, a chunk commits once), which the
 //! end-to-end tests prove for the real ones.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AssetsPage, ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, ObjectStore,
-    SecretStore, StoredAsset, StoredFinding,
+    SecretStore, StoredAsset, StoredFinding, retired_id,
 };
 use crate::errors::{Result, SyncError};
 use crate::model::{
@@ -23,6 +23,7 @@ use crate::usage::Usage;
 #[derive(Default)]
 pub struct MemoryStore {
     connectors: Mutex<HashMap<String, ConnectorRecord>>,
+    retired_connectors: Mutex<HashSet<String>>,
     secrets: Mutex<HashMap<String, TenableCredentials>>,
     jobs: Mutex<HashMap<String, SyncJob>>,
     chunks: Mutex<BTreeMap<(String, String), ChunkRecord>>,
@@ -105,6 +106,9 @@ impl ConnectorStore for MemoryStore {
         if connectors.contains_key(connector_id) {
             return Err(SyncError::Conflict(format!("a connector {connector_id} already exists: choose another id")));
         }
+        if lock(&self.retired_connectors).contains(connector_id) {
+            return Err(retired_id(connector_id));
+        }
         connectors.insert(connector_id.clone(), record.clone());
         Ok(())
     }
@@ -124,6 +128,17 @@ impl ConnectorStore for MemoryStore {
 
     async fn delete_connector(&self, connector_id: &str) -> Result<bool> {
         Ok(lock(&self.connectors).remove(connector_id).is_some())
+    }
+
+    async fn retire_connector(&self, connector_id: &str, last_claim: Option<&str>) -> Result<bool> {
+        let mut connectors = lock(&self.connectors);
+        let claimed = |record: &ConnectorRecord| record.sync_claim.as_ref().map(|claim| claim.job_id.clone());
+        if connectors.get(connector_id).is_none_or(|record| claimed(record).as_deref() != last_claim) {
+            return Ok(false);
+        }
+        connectors.remove(connector_id);
+        lock(&self.retired_connectors).insert(connector_id.to_string());
+        Ok(true)
     }
 
     async fn claim_sync(&self, connector_id: &str, previous: Option<&str>, claim: &SyncClaim) -> Result<bool> {
@@ -391,7 +406,7 @@ impl InventoryStore for MemoryStore {
         connector_id: &str,
         asset_ids: &[String],
     ) -> Result<HashMap<String, Vec<StoredFinding>>> {
-        let wanted: std::collections::HashSet<&String> = asset_ids.iter().collect();
+        let wanted: HashSet<&String> = asset_ids.iter().collect();
         let mut found: HashMap<String, Vec<StoredFinding>> = HashMap::new();
         for finding in lock(&self.findings).values() {
             if finding.connector_id == connector_id && wanted.contains(&finding.finding.asset_id) {

@@ -35,13 +35,20 @@ pub trait ConnectorStore: Send + Sync {
 
     async fn connector_record(&self, connector_id: &str) -> Result<Option<ConnectorRecord>>;
     async fn list_connectors(&self) -> Result<Vec<ConnectorRecord>>;
-    /// Fails with `Conflict` if a connector with that id exists.
+    /// Fails with `Conflict` if a connector with that id exists or was retired.
     async fn create_connector(&self, record: &ConnectorRecord) -> Result<()>;
     /// Replaces what the API manages, keeping what syncs wrote (the cursor and the
     /// claim): a sync that ends meanwhile loses nothing. `NotFound` if it is gone.
     async fn update_connector(&self, record: &ConnectorRecord) -> Result<()>;
-    /// False if there was no such connector.
+    /// Removes the record outright, leaving the id free: for a connector that never
+    /// synced (one whose keys could not be stored). False if there was no such connector.
     async fn delete_connector(&self, connector_id: &str) -> Result<bool>;
+    /// Deletes the connector for good if its last claimed sync still is `last_claim`
+    /// (none: no sync was ever claimed), as one conditional write, so that a sync
+    /// starting meanwhile and the deletion cannot both succeed. The id stays retired: no
+    /// new connector can take it and inherit the findings and assets stored under it.
+    /// False, changing nothing, when the connector is gone or a sync was claimed since.
+    async fn retire_connector(&self, connector_id: &str, last_claim: Option<&str>) -> Result<bool>;
     /// Makes `claim` the connector's last started sync if the last one still is
     /// `previous` (a job id; none: no sync was ever claimed). False, changing nothing,
     /// when another start came first.
@@ -134,6 +141,14 @@ impl HistoryCursor {
         }
         Ok(cursor)
     }
+}
+
+/// Why a connector cannot be created with the id of one that was deleted.
+pub(crate) fn retired_id(connector_id: &str) -> SyncError {
+    SyncError::Conflict(format!(
+        "the id {connector_id} belonged to a deleted connector whose findings and assets are kept under it: \
+         choose another id"
+    ))
 }
 
 /// Jobs and their chunk records.

@@ -59,6 +59,14 @@ impl ApiClient {
         self.call(reqwest::Method::POST, path, Some(token), Some(body)).await
     }
 
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(reqwest::Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Answer {
+        self.call(reqwest::Method::DELETE, path, Some(token), None).await
+    }
+
     pub async fn wait_until_ended(&self, job_id: &str, token: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {

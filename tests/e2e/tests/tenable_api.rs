@@ -202,6 +202,21 @@ async fn an_expired_chunk_fails_that_chunk_without_retrying_it() {
 }
 
 #[tokio::test]
+async fn a_megabyte_of_synopsis_and_hostname_is_cut_and_every_finding_is_stored_and_counted() {
+    let (stack, sim, run) = sync_against(Faults { huge_text_finding: Some(1_048_576), ..Default::default() }).await;
+
+    assert_eq!(run.job.status, JobStatus::Finished, "{:?}", run.job.failure);
+    let findings = stack.findings(&run.job.connector_id, None).await;
+    let findings: Vec<serde_json::Value> =
+        serde_dynamo::aws_sdk_dynamodb_1::from_items(findings).expect("findings are JSON-shaped");
+    let total = sim.dataset().vulns().len();
+    assert_eq!(findings.len(), total, "every finding of the chunk is stored");
+    assert_eq!(run.job.counts.findings_new, total as u64, "the job counts what is stored");
+    let longest = |field: &str| findings.iter().filter_map(|f| f[field].as_str()).map(str::len).max().unwrap_or(0);
+    assert_eq!((longest("synopsis"), longest("hostname")), (4096, 4096), "cut to 4 KB, not refused by DynamoDB");
+}
+
+#[tokio::test]
 async fn a_megabyte_of_plugin_output_is_cut_for_display_and_kept_whole_in_s3() {
     let (stack, _sim, run) = sync_against(Faults { huge_output_finding: Some(1_048_576), ..Default::default() }).await;
 

@@ -49,6 +49,9 @@ pub struct Faults {
     /// The first record of vulns chunk 1 carries an `output` of this many bytes, beginning
     /// with `<script>` markup (whole from 32 bytes on).
     pub huge_output_finding: Option<usize>,
+    /// The first record of vulns chunk 1 carries a `plugin.synopsis` and an
+    /// `asset.hostname` of this many bytes each.
+    pub huge_text_finding: Option<usize>,
     /// Every chunk download (vulns and assets) waits this long before answering.
     pub slow_chunks: Option<Duration>,
 }
@@ -208,6 +211,13 @@ impl FaultInjector {
             }
             if let Some(bytes) = faults.huge_output_finding.filter(|_| chunk_id == 1) {
                 first.insert("output".into(), json!(huge_output(bytes)));
+            }
+            if let Some(bytes) = faults.huge_text_finding.filter(|_| chunk_id == 1) {
+                for (object, field) in [("plugin", "synopsis"), ("asset", "hostname")] {
+                    if let Some(Value::Object(parent)) = first.get_mut(object) {
+                        parent.insert(field.into(), json!(huge_output(bytes)));
+                    }
+                }
             }
         }
         let body = serde_json::to_vec(&records).unwrap_or_default();

@@ -67,6 +67,9 @@ struct Args {
     /// Bytes of `<script>`-laden output in the first finding of vulns chunk 1.
     #[arg(long)]
     huge_output_finding: Option<usize>,
+    /// Bytes of synopsis and of hostname in the first finding of vulns chunk 1.
+    #[arg(long)]
+    huge_text_finding: Option<usize>,
     /// Milliseconds every chunk download waits before answering.
     #[arg(long)]
     slow_chunks_ms: Option<u64>,
@@ -93,6 +96,7 @@ impl Args {
             expired_chunks: self.expired_chunks.clone(),
             duplicate_export_running: self.duplicate_export_running,
             huge_output_finding: self.huge_output_finding,
+            huge_text_finding: self.huge_text_finding,
             slow_chunks: self.slow_chunks_ms.map(Duration::from_millis),
         }
     }
