@@ -20,6 +20,7 @@ use access::Endpoint;
 use response::ApiError;
 pub use response::ApiResponse;
 
+use crate::scanner_network::ScannerNetworkPolicy;
 use crate::starter::SyncStarter;
 use crate::store::{ConnectorStore, JobStore, SecretStore};
 use crate::workflow::Workflow;
@@ -33,6 +34,8 @@ pub struct ApiServices {
     pub workflow: Arc<dyn Workflow>,
     /// The deployment's name, recorded on the jobs it starts.
     pub deployment: String,
+    /// Where connectors' scanners may be: checked whenever a base_url is set.
+    pub scanner_network: Arc<ScannerNetworkPolicy>,
 }
 
 impl ApiServices {

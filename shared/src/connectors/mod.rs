@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::errors::Result;
 use crate::model::{Connector, ExportKind, ScannerKind, Severity, TagFilter, TenableCredentials};
+use crate::scanner_network::ScannerHttp;
 
 /// The state of an export on the scanner's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +71,7 @@ pub trait ExportScanner: Send + Sync {
 pub fn connect(
     connector: &Connector,
     credentials: TenableCredentials,
-    http: &reqwest::Client,
+    http: &ScannerHttp,
     throttle_budget: Duration,
 ) -> Box<dyn ExportScanner> {
     match connector.kind {
