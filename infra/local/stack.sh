@@ -6,10 +6,12 @@
 # scanner silent for 10 s. LocalStack's community edition runs no API Gateway
 # authorizers: the API function checks tokens. The scheduler ticks every minute, so
 # that a test sees a scheduled sync start. Finalize sweeps 100 assets an invocation, so
-# that the tests' tenants take several.
+# that the tests' tenants take several. The simulator listens on http://127.0.0.1:PORT:
+# the scanner allow list names that address, and no other internal one.
 LOCAL_STACK_PARAMETERS=(--parameter ExportPollSeconds=1 --parameter ExportAssetsPerChunk=50
     --parameter ThrottleWaitSeconds=5 --parameter ScannerTimeoutSeconds=10 --parameter SweepPageAssets=100
-    --parameter ApiAuthorizer=in-function --parameter "DispatchSchedule=rate(1 minute)")
+    --parameter ApiAuthorizer=in-function --parameter "DispatchSchedule=rate(1 minute)"
+    --parameter ScannerAllowList=127.0.0.1)
 
 start_local_stack() {
     if [[ -s "$REPO/.local/run/localstack.pid" ]] && kill -0 "$(cat "$REPO/.local/run/localstack.pid")" 2>/dev/null; then

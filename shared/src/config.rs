@@ -10,6 +10,7 @@ use crate::auth;
 use crate::connectors::CallLimits;
 use crate::errors::SyncError;
 use crate::pipeline::{Services, Settings};
+use crate::scanner_network::{ScannerHttp, ScannerNetworkPolicy};
 use crate::starter::SyncStarter;
 use crate::store::dynamodb::{DynamoStore, Tables};
 use crate::store::metering::CapacityMeter;
@@ -57,6 +58,15 @@ pub fn settings_from_env() -> Result<Settings, SyncError> {
     })
 }
 
+/// Where scanners may be, from the deployment's allow list (`SCANNER_ALLOW_LIST`, the
+/// template's ScannerAllowList). Unset or empty: public https scanners only.
+fn scanner_network_from_env() -> Result<Arc<ScannerNetworkPolicy>, SyncError> {
+    let allow_list = std::env::var("SCANNER_ALLOW_LIST").unwrap_or_default();
+    ScannerNetworkPolicy::from_allow_list(&allow_list).map(Arc::new).map_err(|reason| {
+        SyncError::Internal(format!("SCANNER_ALLOW_LIST: {reason}: correct the stack's ScannerAllowList parameter"))
+    })
+}
+
 /// The AWS SDK configuration. With `AWS_ENDPOINT_URL` set (the local stack), S3 needs
 /// path-style addresses: bucket host names do not resolve there.
 pub async fn aws_config() -> (aws_config::SdkConfig, bool) {
@@ -93,11 +103,11 @@ pub async fn services_from_env() -> Result<Services, SyncError> {
     // ScannerUnavailable and the state machine retries it. A download that keeps
     // streaming may take as long as it needs.
     let silence = Duration::from_secs(optional_number("SCANNER_TIMEOUT_SECONDS", 60)?);
-    let http = reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(silence)
-        .user_agent(concat!("vulnflow/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .user_agent(concat!("vulnflow/", env!("CARGO_PKG_VERSION")));
+    let http = ScannerHttp::new(scanner_network_from_env()?, client)
         .map_err(|e| SyncError::Internal(format!("cannot build the HTTP client: {e}")))?;
     Ok(Services {
         connectors: dynamo.clone(),
@@ -133,6 +143,7 @@ pub async fn http_api_from_env() -> Result<HttpApi, SyncError> {
         workflow: Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&config), required("STATE_MACHINE_ARN")?)),
         deployment: required("DEPLOYMENT_NAME")?,
         page_tokens: PageTokens::new(&page_key),
+        scanner_network: scanner_network_from_env()?,
     };
     Ok(HttpApi::new(services, token_key))
 }

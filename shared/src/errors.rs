@@ -19,7 +19,8 @@ pub mod error_names {
     pub const SCANNER_ERROR: &str = "Vulnflow.ScannerError";
     /// A chunk the scanner sent cannot be read. Never retried: the same bytes fail again.
     pub const MALFORMED_CHUNK: &str = "Vulnflow.MalformedChunk";
-    /// The request to the function is wrong (unknown connector, bad event).
+    /// The request to the function is wrong (unknown connector, bad event), or its
+    /// connector is (a base_url the deployment refuses).
     pub const INVALID_REQUEST: &str = "Vulnflow.InvalidRequest";
     /// What the request names does not exist (a connector, a job).
     pub const NOT_FOUND: &str = "Vulnflow.NotFound";
@@ -194,7 +195,10 @@ pub fn recommended_action(error_name: &str) -> &'static str {
             "The scanner sent a chunk we cannot read (see the chunk and field named). Run the sync \
              again to re-export it; if the same record fails, report it with the chunk kept in S3."
         }
-        INVALID_REQUEST => "Check the connector id and the sync parameters, then start the sync again.",
+        INVALID_REQUEST => {
+            "Check the connector id, the connector's base_url and the sync parameters as the message says, then \
+             start the sync again."
+        }
         NOT_FOUND => "Check the id: the connector may have been deleted, or the job's history expired.",
         CONFLICT => "Wait for the running sync to end, or cancel it, then try again.",
         SYNC_WINDOW_ENDED => {

@@ -13,6 +13,7 @@ pub mod lambda;
 pub mod model;
 pub mod normalize;
 pub mod pipeline;
+pub mod scanner_network;
 pub mod starter;
 pub mod store;
 pub mod usage;

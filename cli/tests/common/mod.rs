@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use vulnflow_shared::api::{ApiRequest, ApiServices, Identity, PageTokens, handle};
 use vulnflow_shared::auth::{self, Role};
 use vulnflow_shared::model::{ChunkRecord, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome};
+use vulnflow_shared::scanner_network::ScannerNetworkPolicy;
 use vulnflow_shared::store::JobStore;
 use vulnflow_shared::store::memory::MemoryStore;
 use vulnflow_shared::workflow::RecordingWorkflow;
@@ -31,6 +32,8 @@ pub const ADMIN: &str = "ana@example.com";
 pub const READER: &str = "rui@example.com";
 /// API Gateway's stage, which the base URL carries and the API never sees.
 const STAGE: &str = "/v1";
+/// The test connectors' scanners: allowed by name, since they resolve nowhere.
+const TEST_SCANNER_HOSTS: &str = "cloud.tenable.example, tenable.internal.example";
 /// How long a test waits for the CLI to do something before failing.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -97,6 +100,9 @@ impl TestApi {
             workflow: workflow.clone(),
             deployment: "cli-tests".into(),
             page_tokens: PageTokens::new(b"cli-tests page key"),
+            scanner_network: Arc::new(
+                ScannerNetworkPolicy::from_allow_list(TEST_SCANNER_HOSTS).expect("a valid allow list"),
+            ),
         };
         let server = Arc::new(Server { services, served: Mutex::default() });
         let app = Router::new().fallback(forward).with_state(server.clone());

@@ -133,7 +133,7 @@ pub(super) async fn create(services: &ApiServices, body: &[u8]) -> Result<Connec
             connector_id,
             name: valid_name(new.name)?,
             kind: new.kind,
-            base_url: valid_base_url(new.base_url)?,
+            base_url: valid_base_url(services, new.base_url).await?,
             default_mode: new.default_mode,
             sync_cursor: None,
         },
@@ -177,7 +177,7 @@ pub(super) async fn update(services: &ApiServices, connector_id: &str, body: &[u
     }
     let mut moved = false;
     if let Some(base_url) = changes.base_url {
-        let base_url = valid_base_url(base_url)?;
+        let base_url = valid_base_url(services, base_url).await?;
         moved = base_url != connector.base_url;
         connector.base_url = base_url;
     }
@@ -272,12 +272,15 @@ fn valid_name(name: String) -> Result<String> {
     Ok(name.to_string())
 }
 
-fn valid_base_url(base_url: String) -> Result<String> {
+/// A scanner's URL, if the deployment allows it: looked up now, and again at every call
+/// of a sync (the address behind a name may change).
+async fn valid_base_url(services: &ApiServices, base_url: String) -> Result<String> {
     let parsed = reqwest::Url::parse(base_url.trim())
         .ok()
         .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
     match parsed {
         Some(url) if url.username().is_empty() && url.password().is_none() => {
+            services.scanner_network.check_url_and_addresses(&url).await?;
             Ok(url.as_str().trim_end_matches('/').to_string())
         }
         Some(_) => Err(SyncError::invalid_field(

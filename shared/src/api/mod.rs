@@ -22,6 +22,7 @@ pub use page_token::PageTokens;
 use response::ApiError;
 pub use response::ApiResponse;
 
+use crate::scanner_network::ScannerNetworkPolicy;
 use crate::starter::SyncStarter;
 use crate::store::{ConnectorStore, JobStore, SecretStore};
 use crate::workflow::Workflow;
@@ -37,6 +38,8 @@ pub struct ApiServices {
     pub deployment: String,
     /// Signs the history's page tokens.
     pub page_tokens: PageTokens,
+    /// Where connectors' scanners may be: checked whenever a base_url is set.
+    pub scanner_network: Arc<ScannerNetworkPolicy>,
 }
 
 impl ApiServices {

@@ -12,6 +12,7 @@ use crate::model::{
     ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
     StageOutcome, StageRun, SyncJob, SyncMode, Trigger,
 };
+use crate::scanner_network::ScannerNetworkPolicy;
 use crate::store::memory::MemoryStore;
 use crate::store::{ConnectorStore, JobStore};
 use crate::workflow::{ExecutionState, RecordingWorkflow, Workflow};
@@ -19,6 +20,8 @@ use crate::workflow::{ExecutionState, RecordingWorkflow, Workflow};
 const ACCESS_KEY: &str = "AKEY-3f9a0c6e1b2d4c58";
 const SECRET_KEY: &str = "SKEY-7d2e9b41a0c3f685";
 const CONNECTOR: &str = "tenable-unit";
+/// The test connectors' scanners: allowed by name, since they resolve nowhere.
+const TEST_SCANNER_HOSTS: &str = "cloud.tenable.example,elsewhere.example";
 
 fn admin() -> Result<Identity, String> {
     Ok(Identity { principal: "ana@example.com".into(), role: "admin".into() })
@@ -55,6 +58,9 @@ impl Api {
             workflow: other.unwrap_or_else(|| workflow.clone()),
             deployment: "api-tests".into(),
             page_tokens: PageTokens::new(b"api-tests page key"),
+            scanner_network: Arc::new(
+                ScannerNetworkPolicy::from_allow_list(TEST_SCANNER_HOSTS).expect("a valid allow list"),
+            ),
         };
         Api { store, workflow, services, seen: Mutex::default() }
     }
@@ -244,6 +250,54 @@ async fn a_connector_request_names_the_field_that_is_wrong() {
     let not_json = api.call(admin(), "POST", "/connectors", None).await;
     assert_eq!(field(&not_json), "name", "an empty body reads as {{}}");
     assert!(api.store.list_connectors().await.unwrap().is_empty(), "nothing was stored");
+}
+
+/// Scanner URLs that reach no public scanner: the metadata service, the VPC, the host itself.
+const INTERNAL_BASE_URLS: [&str; 4] =
+    ["http://169.254.169.254", "https://10.0.0.5", "https://[::1]:8443", "https://[::ffff:169.254.169.254]"];
+
+#[tokio::test]
+async fn a_connector_cannot_point_at_an_internal_address() {
+    let api = Api::new();
+    for base_url in INTERNAL_BASE_URLS {
+        let request = with(new_connector(), json!({ "connector_id": "tenable-internal", "base_url": base_url }));
+        let answer = api.post("/connectors", request).await;
+        assert_eq!((answer.status, field(&answer)), (400, "base_url"), "{base_url}: {:?}", answer.body);
+        let message = body(&answer)["message"].as_str().unwrap_or_default();
+        assert!(message.contains("ScannerAllowList"), "says what to do: {message}");
+    }
+    let private = api.post("/connectors", with(new_connector(), json!({ "base_url": "https://10.0.0.5" }))).await;
+    assert_eq!(
+        body(&private)["message"],
+        "base_url is 10.0.0.5, a private address: vulnflow refuses non-public scanner addresses unless the \
+         deployment's ScannerAllowList names them"
+    );
+    assert!(api.store.list_connectors().await.unwrap().is_empty(), "nothing was stored");
+    assert!(api.store.secret("vulnflow/tenable-internal").is_none(), "no keys were stored");
+}
+
+#[tokio::test]
+async fn a_connector_cannot_be_changed_to_an_internal_address() {
+    let api = Api::new();
+    api.create_connector(CONNECTOR).await;
+    let target = format!("/connectors/{CONNECTOR}");
+    let before = api.get(&target).await.body;
+    for base_url in INTERNAL_BASE_URLS {
+        let changes = json!({
+            "name": "Renamed",
+            "base_url": base_url,
+            "access_key": "AKEY-rotated-00000000",
+            "secret_key": "SKEY-rotated-00000000"
+        });
+        let answer = api.patch(&target, changes).await;
+        assert_eq!((answer.status, field(&answer)), (400, "base_url"), "{base_url}: {:?}", answer.body);
+    }
+    assert_eq!(api.get(&target).await.body, before, "the connector is unchanged");
+    assert_eq!(
+        api.store.secret(&format!("vulnflow/{CONNECTOR}")).map(|s| s.secret_key),
+        Some(SECRET_KEY.to_string()),
+        "its keys too"
+    );
 }
 
 #[tokio::test]

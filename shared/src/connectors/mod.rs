@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::errors::Result;
 use crate::model::{Connector, ExportKind, ScannerKind, Severity, TagFilter, TenableCredentials};
+use crate::scanner_network::ScannerHttp;
 
 /// The state of an export on the scanner's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +89,7 @@ impl CallLimits {
 pub fn connect(
     connector: &Connector,
     credentials: TenableCredentials,
-    http: &reqwest::Client,
+    http: &ScannerHttp,
     limits: CallLimits,
 ) -> Box<dyn ExportScanner> {
     match connector.kind {

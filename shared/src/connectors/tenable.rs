@@ -10,9 +10,10 @@ use serde_json::json;
 use super::{CallLimits, ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
 use crate::errors::{Redactor, Result, ScannerResponse, SyncError};
 use crate::model::{ExportKind, Severity, TenableCredentials};
+use crate::scanner_network::{ScannerHttp, SendError};
 
 pub struct TenableClient {
-    http: reqwest::Client,
+    http: ScannerHttp,
     base_url: String,
     api_keys_header: String,
     redactor: Redactor,
@@ -39,7 +40,7 @@ struct StatusBody {
 }
 
 impl TenableClient {
-    pub fn new(http: reqwest::Client, base_url: &str, credentials: TenableCredentials, limits: CallLimits) -> Self {
+    pub fn new(http: ScannerHttp, base_url: &str, credentials: TenableCredentials, limits: CallLimits) -> Self {
         TenableClient {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -79,9 +80,12 @@ impl TenableClient {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| SyncError::ScannerUnavailable {
-            reason: self.redactor.text(&format!("{method} {path} did not get an answer: {}", error_chain(&e))),
-            response: None,
+        let response = self.http.send(request).await.map_err(|error| match error {
+            SendError::Refused(refused) => SyncError::from(refused),
+            SendError::Http(e) => SyncError::ScannerUnavailable {
+                reason: self.redactor.text(&format!("{method} {path} did not get an answer: {}", error_chain(&e))),
+                response: None,
+            },
         })?;
         let status = response.status();
         let headers: Vec<(String, String)> = response

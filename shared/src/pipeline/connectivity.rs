@@ -19,9 +19,10 @@ mod tests {
     use tenable_simulator::SimulatorConfig;
 
     use super::*;
+    use crate::errors::error_names;
     use crate::model::{JobStatus, TenableCredentials};
-    use crate::pipeline::test_support::harness;
-    use crate::store::JobStore;
+    use crate::pipeline::test_support::{CONNECTOR, harness};
+    use crate::store::{ConnectorStore, JobStore};
 
     #[tokio::test]
     async fn good_keys_pass() {
@@ -49,5 +50,26 @@ mod tests {
         assert!(failure.action.contains("API keys"));
         let text = serde_json::to_string(&failure).unwrap();
         assert!(!text.contains("wrong-secret-key-5678") && !text.contains("wrong-access-key-1234"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_connector_at_an_internal_address_fails_at_once_saying_what_to_fix() {
+        // Connectors stored before the API checked addresses, or by hand.
+        for (base_url, message) in [
+            ("https://10.0.0.5", "base_url is 10.0.0.5, a private address"),
+            ("http://[::1]:8443", "base_url is ::1, a loopback address"),
+        ] {
+            let h = harness(SimulatorConfig::default()).await;
+            let mut connector = h.services.connector(CONNECTOR).await.expect("the connector");
+            connector.base_url = base_url.into();
+            h.store.put_connector(&connector).await.expect("stores the connector");
+            let job = h.start_job("job-1").await;
+            let error = test_connectivity(&h.services, &job).await.expect_err("the address is refused");
+            assert_eq!(error.error_name(), error_names::INVALID_REQUEST);
+            assert!(!error_names::TRANSIENT.contains(&error.error_name()), "never retried");
+            let failure = h.store.get_job(&job.job_id).await.unwrap().and_then(|job| job.failure).expect("recorded");
+            assert!(failure.message.starts_with(message), "{}", failure.message);
+            assert!(failure.message.contains("ScannerAllowList") && failure.action.contains("base_url"), "{failure:?}");
+        }
     }
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::connectors::{self, CallLimits, ExportScanner};
 use crate::errors::{Result, SyncError, error_names};
 use crate::model::{Connector, ConnectorRecord, ExportKind, JobFailure, JobStatus, Stage, StageOutcome};
+use crate::scanner_network::{ScannerHttp, ScannerNetworkPolicy};
 use crate::store::memory::MemoryStore;
 use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore, SecretStore};
 use crate::usage::{Meter, Usage, function_memory_mb};
@@ -32,7 +33,8 @@ pub struct Services {
     pub jobs: Arc<dyn JobStore>,
     pub inventory: Arc<dyn InventoryStore>,
     pub objects: Arc<dyn ObjectStore>,
-    pub http: reqwest::Client,
+    /// Every scanner call goes through it: it refuses addresses the deployment does not allow.
+    pub http: ScannerHttp,
     pub settings: Settings,
     /// What this process's adapters consumed; each stage adds its share to its job.
     pub meter: Arc<Meter>,
@@ -95,7 +97,8 @@ pub struct ChunkOutput {
 }
 
 impl Services {
-    /// Every port on one in-memory store, for tests and benchmarks of the stages.
+    /// Every port on one in-memory store, for tests and benchmarks of the stages; scanner
+    /// calls may reach the simulator on 127.0.0.1.
     pub fn in_memory(store: Arc<MemoryStore>, settings: Settings) -> Services {
         Services {
             connectors: store.clone(),
@@ -103,7 +106,8 @@ impl Services {
             jobs: store.clone(),
             inventory: store.clone(),
             objects: store,
-            http: reqwest::Client::new(),
+            http: ScannerHttp::new(Arc::new(ScannerNetworkPolicy::local_simulator()), reqwest::Client::builder())
+                .expect("a default HTTP client builds"),
             settings,
             meter: Arc::default(),
         }
