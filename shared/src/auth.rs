@@ -3,12 +3,10 @@
 //! authorizer verifies them on AWS; the API function verifies them itself where no
 //! authorizer ran (LocalStack's community edition does not run authorizers).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,53 +60,46 @@ struct Claims {
     exp: i64,
 }
 
-const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
-
-fn signature(key: &[u8], signed_part: &str) -> Hmac<Sha256> {
-    // HMAC takes keys of any length: this cannot fail.
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-    mac.update(signed_part.as_bytes());
-    mac
-}
-
 /// A token for `principal` with `role`, valid for `lifetime`.
+///
+/// # Panics
+///
+/// If `key` is empty: HS256 signs with a secret, and [`signing_key`] never gives an empty one.
 pub fn mint(key: &[u8], principal: &str, role: Role, lifetime: Duration, now: DateTime<Utc>) -> String {
     let claims =
         Claims { sub: principal.to_string(), role: role.as_str().to_string(), exp: (now + lifetime).timestamp() };
-    let payload = serde_json::to_vec(&claims).unwrap_or_default();
-    let signed_part = format!("{}.{}", URL_SAFE_NO_PAD.encode(HEADER), URL_SAFE_NO_PAD.encode(payload));
-    let signature = URL_SAFE_NO_PAD.encode(signature(key, &signed_part).finalize().into_bytes());
-    format!("{signed_part}.{signature}")
+    EncodingKey::from_secret(key)
+        .and_then(|key| jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key))
+        .expect("signing HS256 claims fails only for an empty key")
 }
 
 /// The caller a token names, if its signature and expiry hold. Accepts the token with
 /// or without a `Bearer ` prefix.
 pub fn verify(key: &[u8], token: &str, now: DateTime<Utc>) -> Result<Caller, AuthError> {
-    let token = token.trim().strip_prefix("Bearer ").unwrap_or(token.trim());
-    let (signed_part, signature_text) = token.rsplit_once('.').ok_or(AuthError::Malformed)?;
-    let (header, payload) = signed_part.split_once('.').ok_or(AuthError::Malformed)?;
-    let header: serde_json::Value = URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()
-        .and_then(|h| serde_json::from_slice(&h).ok())
-        .ok_or(AuthError::Malformed)?;
-    if header["alg"] != "HS256" {
-        return Err(AuthError::Malformed);
-    }
-    let given = URL_SAFE_NO_PAD.decode(signature_text).map_err(|_| AuthError::Malformed)?;
-    signature(key, signed_part).verify_slice(&given).map_err(|_| AuthError::BadSignature)?;
-    let claims: Claims = URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()
-        .and_then(|p| serde_json::from_slice(&p).ok())
-        .ok_or(AuthError::Malformed)?;
+    let token = token.trim();
+    let token = token.strip_prefix("Bearer ").unwrap_or(token);
+    // An empty key has signed nothing.
+    let key = DecodingKey::from_secret(key).map_err(|_| AuthError::BadSignature)?;
+    let claims = jsonwebtoken::decode::<Claims>(token, &key, &hs256_without_expiry())
+        .map_err(|refused| match refused.kind() {
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            _ => AuthError::Malformed,
+        })?
+        .claims;
     let expires = DateTime::from_timestamp(claims.exp, 0).ok_or(AuthError::Malformed)?;
     if expires <= now {
         return Err(AuthError::Expired(expires));
     }
     let role = Role::parse(&claims.role).ok_or(AuthError::UnknownRole)?;
     Ok(Caller { principal: claims.sub, role })
+}
+
+/// HS256 and no other algorithm (`none` included). The expiry is left to [`verify`]: it
+/// holds against the caller's `now`, not the system clock, and is refused naming its time.
+fn hs256_without_expiry() -> Validation {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_exp = false;
+    validation
 }
 
 /// The key tokens are signed with: the deployment's secret in Secrets Manager.
@@ -154,6 +145,10 @@ pub fn allow_policy(caller: &Caller, method_arn: &str) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
     use super::*;
 
     const KEY: &[u8] = b"a deployment's signing key, 32+ bytes long";
@@ -194,5 +189,41 @@ mod tests {
         let then = Utc::now() - Duration::hours(2);
         let token = mint(KEY, "ana@example.com", Role::Admin, Duration::hours(1), then);
         assert!(matches!(verify(KEY, &token, Utc::now()), Err(AuthError::Expired(_))));
+    }
+
+    /// A token signed with this deployment's key, with a header and claims of the test's choosing.
+    fn signed(header: &Header, claims: &serde_json::Value) -> String {
+        let key = EncodingKey::from_secret(KEY).expect("a non-empty key");
+        jsonwebtoken::encode(header, claims, &key).expect("HMAC signs any claims")
+    }
+
+    #[test]
+    fn only_hs256_is_accepted_even_under_this_deployments_key() {
+        let now = Utc::now();
+        let claims =
+            json!({ "sub": "ana@example.com", "role": "admin", "exp": (now + Duration::hours(1)).timestamp() });
+        assert!(
+            verify(KEY, &signed(&Header::new(Algorithm::HS256), &claims), now).is_ok(),
+            "the claims themselves hold"
+        );
+        for algorithm in [Algorithm::HS384, Algorithm::HS512] {
+            let token = signed(&Header::new(algorithm), &claims);
+            assert_eq!(verify(KEY, &token, now), Err(AuthError::Malformed), "{algorithm:?}");
+        }
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let unsigned = format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims.to_string()));
+        assert_eq!(verify(KEY, &unsigned, now), Err(AuthError::Malformed), "alg none");
+    }
+
+    #[test]
+    fn a_signed_token_needs_a_future_expiry_and_a_known_role() {
+        let now = DateTime::from_timestamp(1_767_225_600, 0).expect("2026-01-01T00:00:00Z");
+        let header = Header::new(Algorithm::HS256);
+        let at_now = json!({ "sub": "ana@example.com", "role": "admin", "exp": 1_767_225_600 });
+        assert_eq!(verify(KEY, &signed(&header, &at_now), now), Err(AuthError::Expired(now)), "exp is exclusive");
+        let owner = json!({ "sub": "ana@example.com", "role": "owner", "exp": 1_767_225_601 });
+        assert_eq!(verify(KEY, &signed(&header, &owner), now), Err(AuthError::UnknownRole));
+        let no_expiry = json!({ "sub": "ana@example.com", "role": "admin" });
+        assert_eq!(verify(KEY, &signed(&header, &no_expiry), now), Err(AuthError::Malformed));
     }
 }
