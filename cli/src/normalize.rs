@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use vulnflow_shared::model::{Finding, FindingState, NormalizedRecord, OsCategory, Severity};
-use vulnflow_shared::normalize::{ChunkError, NormalizedAsset, tenable};
+use vulnflow_shared::normalize::{ChunkError, NormalizedAsset};
+use vulnflow_shared::scanners::tenable::normalize as tenable;
 
 use crate::error::CliError;
 use crate::output::plural;

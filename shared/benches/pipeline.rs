@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tenable_simulator::Dataset;
-use vulnflow_shared::connectors::CallLimits;
+use vulnflow_shared::scanners::CallLimits;
 use vulnflow_shared::cost::{self, Measured, Prices, Workload};
 use vulnflow_shared::model::{Connector, ConnectorRecord, ExportKind, ScannerKind, SyncMode, SyncScope};
 use vulnflow_shared::pipeline::initiate::{SyncRequest, new_job};

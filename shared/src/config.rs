@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::api::http::HttpApi;
 use crate::api::{ApiServices, PageTokens};
 use crate::auth;
-use crate::connectors::CallLimits;
+use crate::scanners::CallLimits;
 use crate::errors::SyncError;
 use crate::pipeline::{Services, Settings};
 use crate::scanner_network::{ScannerHttp, ScannerNetworkPolicy};

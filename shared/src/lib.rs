@@ -5,7 +5,6 @@
 pub mod api;
 pub mod auth;
 pub mod config;
-pub mod connectors;
 pub mod cost;
 pub mod dispatch;
 pub mod errors;
@@ -14,6 +13,7 @@ pub mod model;
 pub mod normalize;
 pub mod pipeline;
 pub mod scanner_network;
+pub mod scanners;
 pub mod starter;
 pub mod store;
 pub mod usage;

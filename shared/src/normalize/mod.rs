@@ -6,8 +6,7 @@
 //!
 //! [`NormalizedRecord`]: crate::model::NormalizedRecord
 
-mod fields;
-pub mod tenable;
+pub(crate) mod fields;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -61,7 +60,7 @@ pub enum ChunkError {
 
 /// Normalizes a whole chunk (a JSON array of records) record by record, failing on its
 /// first unusable record so a chunk is stored entirely or not at all.
-fn normalize_chunk<T>(
+pub(crate) fn normalize_chunk<T>(
     bytes: &[u8],
     normalize_record: impl Fn(&Value, usize) -> Result<T, RecordError>,
 ) -> Result<Vec<T>, ChunkError> {

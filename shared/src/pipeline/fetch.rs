@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::{ChunkOutput, JobRef, Services, resume};
-use crate::connectors::{ExportRequest, ExportScanner, ExportState};
+use crate::scanners::{ExportRequest, ExportScanner, ExportState};
 use crate::errors::{Result, SyncError};
 use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobStatus, Stage, SyncJob, SyncMode};
 use crate::store::keys;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::connectors::{self, CallLimits, ExportScanner};
+use crate::scanners::{self, CallLimits, ExportScanner};
 use crate::errors::{Result, SyncError, error_names};
 use crate::model::{Connector, ConnectorRecord, ExportKind, JobFailure, JobStatus, Stage, StageOutcome};
 use crate::scanner_network::{ScannerHttp, ScannerNetworkPolicy};
@@ -126,7 +126,7 @@ impl Services {
     /// The scanner client of a connector, with its keys read from the secret store.
     pub(crate) async fn scanner(&self, connector: &Connector) -> Result<Box<dyn ExportScanner>> {
         let credentials = self.secrets.tenable_credentials(&connector.secret_id).await?;
-        Ok(connectors::connect(connector, credentials, &self.http, self.settings.scanner_calls))
+        Ok(scanners::connect(connector, credentials, &self.http, self.settings.scanner_calls))
     }
 
     /// Runs one stage's work for a job: times the stage on the job and, when the work
@@ -265,7 +265,7 @@ pub(crate) mod test_support {
             assets_per_chunk: 50,
             export_timeout: chrono::Duration::minutes(5),
             export_poll_seconds: 1,
-            scanner_calls: crate::connectors::CallLimits {
+            scanner_calls: crate::scanners::CallLimits {
                 throttle_budget: std::time::Duration::from_secs(5),
                 max_answer_bytes: 64 << 20,
             },

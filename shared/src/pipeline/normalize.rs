@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{ChunkOutput, ChunkTask, Services};
 use crate::errors::{Result, SyncError};
 use crate::model::{ChunkRecord, ChunkStatus, ExportKind, Stage};
-use crate::normalize::tenable::{normalize_asset, normalize_vuln};
+use crate::scanners::tenable::normalize::{normalize_asset, normalize_vuln};
 use crate::normalize::{ChunkError, RecordError, each_record};
 use crate::store::keys;
 

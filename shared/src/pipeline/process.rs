@@ -325,7 +325,7 @@ mod tests {
 
     use super::*;
     use crate::model::{ChunkStatus, ExportRef, NormalizedRecord, SyncJob, SyncMode, Trigger};
-    use crate::normalize::tenable::normalize_vulns_chunk;
+    use crate::scanners::tenable::normalize::normalize_vulns_chunk;
     use crate::pipeline::JobRef;
     use crate::pipeline::test_support::{CONNECTOR, Harness, harness};
     use crate::store::{JobStore, ObjectStore, keys};

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 
 use super::{JobRef, Services};
-use crate::connectors::{ExportScanner, ExportState};
+use crate::scanners::{ExportScanner, ExportState};
 use crate::errors::{Result, SyncError};
 use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobStatus, SyncJob};
 use crate::store::{HistoryFilter, HistoryPage, JobStore, MAX_SYNC_JOBS};

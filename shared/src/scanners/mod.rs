@@ -94,7 +94,7 @@ pub fn connect(
 ) -> Box<dyn ExportScanner> {
     match connector.kind {
         ScannerKind::Tenable => {
-            Box::new(tenable::TenableClient::new(http.clone(), &connector.base_url, credentials, limits))
+            Box::new(tenable::client::TenableClient::new(http.clone(), &connector.base_url, credentials, limits))
         }
     }
 }

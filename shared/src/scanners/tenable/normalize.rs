@@ -12,8 +12,10 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::fields::{Fields, first};
-use super::{ChunkError, NormalizedAsset, RecordError, normalize_chunk, os_category, parse_timestamp, sanitize_output};
+use crate::normalize::fields::{Fields, first};
+use crate::normalize::{
+    ChunkError, NormalizedAsset, RecordError, normalize_chunk, os_category, parse_timestamp, sanitize_output,
+};
 use crate::model::{Asset, Finding, FindingState, NormalizedRecord, OsCategory, ScannerKind, Severity};
 
 /// Normalizes a whole vulns export chunk, failing on its first unusable record so a

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{CallLimits, ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
+use crate::scanners::{CallLimits, ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
 use crate::errors::{Redactor, Result, ScannerResponse, SyncError};
 use crate::model::{ExportKind, Severity, TenableCredentials};
 use crate::scanner_network::{ScannerHttp, SendError};
