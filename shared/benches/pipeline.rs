@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tenable_simulator::Dataset;
-use vulnflow_shared::scanners::CallLimits;
 use vulnflow_shared::cost::{self, Measured, Prices, Workload};
 use vulnflow_shared::model::{Connector, ConnectorRecord, ExportKind, ScannerKind, SyncMode, SyncScope};
 use vulnflow_shared::pipeline::initiate::{SyncRequest, new_job};
 use vulnflow_shared::pipeline::normalize::normalize;
 use vulnflow_shared::pipeline::process::process;
 use vulnflow_shared::pipeline::{ChunkTask, JobRef, Services, Settings};
+use vulnflow_shared::scanners::CallLimits;
 use vulnflow_shared::store::dynamodb::item_size;
 use vulnflow_shared::store::memory::MemoryStore;
 use vulnflow_shared::store::{ConnectorStore, ObjectStore};
@@ -195,5 +195,5 @@ async fn job(services: &Services, job_id: &str) -> JobRef {
     };
     let job = new_job(job_id, &record, request, "bench", chrono::Utc::now()).expect("a job");
     services.jobs.create_job(&job).await.expect("stored");
-    JobRef { job_id: job.job_id, connector_id: job.connector_id, window_ends_at: None }
+    JobRef { job_id: job.job_id, connector_id: job.connector_id, scanner: ScannerKind::Tenable, window_ends_at: None }
 }

@@ -179,9 +179,9 @@ pub fn recommended_action(error_name: &str) -> &'static str {
     use error_names::*;
     match error_name {
         CREDENTIAL_ERROR => {
-            "Check the connector's API keys in Secrets Manager: they may be wrong or expired, \
-             or the Tenable user may lack the permissions the export API needs (Administrator, or \
-             Can View on the assets). Then run the sync again."
+            "Check the connector's credentials in Secrets Manager: they may be wrong or expired, \
+             or the scanner's API user may lack the permissions a sync needs (Tenable: Administrator, \
+             or Can View on the assets). Then run the sync again."
         }
         SCANNER_UNAVAILABLE => {
             "The scanner API kept failing after retries (timeouts, throttling or server errors). \

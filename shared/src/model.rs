@@ -91,16 +91,30 @@ pub struct SyncClaim {
     pub claimed_at: DateTime<Utc>,
 }
 
-/// The API keys of a Tenable connector. `Debug` never prints them.
+/// What a connector's secret holds: the credentials its scanner's API takes, stored as
+/// the JSON object of their fields. `Debug` never prints them.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
-pub struct TenableCredentials {
-    pub access_key: String,
-    pub secret_key: String,
+#[serde(untagged)]
+pub enum ScannerCredentials {
+    /// An API key pair (Tenable).
+    ApiKeys { access_key: String, secret_key: String },
+    /// An API user's login (Qualys).
+    Login { username: String, password: String },
 }
 
-impl fmt::Debug for TenableCredentials {
+impl ScannerCredentials {
+    /// Every value to keep out of logs, errors and answers.
+    pub fn values(&self) -> [String; 2] {
+        match self {
+            ScannerCredentials::ApiKeys { access_key, secret_key } => [access_key.clone(), secret_key.clone()],
+            ScannerCredentials::Login { username, password } => [username.clone(), password.clone()],
+        }
+    }
+}
+
+impl fmt::Debug for ScannerCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TenableCredentials { <redacted> }")
+        f.write_str("ScannerCredentials { <redacted> }")
     }
 }
 

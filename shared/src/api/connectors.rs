@@ -7,7 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::ApiServices;
 use super::input;
 use crate::errors::{Result, SyncError};
-use crate::model::{Connector, ConnectorRecord, ScannerKind, SyncMode, TenableCredentials};
+use crate::model::{Connector, ConnectorRecord, ScannerCredentials, ScannerKind, SyncMode};
+use crate::scanners;
 
 const SCHEDULE_HOURS: std::ops::RangeInclusive<u32> = 1..=168;
 /// EventBridge Scheduler's limits on a flexible window.
@@ -31,8 +32,14 @@ struct NewConnector {
     #[serde(rename = "type")]
     kind: ScannerKind,
     base_url: String,
-    access_key: String,
-    secret_key: String,
+    #[serde(default)]
+    access_key: Option<String>,
+    #[serde(default)]
+    secret_key: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
     #[serde(default)]
     schedule_hours: Option<u32>,
     #[serde(default)]
@@ -52,12 +59,69 @@ struct ConnectorChanges {
     access_key: Option<String>,
     #[serde(default)]
     secret_key: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
     #[serde(default, deserialize_with = "present")]
     schedule_hours: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
     sync_window_minutes: Option<Option<u32>>,
     #[serde(default)]
     default_mode: Option<SyncMode>,
+}
+
+/// The credential fields a request gave, every scanner's, by name: which two a
+/// connector takes depends on its scanner ([`scanners::credential_fields`]).
+struct GivenCredentials([(&'static str, Option<String>); 4]);
+
+impl GivenCredentials {
+    fn new(
+        access_key: Option<String>,
+        secret_key: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+    ) -> Self {
+        GivenCredentials([
+            ("access_key", access_key),
+            ("secret_key", secret_key),
+            ("username", username),
+            ("password", password),
+        ])
+    }
+
+    /// The credentials of a `kind` connector, when the request gave any: both of its
+    /// scanner's fields (given as a pair, so that a rotation never mixes old and new),
+    /// and no field of another scanner's.
+    fn of(self, kind: ScannerKind) -> Result<Option<ScannerCredentials>> {
+        let [first, second] = scanners::credential_fields(kind);
+        let mut wanted = [None, None];
+        for (field, value) in self.0 {
+            match (scanners::credential_fields(kind).iter().position(|name| *name == field), value) {
+                (Some(position), value) => wanted[position] = value,
+                (None, Some(_)) => {
+                    return Err(SyncError::invalid_field(
+                        field,
+                        format!("is not a field of a {} connector: it takes {first} and {second}", kind.as_str()),
+                    ));
+                }
+                (None, None) => {}
+            }
+        }
+        match wanted {
+            [None, None] => Ok(None),
+            [Some(first_value), Some(second_value)] => {
+                let first_value = valid_credential(first, first_value)?;
+                Ok(Some(scanners::credentials(kind, first_value, valid_credential(second, second_value)?)))
+            }
+            [Some(_), None] => {
+                Err(SyncError::invalid_field(second, format!("is required with {first}: they go as a pair")))
+            }
+            [None, Some(_)] => {
+                Err(SyncError::invalid_field(first, format!("is required with {second}: they go as a pair")))
+            }
+        }
+    }
 }
 
 /// Tells `"field": null` (Some(None)) from a field left out (None).
@@ -125,7 +189,12 @@ pub(super) async fn create(services: &ApiServices, body: &[u8]) -> Result<Connec
         Some(connector_id) => valid_connector_id(connector_id)?,
         None => format!("{}-{}", new.kind.as_str(), &uuid::Uuid::new_v4().simple().to_string()[..12]),
     };
-    let credentials = valid_credentials(new.access_key, new.secret_key)?;
+    let credentials = GivenCredentials::new(new.access_key, new.secret_key, new.username, new.password)
+        .of(new.kind)?
+        .ok_or_else(|| {
+        let [first, _] = scanners::credential_fields(new.kind);
+        SyncError::invalid_field(first, "is required")
+    })?;
     let now = Utc::now();
     let record = ConnectorRecord {
         connector: Connector {
@@ -146,7 +215,7 @@ pub(super) async fn create(services: &ApiServices, body: &[u8]) -> Result<Connec
     // The record first: it fails on a taken id before any existing connector's keys are touched.
     services.connectors.create_connector(&record).await?;
     let connector = &record.connector;
-    if let Err(error) = services.secrets.put_tenable_credentials(&connector.secret_id, &credentials).await {
+    if let Err(error) = services.secrets.put_credentials(&connector.secret_id, &credentials).await {
         // A connector without its keys would fail every sync: take it back.
         if let Err(cleanup) = services.connectors.delete_connector(&connector.connector_id).await {
             let connector_id = &connector.connector_id;
@@ -190,31 +259,18 @@ pub(super) async fn update(services: &ApiServices, connector_id: &str, body: &[u
     if let Some(minutes) = changes.sync_window_minutes {
         record.sync_window_minutes = within("sync_window_minutes", minutes, SYNC_WINDOW_MINUTES)?;
     }
-    let credentials = match (changes.access_key, changes.secret_key) {
-        // The stored keys were given for the old host: they never go to another unasked.
-        (None, None) if moved => {
-            return Err(SyncError::invalid_field(
-                "access_key",
-                "is required with a new base_url: give the keys for that scanner as access_key and secret_key",
-            ));
-        }
-        (None, None) => None,
-        (Some(access_key), Some(secret_key)) => Some(valid_credentials(access_key, secret_key)?),
-        (Some(_), None) => {
-            return Err(SyncError::invalid_field(
-                "secret_key",
-                "is required with access_key: keys are rotated as a pair",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(SyncError::invalid_field(
-                "access_key",
-                "is required with secret_key: keys are rotated as a pair",
-            ));
-        }
-    };
+    let credentials = GivenCredentials::new(changes.access_key, changes.secret_key, changes.username, changes.password)
+        .of(record.connector.kind)?;
+    if moved && credentials.is_none() {
+        // The stored credentials were given for the old host: they never go to another unasked.
+        let [first, second] = scanners::credential_fields(record.connector.kind);
+        return Err(SyncError::invalid_field(
+            first,
+            format!("is required with a new base_url: give that scanner's {first} and {second}"),
+        ));
+    }
     if let Some(credentials) = credentials {
-        services.secrets.put_tenable_credentials(&record.connector.secret_id, &credentials).await?;
+        services.secrets.put_credentials(&record.connector.secret_id, &credentials).await?;
         tracing::info!(connector_id, "connector keys rotated");
     }
     record.updated_at = Some(Utc::now());
@@ -293,16 +349,19 @@ async fn valid_base_url(services: &ApiServices, base_url: String) -> Result<Stri
     }
 }
 
-fn valid_credentials(access_key: String, secret_key: String) -> Result<TenableCredentials> {
-    for (field, key) in [("access_key", &access_key), ("secret_key", &secret_key)] {
-        if key.trim().len() < MIN_KEY_CHARS || key.len() > MAX_KEY_CHARS {
-            return Err(SyncError::invalid_field(
-                field,
-                format!("must be the scanner's key: {MIN_KEY_CHARS} to {MAX_KEY_CHARS} characters"),
-            ));
-        }
+/// A credential field's value, trimmed. A user name is no secret; every other field
+/// is, and shorter than [`MIN_KEY_CHARS`] it is no scanner's (and could not be told from
+/// ordinary text when redacted).
+fn valid_credential(field: &str, value: String) -> Result<String> {
+    let shortest = if field == "username" { 1 } else { MIN_KEY_CHARS };
+    let value = value.trim();
+    if value.len() < shortest || value.len() > MAX_KEY_CHARS {
+        return Err(SyncError::invalid_field(
+            field,
+            format!("must be the scanner's {field}: {shortest} to {MAX_KEY_CHARS} characters"),
+        ));
     }
-    Ok(TenableCredentials { access_key: access_key.trim().to_string(), secret_key: secret_key.trim().to_string() })
+    Ok(value.to_string())
 }
 
 fn within(field: &str, value: Option<u32>, allowed: std::ops::RangeInclusive<u32>) -> Result<Option<u32>> {

@@ -5,8 +5,8 @@ use serde::de::DeserializeOwned;
 
 use crate::errors::{Result, SyncError};
 
-/// Fields that hold API keys: an error about them never quotes what was sent.
-const SECRET_FIELDS: [&str; 2] = ["access_key", "secret_key"];
+/// Fields that hold scanner credentials: an error about them never quotes what was sent.
+const SECRET_FIELDS: [&str; 4] = ["access_key", "secret_key", "username", "password"];
 const TIME_FIELDS: [&str; 2] = ["from", "to"];
 const TIME_FORMAT: &str = "must be an RFC 3339 time such as 2024-01-05T10:11:12Z";
 

@@ -214,7 +214,7 @@ async fn creating_a_connector_keeps_its_keys_in_its_secret_only() {
     assert_eq!(view["secret_id"], format!("vulnflow/{connector_id}"));
 
     let secret = api.store.secret(&format!("vulnflow/{connector_id}")).expect("the secret exists");
-    assert_eq!((secret.access_key.as_str(), secret.secret_key.as_str()), (ACCESS_KEY, SECRET_KEY));
+    assert_eq!(secret.values(), [ACCESS_KEY, SECRET_KEY]);
     let connector = api.store.get_connector(connector_id).await.unwrap().expect("stored");
     assert_eq!(connector.secret_id, format!("vulnflow/{connector_id}"), "the pipeline reads the keys from there");
 }
@@ -294,7 +294,7 @@ async fn a_connector_cannot_be_changed_to_an_internal_address() {
     }
     assert_eq!(api.get(&target).await.body, before, "the connector is unchanged");
     assert_eq!(
-        api.store.secret(&format!("vulnflow/{CONNECTOR}")).map(|s| s.secret_key),
+        api.store.secret(&format!("vulnflow/{CONNECTOR}")).map(|s| s.values()[1].clone()),
         Some(SECRET_KEY.to_string()),
         "its keys too"
     );
@@ -312,7 +312,7 @@ async fn a_given_connector_id_is_kept_and_cannot_be_taken_twice() {
         .await;
     assert_eq!(again.status, 409, "{:?}", again.body);
     assert_eq!(
-        api.store.secret(&format!("vulnflow/{CONNECTOR}")).map(|s| s.secret_key),
+        api.store.secret(&format!("vulnflow/{CONNECTOR}")).map(|s| s.values()[1].clone()),
         Some(SECRET_KEY.to_string()),
         "keys untouched"
     );
@@ -356,7 +356,10 @@ async fn connectors_are_listed_read_changed_and_deleted() {
         )
         .await;
     assert_eq!(rotated.status, 200);
-    assert_eq!(api.store.secret("vulnflow/tenable-a").map(|s| s.secret_key), Some("SKEY-rotated-00000000".into()));
+    assert_eq!(
+        api.store.secret("vulnflow/tenable-a").map(|s| s.values()[1].clone()),
+        Some("SKEY-rotated-00000000".into())
+    );
     assert_eq!(api.patch("/connectors/tenable-zz", json!({ "name": "x" })).await.status, 404);
 
     let moved = api.patch("/connectors/tenable-a", json!({ "base_url": "https://elsewhere.example" })).await;
@@ -371,7 +374,7 @@ async fn connectors_are_listed_read_changed_and_deleted() {
         )
         .await;
     assert_eq!((moved.status, body(&moved)["base_url"].clone()), (200, json!("https://elsewhere.example")));
-    assert_eq!(api.store.secret("vulnflow/tenable-a").map(|s| s.secret_key), Some("SKEY-moved-000000".into()));
+    assert_eq!(api.store.secret("vulnflow/tenable-a").map(|s| s.values()[1].clone()), Some("SKEY-moved-000000".into()));
 
     let deleted = api.delete("/connectors/tenable-a").await;
     assert_eq!((deleted.status, deleted.body), (204, None));

@@ -20,7 +20,7 @@ mod tests {
 
     use super::*;
     use crate::errors::error_names;
-    use crate::model::{JobStatus, TenableCredentials};
+    use crate::model::{JobStatus, ScannerCredentials};
     use crate::pipeline::test_support::{CONNECTOR, harness};
     use crate::store::{ConnectorStore, JobStore};
 
@@ -34,7 +34,7 @@ mod tests {
     #[tokio::test]
     async fn wrong_keys_end_in_a_credential_error_with_the_keys_redacted() {
         let h = harness(SimulatorConfig::default()).await;
-        let wrong = TenableCredentials {
+        let wrong = ScannerCredentials::ApiKeys {
             access_key: "wrong-access-key-1234".into(),
             secret_key: "wrong-secret-key-5678".into(),
         };

@@ -5,9 +5,9 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::{ChunkOutput, JobRef, Services, resume};
-use crate::scanners::{ExportRequest, ExportScanner, ExportState};
 use crate::errors::{Result, SyncError};
 use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobStatus, Stage, SyncJob, SyncMode};
+use crate::scanners::{ExportRequest, ExportScanner, ExportState};
 use crate::store::keys;
 
 /// The fetch function's three calls, told apart by `action`.
@@ -170,15 +170,15 @@ pub async fn poll_export(services: &Services, job: &JobRef, export: &ExportRef) 
                     })
                 }
                 ExportState::Error => Err(SyncError::ScannerRejected {
-                    reason: format!("Tenable ended export {uuid} in ERROR"),
+                    reason: format!("the scanner ended export {uuid} in ERROR"),
                     response: None,
                 }),
                 ExportState::Cancelled => Err(SyncError::ScannerRejected {
-                    reason: format!("export {uuid} was cancelled on the Tenable side"),
+                    reason: format!("export {uuid} was cancelled on the scanner's side"),
                     response: None,
                 }),
                 ExportState::Finished if !status.chunks_failed.is_empty() => Err(SyncError::ScannerRejected {
-                    reason: format!("Tenable finished export {uuid} with failed chunks {:?}", status.chunks_failed),
+                    reason: format!("the scanner finished export {uuid} with failed chunks {:?}", status.chunks_failed),
                     response: None,
                 }),
                 ExportState::Finished => {

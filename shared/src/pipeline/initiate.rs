@@ -42,9 +42,11 @@ pub async fn initiate(services: &Services, start: StartSync) -> Result<JobRef> {
     if request.connector_id.trim().is_empty() || start.job_id.trim().is_empty() {
         return Err(SyncError::InvalidRequest("connector_id and job_id must not be empty".into()));
     }
+    let record = services.connector_record(&request.connector_id).await?;
     let job_ref = |job: &SyncJob| JobRef {
         job_id: job.job_id.clone(),
         connector_id: job.connector_id.clone(),
+        scanner: record.connector.kind,
         window_ends_at: job.window_ends_at,
     };
     let job = match services.jobs.get_job(&start.job_id).await? {
@@ -55,7 +57,6 @@ pub async fn initiate(services: &Services, start: StartSync) -> Result<JobRef> {
         Some(existing) if existing.stages.contains_key(&Stage::Initiating) => return Ok(job_ref(&existing)),
         Some(existing) => existing,
         None => {
-            let record = services.connector_record(&request.connector_id).await?;
             let mut job = new_job(&start.job_id, &record, request, &services.settings.deployment, Utc::now())?;
             resume::plan(services.jobs.as_ref(), &mut job).await?;
             services.jobs.create_job(&job).await?;

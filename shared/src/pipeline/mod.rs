@@ -17,10 +17,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::scanners::{self, CallLimits, ExportScanner};
 use crate::errors::{Result, SyncError, error_names};
-use crate::model::{Connector, ConnectorRecord, ExportKind, JobFailure, JobStatus, Stage, StageOutcome};
+use crate::model::{Connector, ConnectorRecord, ExportKind, JobFailure, JobStatus, ScannerKind, Stage, StageOutcome};
 use crate::scanner_network::{ScannerHttp, ScannerNetworkPolicy};
+use crate::scanners::{self, CallLimits, ExportScanner};
 use crate::store::memory::MemoryStore;
 use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore, SecretStore};
 use crate::usage::{Meter, Usage, function_memory_mb};
@@ -62,6 +62,8 @@ pub struct Settings {
 pub struct JobRef {
     pub job_id: String,
     pub connector_id: String,
+    /// The connector's scanner: which client and normalizer its chunks need.
+    pub scanner: ScannerKind,
     /// When the connector's sync window ends, carried along so that no stage reads the
     /// job to know it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,8 +127,8 @@ impl Services {
 
     /// The scanner client of a connector, with its keys read from the secret store.
     pub(crate) async fn scanner(&self, connector: &Connector) -> Result<Box<dyn ExportScanner>> {
-        let credentials = self.secrets.tenable_credentials(&connector.secret_id).await?;
-        Ok(scanners::connect(connector, credentials, &self.http, self.settings.scanner_calls))
+        let credentials = self.secrets.credentials(&connector.secret_id).await?;
+        scanners::connect(connector, credentials, &self.http, self.settings.scanner_calls)
     }
 
     /// Runs one stage's work for a job: times the stage on the job and, when the work
@@ -223,7 +225,7 @@ pub(crate) mod test_support {
 
     use super::{ChunkTask, JobRef, Services, Settings};
     use crate::errors::Result;
-    use crate::model::{Connector, ExportRef, ScannerKind, SyncMode, SyncScope, TenableCredentials, Trigger};
+    use crate::model::{Connector, ExportRef, ScannerCredentials, ScannerKind, SyncMode, SyncScope, Trigger};
     use crate::pipeline::connectivity::test_connectivity;
     use crate::pipeline::fetch::{fetch_chunk, next_export, poll_export};
     use crate::pipeline::finalize::{CaughtError, FinalizeEvent, JobSummary, finalize};
@@ -245,7 +247,10 @@ pub(crate) mod test_support {
         let store = Arc::new(MemoryStore::default());
         store.put_secret(
             "tenable-keys",
-            TenableCredentials { access_key: config.access_key.clone(), secret_key: config.secret_key.clone() },
+            ScannerCredentials::ApiKeys {
+                access_key: config.access_key.clone(),
+                secret_key: config.secret_key.clone(),
+            },
         );
         let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
         store

@@ -7,8 +7,8 @@ use serde::Serialize;
 use super::{ChunkOutput, ChunkTask, Services};
 use crate::errors::{Result, SyncError};
 use crate::model::{ChunkRecord, ChunkStatus, ExportKind, Stage};
-use crate::scanners::tenable::normalize::{normalize_asset, normalize_vuln};
-use crate::normalize::{ChunkError, RecordError, each_record};
+use crate::normalize::ChunkError;
+use crate::scanners;
 use crate::store::keys;
 
 pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutput> {
@@ -21,9 +21,10 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
             // leaves no half-normalized chunk behind.
             let malformed =
                 |e: ChunkError| SyncError::MalformedChunk { chunk: chunk_key.to_string(), reason: e.to_string() };
+            let normalizer = scanners::normalizer(job.scanner);
             let (ndjson, count) = match task.kind {
-                ExportKind::Vulns => to_ndjson(&raw, normalize_vuln).map_err(malformed)?,
-                ExportKind::Assets => to_ndjson(&raw, normalize_asset).map_err(malformed)?,
+                ExportKind::Vulns => to_ndjson(|keep| normalizer.findings(&raw, keep)).map_err(malformed)?,
+                ExportKind::Assets => to_ndjson(|keep| normalizer.assets(&raw, keep)).map_err(malformed)?,
             };
             let normalized_key = keys::normalized_chunk(&job.connector_id, &job.job_id, chunk_key);
             services.objects.put_object(&normalized_key, ndjson, "application/x-ndjson").await?;
@@ -53,14 +54,14 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
         .await
 }
 
-/// The chunk's records normalized, one JSON line each, streamed from the raw bytes:
-/// the chunk is never held as a whole, so memory stays near the raw and the NDJSON bytes.
+/// The chunk's records normalized, one JSON line each, as `normalize` streams them
+/// from the raw bytes: the chunk is never held as a whole, so memory stays near the raw
+/// and the NDJSON bytes.
 fn to_ndjson<T: Serialize>(
-    raw: &[u8],
-    normalize_record: impl Fn(&serde_json::Value, usize) -> std::result::Result<T, RecordError>,
+    normalize: impl FnOnce(&mut dyn FnMut(T) -> std::result::Result<(), ChunkError>) -> std::result::Result<u64, ChunkError>,
 ) -> std::result::Result<(Vec<u8>, u64), ChunkError> {
-    let mut ndjson = Vec::with_capacity(raw.len());
-    let count = each_record(raw, normalize_record, |record| {
+    let mut ndjson = Vec::new();
+    let count = normalize(&mut |record| {
         serde_json::to_writer(&mut ndjson, &record).map_err(|e| ChunkError::Unwritable(e.to_string()))?;
         ndjson.push(b'\n');
         Ok(())

@@ -325,9 +325,9 @@ mod tests {
 
     use super::*;
     use crate::model::{ChunkStatus, ExportRef, NormalizedRecord, SyncJob, SyncMode, Trigger};
-    use crate::scanners::tenable::normalize::normalize_vulns_chunk;
     use crate::pipeline::JobRef;
     use crate::pipeline::test_support::{CONNECTOR, Harness, harness};
+    use crate::scanners::tenable::normalize::normalize_vulns_chunk;
     use crate::store::{JobStore, ObjectStore, keys};
 
     /// Puts a chunk through fetch's and normalize's bookkeeping without HTTP, so each
@@ -389,7 +389,12 @@ mod tests {
             ..SyncJob::started(job_id, CONNECTOR, SyncMode::Full, Trigger::Scheduled, "unit-tests", now)
         };
         h.store.create_job(&resumed("job-1", Some(taken_up))).await.unwrap();
-        let job_1 = JobRef { job_id: "job-1".into(), connector_id: CONNECTOR.into(), window_ends_at: None };
+        let job_1 = JobRef {
+            job_id: "job-1".into(),
+            connector_id: CONNECTOR.into(),
+            scanner: crate::model::ScannerKind::Tenable,
+            window_ends_at: None,
+        };
         let output = process(&h.services, normalized_chunk(&h, &job_1, "vulns-00001", &vulns).await).await.unwrap();
         assert_eq!(
             (output.counts.findings_new, output.counts.findings_unchanged),

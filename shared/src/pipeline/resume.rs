@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use chrono::Utc;
 
 use super::{JobRef, Services};
-use crate::scanners::{ExportScanner, ExportState};
 use crate::errors::{Result, SyncError};
 use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobStatus, SyncJob};
+use crate::scanners::{ExportScanner, ExportState};
 use crate::store::{HistoryFilter, HistoryPage, JobStore, MAX_SYNC_JOBS};
 
 /// How long after its request an export is taken up again. Tenable's chunks expire

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::errors::Result;
-use crate::model::{Connector, ExportKind, ScannerKind, Severity, TagFilter, TenableCredentials};
+use crate::errors::{Result, SyncError};
+use crate::model::{Connector, ExportKind, NormalizedRecord, ScannerCredentials, ScannerKind, Severity, TagFilter};
+use crate::normalize::{ChunkError, NormalizedAsset};
 use crate::scanner_network::ScannerHttp;
 
 /// The state of an export on the scanner's side.
@@ -85,16 +86,63 @@ impl CallLimits {
     }
 }
 
-/// The client for a connector's scanner.
+/// The fields a connector of `kind` is created with, as the API names them: the
+/// credentials its scanner's API takes. Both are kept in the connector's secret.
+pub fn credential_fields(kind: ScannerKind) -> [&'static str; 2] {
+    match kind {
+        ScannerKind::Tenable => ["access_key", "secret_key"],
+    }
+}
+
+/// The credentials of a connector of `kind`, from the values of its
+/// [`credential_fields`], in their order.
+pub fn credentials(kind: ScannerKind, first: String, second: String) -> ScannerCredentials {
+    match kind {
+        ScannerKind::Tenable => ScannerCredentials::ApiKeys { access_key: first, secret_key: second },
+    }
+}
+
+/// The client for a connector's scanner, with the credentials its secret holds.
 pub fn connect(
     connector: &Connector,
-    credentials: TenableCredentials,
+    credentials: ScannerCredentials,
     http: &ScannerHttp,
     limits: CallLimits,
-) -> Box<dyn ExportScanner> {
-    match connector.kind {
-        ScannerKind::Tenable => {
-            Box::new(tenable::client::TenableClient::new(http.clone(), &connector.base_url, credentials, limits))
-        }
+) -> Result<Box<dyn ExportScanner>> {
+    match (connector.kind, credentials) {
+        (ScannerKind::Tenable, ScannerCredentials::ApiKeys { access_key, secret_key }) => Ok(Box::new(
+            tenable::client::TenableClient::new(http.clone(), &connector.base_url, &access_key, &secret_key, limits),
+        )),
+        #[allow(unreachable_patterns)] // reachable as soon as a second scanner takes another kind of credentials
+        (kind, _) => Err(SyncError::InvalidRequest(format!(
+            "the secret {} does not hold {} credentials ({}): give them with PATCH /connectors/{}",
+            connector.secret_id,
+            kind.as_str(),
+            credential_fields(kind).join(" and "),
+            connector.connector_id
+        ))),
+    }
+}
+
+/// A scanner's normalizer of raw chunks: each record mapped onto the model and handed
+/// to `keep` in the chunk's order, so that no chunk is held whole. Stops at the first
+/// unusable record, naming it.
+pub trait ChunkNormalizer: Send + Sync {
+    fn findings(
+        &self,
+        raw: &[u8],
+        keep: &mut dyn FnMut(NormalizedRecord) -> Result<(), ChunkError>,
+    ) -> Result<u64, ChunkError>;
+    fn assets(
+        &self,
+        raw: &[u8],
+        keep: &mut dyn FnMut(NormalizedAsset) -> Result<(), ChunkError>,
+    ) -> Result<u64, ChunkError>;
+}
+
+/// The normalizer of `kind`'s chunks.
+pub fn normalizer(kind: ScannerKind) -> &'static dyn ChunkNormalizer {
+    match kind {
+        ScannerKind::Tenable => &tenable::normalize::TenableNormalizer,
     }
 }

@@ -15,7 +15,7 @@ use super::{
 use crate::errors::{Result, SyncError};
 use crate::model::{
     ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts,
-    Stage, StageOutcome, StageRun, SweepMark, SyncClaim, SyncJob, TenableCredentials,
+    ScannerCredentials, Stage, StageOutcome, StageRun, SweepMark, SyncClaim, SyncJob,
 };
 use crate::usage::Usage;
 
@@ -24,7 +24,7 @@ use crate::usage::Usage;
 pub struct MemoryStore {
     connectors: Mutex<HashMap<String, ConnectorRecord>>,
     retired_connectors: Mutex<HashSet<String>>,
-    secrets: Mutex<HashMap<String, TenableCredentials>>,
+    secrets: Mutex<HashMap<String, ScannerCredentials>>,
     jobs: Mutex<HashMap<String, SyncJob>>,
     chunks: Mutex<BTreeMap<(String, String), ChunkRecord>>,
     /// The exports whose chunks are counted in their job's total.
@@ -39,11 +39,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl MemoryStore {
-    pub fn put_secret(&self, secret_id: &str, credentials: TenableCredentials) {
+    pub fn put_secret(&self, secret_id: &str, credentials: ScannerCredentials) {
         lock(&self.secrets).insert(secret_id.to_string(), credentials);
     }
 
-    pub fn secret(&self, secret_id: &str) -> Option<TenableCredentials> {
+    pub fn secret(&self, secret_id: &str) -> Option<ScannerCredentials> {
         lock(&self.secrets).get(secret_id).cloned()
     }
 
@@ -163,12 +163,12 @@ impl ConnectorStore for MemoryStore {
 
 #[async_trait]
 impl SecretStore for MemoryStore {
-    async fn tenable_credentials(&self, secret_id: &str) -> Result<TenableCredentials> {
+    async fn credentials(&self, secret_id: &str) -> Result<ScannerCredentials> {
         self.secret(secret_id)
             .ok_or_else(|| SyncError::InvalidRequest(format!("the secret {secret_id} does not exist")))
     }
 
-    async fn put_tenable_credentials(&self, secret_id: &str, credentials: &TenableCredentials) -> Result<()> {
+    async fn put_credentials(&self, secret_id: &str, credentials: &ScannerCredentials) -> Result<()> {
         self.put_secret(secret_id, credentials.clone());
         Ok(())
     }

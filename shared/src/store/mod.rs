@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::errors::{Result, SyncError};
 use crate::model::{
     Asset, ChunkRecord, Connector, ConnectorRecord, ExportKind, ExportRef, Finding, JobFailure, JobStatus, LogLevel,
-    RecordCounts, Stage, StageOutcome, SweepMark, SyncClaim, SyncJob, SyncMode, TenableCredentials, TriggerKind,
+    RecordCounts, ScannerCredentials, Stage, StageOutcome, SweepMark, SyncClaim, SyncJob, SyncMode, TriggerKind,
 };
 use crate::usage::Usage;
 
@@ -59,9 +59,9 @@ pub trait ConnectorStore: Send + Sync {
 
 #[async_trait]
 pub trait SecretStore: Send + Sync {
-    async fn tenable_credentials(&self, secret_id: &str) -> Result<TenableCredentials>;
+    async fn credentials(&self, secret_id: &str) -> Result<ScannerCredentials>;
     /// Creates the secret, or replaces its keys if it exists.
-    async fn put_tenable_credentials(&self, secret_id: &str, credentials: &TenableCredentials) -> Result<()>;
+    async fn put_credentials(&self, secret_id: &str, credentials: &ScannerCredentials) -> Result<()>;
     /// Deletes the secret at once (no recovery window, so the id can be used again);
     /// a secret that is already gone is fine.
     async fn delete_secret(&self, secret_id: &str) -> Result<()>;

@@ -1,4 +1,4 @@
-//! The Secrets Manager adapter: a connector's API keys, read when a stage needs them,
+//! The Secrets Manager adapter: a connector's scanner credentials, read when a stage needs them,
 //! written when the API creates or rotates them, and never stored or logged anywhere else.
 
 use async_trait::async_trait;
@@ -7,7 +7,7 @@ use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, S
 
 use super::SecretStore;
 use crate::errors::{Result, SyncError};
-use crate::model::TenableCredentials;
+use crate::model::ScannerCredentials;
 
 #[derive(Clone)]
 pub struct SecretsManagerStore {
@@ -34,7 +34,7 @@ where
 
 #[async_trait]
 impl SecretStore for SecretsManagerStore {
-    async fn tenable_credentials(&self, secret_id: &str) -> Result<TenableCredentials> {
+    async fn credentials(&self, secret_id: &str) -> Result<ScannerCredentials> {
         let output = self.client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
             if e.code() == Some(NOT_FOUND) {
                 SyncError::InvalidRequest(format!(
@@ -48,12 +48,13 @@ impl SecretStore for SecretsManagerStore {
         // The error never quotes the secret's text: it holds the keys.
         serde_json::from_str(&text).map_err(|_| {
             SyncError::InvalidRequest(format!(
-                "the secret {secret_id} must be JSON {{\"access_key\": \"...\", \"secret_key\": \"...\"}}"
+                "the secret {secret_id} must be JSON {{\"access_key\": \"...\", \"secret_key\": \"...\"}} \
+                 or {{\"username\": \"...\", \"password\": \"...\"}}, as the connector's scanner takes"
             ))
         })
     }
 
-    async fn put_tenable_credentials(&self, secret_id: &str, credentials: &TenableCredentials) -> Result<()> {
+    async fn put_credentials(&self, secret_id: &str, credentials: &ScannerCredentials) -> Result<()> {
         let text = serde_json::to_string(credentials)
             .map_err(|_| SyncError::Internal(format!("cannot encode the keys for secret {secret_id}")))?;
         let replaced = self.client.put_secret_value().secret_id(secret_id).secret_string(&text).send().await;
@@ -63,7 +64,7 @@ impl SecretStore for SecretsManagerStore {
                 self.client
                     .create_secret()
                     .name(secret_id)
-                    .description("API keys of a vulnflow connector: {\"access_key\", \"secret_key\"}")
+                    .description("The scanner credentials of a vulnflow connector")
                     .secret_string(text)
                     .send()
                     .await

@@ -7,10 +7,10 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::scanners::{CallLimits, ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
 use crate::errors::{Redactor, Result, ScannerResponse, SyncError};
-use crate::model::{ExportKind, Severity, TenableCredentials};
+use crate::model::{ExportKind, Severity};
 use crate::scanner_network::{ScannerHttp, SendError};
+use crate::scanners::{CallLimits, ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
 
 pub struct TenableClient {
     http: ScannerHttp,
@@ -40,12 +40,12 @@ struct StatusBody {
 }
 
 impl TenableClient {
-    pub fn new(http: ScannerHttp, base_url: &str, credentials: TenableCredentials, limits: CallLimits) -> Self {
+    pub fn new(http: ScannerHttp, base_url: &str, access_key: &str, secret_key: &str, limits: CallLimits) -> Self {
         TenableClient {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
-            api_keys_header: format!("accessKey={};secretKey={}", credentials.access_key, credentials.secret_key),
-            redactor: Redactor::new([credentials.access_key, credentials.secret_key]),
+            api_keys_header: format!("accessKey={access_key};secretKey={secret_key}"),
+            redactor: Redactor::new([access_key.to_string(), secret_key.to_string()]),
             limits,
         }
     }

@@ -12,11 +12,13 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use crate::model::{Asset, Finding, FindingState, NormalizedRecord, OsCategory, ScannerKind, Severity};
 use crate::normalize::fields::{Fields, first};
 use crate::normalize::{
-    ChunkError, NormalizedAsset, RecordError, normalize_chunk, os_category, parse_timestamp, sanitize_output,
+    ChunkError, NormalizedAsset, RecordError, each_record, normalize_chunk, os_category, parse_timestamp,
+    sanitize_output,
 };
-use crate::model::{Asset, Finding, FindingState, NormalizedRecord, OsCategory, ScannerKind, Severity};
+use crate::scanners::ChunkNormalizer;
 
 /// Normalizes a whole vulns export chunk, failing on its first unusable record so a
 /// chunk is stored entirely or not at all.
@@ -28,6 +30,27 @@ pub fn normalize_vulns_chunk(bytes: &[u8]) -> Result<Vec<NormalizedRecord>, Chun
 /// chunk is stored entirely or not at all.
 pub fn normalize_assets_chunk(bytes: &[u8]) -> Result<Vec<NormalizedAsset>, ChunkError> {
     normalize_chunk(bytes, normalize_asset)
+}
+
+/// Tenable's chunks: JSON arrays of export records, read one record at a time.
+pub struct TenableNormalizer;
+
+impl ChunkNormalizer for TenableNormalizer {
+    fn findings(
+        &self,
+        raw: &[u8],
+        keep: &mut dyn FnMut(NormalizedRecord) -> Result<(), ChunkError>,
+    ) -> Result<u64, ChunkError> {
+        each_record(raw, normalize_vuln, keep)
+    }
+
+    fn assets(
+        &self,
+        raw: &[u8],
+        keep: &mut dyn FnMut(NormalizedAsset) -> Result<(), ChunkError>,
+    ) -> Result<u64, ChunkError> {
+        each_record(raw, normalize_asset, keep)
+    }
 }
 
 /// Normalizes one vuln record; `index` is its position in the chunk, for errors.
