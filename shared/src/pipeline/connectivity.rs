@@ -47,7 +47,7 @@ mod tests {
         assert_eq!(failure.status, JobStatus::CredentialError);
         assert_eq!(failure.stage, Stage::ConnectivityTest);
         assert_eq!(failure.http_status, Some(401));
-        assert!(failure.action.contains("API keys"));
+        assert!(failure.action.contains("credentials"));
         let text = serde_json::to_string(&failure).unwrap();
         assert!(!text.contains("wrong-secret-key-5678") && !text.contains("wrong-access-key-1234"), "{text}");
     }

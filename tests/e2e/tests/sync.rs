@@ -199,7 +199,7 @@ async fn wrong_keys_end_in_a_credential_error_that_never_shows_the_keys() {
     let failure = run.job.failure.as_ref().expect("the job says why it failed");
     assert_eq!(failure.stage, Stage::ConnectivityTest);
     assert_eq!(failure.http_status, Some(401));
-    assert!(failure.action.contains("API keys"), "{}", failure.action);
+    assert!(failure.action.contains("credentials"), "{}", failure.action);
     let record = serde_json::to_string(&run.job).expect("the job serializes");
     assert!(!record.contains(wrong_secret) && !record.contains(ACCESS_KEY), "no key in the job record");
     assert!(sim.vuln_export_requests().is_empty(), "no export is requested with keys that do not work");
