@@ -2,6 +2,8 @@
 //! pipeline asks for an export, polls it, and downloads its chunks, whatever the
 //! scanner calls those steps.
 
+mod exchange;
+pub mod qualys;
 pub mod tenable;
 
 use std::time::Duration;
@@ -91,6 +93,7 @@ impl CallLimits {
 pub fn credential_fields(kind: ScannerKind) -> [&'static str; 2] {
     match kind {
         ScannerKind::Tenable => ["access_key", "secret_key"],
+        ScannerKind::Qualys => ["username", "password"],
     }
 }
 
@@ -99,6 +102,7 @@ pub fn credential_fields(kind: ScannerKind) -> [&'static str; 2] {
 pub fn credentials(kind: ScannerKind, first: String, second: String) -> ScannerCredentials {
     match kind {
         ScannerKind::Tenable => ScannerCredentials::ApiKeys { access_key: first, secret_key: second },
+        ScannerKind::Qualys => ScannerCredentials::Login { username: first, password: second },
     }
 }
 
@@ -113,7 +117,9 @@ pub fn connect(
         (ScannerKind::Tenable, ScannerCredentials::ApiKeys { access_key, secret_key }) => Ok(Box::new(
             tenable::client::TenableClient::new(http.clone(), &connector.base_url, &access_key, &secret_key, limits),
         )),
-        #[allow(unreachable_patterns)] // reachable as soon as a second scanner takes another kind of credentials
+        (ScannerKind::Qualys, ScannerCredentials::Login { username, password }) => Ok(Box::new(
+            qualys::client::QualysClient::new(http.clone(), &connector.base_url, &username, &password, limits),
+        )),
         (kind, _) => Err(SyncError::InvalidRequest(format!(
             "the secret {} does not hold {} credentials ({}): give them with PATCH /connectors/{}",
             connector.secret_id,

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use crate::errors::{Redactor, Result, ScannerResponse, SyncError};
 use crate::model::{ExportKind, Severity};
-use crate::scanner_network::{ScannerHttp, SendError};
+use crate::scanner_network::ScannerHttp;
+use crate::scanners::exchange::exchange;
 use crate::scanners::{CallLimits, ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
 
 pub struct TenableClient {
@@ -80,28 +81,12 @@ impl TenableClient {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = self.http.send(request).await.map_err(|error| match error {
-            SendError::Refused(refused) => SyncError::from(refused),
-            SendError::Http(e) => SyncError::ScannerUnavailable {
-                reason: self.redactor.text(&format!("{method} {path} did not get an answer: {}", error_chain(&e))),
-                response: None,
-            },
-        })?;
-        let status = response.status();
-        let headers: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("<binary>").to_string()))
-            .collect();
-        let bytes = self.read_answer(&method, path, response).await?;
+        let answer = exchange(&self.http, request, (&method, path), &self.limits, &self.redactor).await?;
+        let status = answer.status;
         if status.is_success() {
-            return Ok(bytes);
+            return Ok(answer.body);
         }
-        let recorded = self.redactor.response(
-            status.as_u16(),
-            headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-            &String::from_utf8_lossy(&bytes),
-        );
+        let recorded = answer.recorded(&self.redactor);
         Err(match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => SyncError::Credentials { response: recorded },
             StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => SyncError::ScannerUnavailable {
@@ -117,35 +102,6 @@ impl TenableClient {
                 response: Some(recorded),
             },
         })
-    }
-
-    /// The answer's body, read piece by piece into one buffer, up to the limit: a
-    /// chunk too large for the function fails here, before it is held.
-    async fn read_answer(&self, method: &Method, path: &str, mut response: reqwest::Response) -> Result<Vec<u8>> {
-        let limit = self.limits.max_answer_bytes;
-        let too_large = || SyncError::ScannerRejected {
-            reason: format!(
-                "{method} {path} answered more than {} MB, more than this function's memory holds: lower the \
-                 template's ExportAssetsPerChunk (smaller chunks) or raise the function's MemorySize",
-                limit >> 20
-            ),
-            response: None,
-        };
-        let announced = response.content_length().unwrap_or(0);
-        if announced > limit as u64 {
-            return Err(too_large());
-        }
-        let mut body = Vec::with_capacity(announced as usize);
-        while let Some(piece) = response.chunk().await.map_err(|e| SyncError::ScannerUnavailable {
-            reason: format!("{method} {path}: the answer broke off: {}", error_chain(&e)),
-            response: None,
-        })? {
-            if body.len() + piece.len() > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&piece);
-        }
-        Ok(body)
     }
 
     fn parse<T: serde::de::DeserializeOwned>(&self, path: &str, bytes: &[u8]) -> Result<T> {
@@ -193,18 +149,6 @@ fn severity_name(severity: Severity) -> &'static str {
         Severity::High => "high",
         Severity::Critical => "critical",
     }
-}
-
-/// The error and its sources, so "error sending request" says why.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[async_trait]

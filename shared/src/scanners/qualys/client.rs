@@ -1,0 +1,366 @@
+//! Qualys VMDR through its v2 XML API.
+//!
+//! Qualys has no asynchronous export: a client pages through hosts. vulnflow lists the
+//! host ids first (one call), then cuts the id space into buckets of one width, the
+//! widest that leaves at most `assets_per_chunk` listed hosts in any bucket. Each bucket
+//! that holds a host is a chunk, fetched with one `id_min`/`id_max` call and no
+//! truncation, so the chunks run in parallel in the state machine's Distributed Map, a
+//! retried chunk asks for the same hosts, and a resumed sync fetches only the buckets it
+//! had not processed. The plan (width and filters) travels in the export's id, so no
+//! state is kept between invocations. Every call is a form POST, which keeps long
+//! parameter lists out of the URL (Qualys answers 414 to GET URLs over 8 KB).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+
+use super::xml;
+use crate::errors::{Redactor, Result, SyncError};
+use crate::model::{ExportKind, Severity};
+use crate::scanner_network::ScannerHttp;
+use crate::scanners::exchange::{Answer, exchange};
+use crate::scanners::{CallLimits, ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
+
+const ABOUT: &str = "/msp/about.php";
+const HOSTS: &str = "/api/2.0/fo/asset/host/";
+const DETECTIONS: &str = "/api/2.0/fo/asset/host/vm/detection/";
+
+/// SIMPLE_RETURN codes of a call turned away for a while: the concurrency limit (1960),
+/// the rate limit (1965), another run of the same API by the user (1920).
+const WAIT_CODES: [&str; 3] = ["1960", "1965", "1920"];
+/// Codes of a login that cannot be used: bad login (2002), registration (2003) or
+/// SecureID (2011) required.
+const CREDENTIAL_CODES: [&str; 3] = ["2002", "2003", "2011"];
+/// What a turned-away call waits when Qualys says no time.
+const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+
+pub struct QualysClient {
+    http: ScannerHttp,
+    base_url: String,
+    authorization: String,
+    redactor: Redactor,
+    limits: CallLimits,
+}
+
+/// What one answer means to the client.
+enum Verdict {
+    Body(Vec<u8>),
+    /// Turned away by a limit: wait this long, or give up with the error.
+    Wait(Duration, SyncError),
+    Failed(SyncError),
+}
+
+impl QualysClient {
+    pub fn new(http: ScannerHttp, base_url: &str, username: &str, password: &str, limits: CallLimits) -> Self {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        QualysClient {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            authorization: format!("Basic {basic}"),
+            redactor: Redactor::new([username.to_string(), password.to_string(), basic]),
+            limits,
+        }
+    }
+
+    /// Sends the call, waiting out Qualys' rate and concurrency limits as long as its
+    /// answers ask while the budget lasts: a throttled call is the API working as designed.
+    async fn call(&self, method: Method, path: &str, form: &[(&str, String)]) -> Result<Vec<u8>> {
+        let mut waited = Duration::ZERO;
+        loop {
+            let request = self
+                .http
+                .request(method.clone(), &format!("{}{path}", self.base_url))
+                .header("Authorization", &self.authorization)
+                .header("X-Requested-With", "vulnflow")
+                .form(form);
+            let answer = exchange(&self.http, request, (&method, path), &self.limits, &self.redactor).await?;
+            match self.verdict(path, answer) {
+                Verdict::Body(body) => return Ok(body),
+                Verdict::Failed(error) => return Err(error),
+                Verdict::Wait(wait, error) => {
+                    if waited + wait > self.limits.throttle_budget {
+                        return Err(error);
+                    }
+                    tracing::info!(path, wait_seconds = wait.as_secs(), "turned away by a Qualys limit: waiting");
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                }
+            }
+        }
+    }
+
+    fn verdict(&self, path: &str, answer: Answer) -> Verdict {
+        let simple_return = (xml::root(&answer.body).as_deref() == Some("SIMPLE_RETURN"))
+            .then(|| simple_return(&answer.body))
+            .unwrap_or_default();
+        let (code, text) = simple_return;
+        let said = if code.is_empty() { String::new() } else { format!(" (code {code}: {text})") };
+        let status = answer.status;
+        let recorded = answer.recorded(&self.redactor);
+        if CREDENTIAL_CODES.contains(&code.as_str()) || matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Verdict::Failed(SyncError::Credentials { response: recorded });
+        }
+        if status == StatusCode::CONFLICT && WAIT_CODES.contains(&code.as_str()) {
+            let wait = seconds_to_wait(&answer, &recorded.body).unwrap_or(DEFAULT_WAIT);
+            let reason = format!("{path} was turned away by a Qualys limit{said}");
+            return Verdict::Wait(wait, SyncError::ScannerUnavailable { reason, response: Some(recorded) });
+        }
+        if status.is_server_error() {
+            let reason = format!("{path} answered HTTP {}{said}", status.as_u16());
+            return Verdict::Failed(SyncError::ScannerUnavailable { reason, response: Some(recorded) });
+        }
+        if status.is_success() && code.is_empty() {
+            return Verdict::Body(answer.body);
+        }
+        let reason = format!("{path} answered HTTP {}{said}", status.as_u16());
+        Verdict::Failed(SyncError::ScannerRejected { reason, response: Some(recorded) })
+    }
+
+    /// The ids of the hosts a sync from `since` (unix seconds; 0 for all) looks at.
+    async fn host_ids(&self, since: i64) -> Result<Vec<u64>> {
+        let mut form = vec![("action", "list".to_string()), ("details", "None".into()), ("truncation_limit", "0".into())];
+        form.extend(processed_after(since));
+        let body = self.call(Method::POST, HOSTS, &form).await?;
+        let unexpected = |why: String| SyncError::ScannerRejected {
+            reason: format!("{HOSTS} answered something that is not a host list: {why}"),
+            response: Some(self.redactor.response(200, [], &String::from_utf8_lossy(&body))),
+        };
+        if xml::root(&body).as_deref() != Some("HOST_LIST_OUTPUT") {
+            return Err(unexpected("its root is not HOST_LIST_OUTPUT".into()));
+        }
+        let mut ids = Vec::new();
+        let mut bad = None;
+        xml::leaf_texts(&body, &["ID", "ID_RANGE"], |name, text| match parse_ids(name, &text) {
+            Some(range) => ids.extend(range),
+            None => bad = Some(format!("{name} {text:?} is not a host id or range")),
+        })
+        .map_err(&unexpected)?;
+        if let Some(why) = bad {
+            return Err(unexpected(why));
+        }
+        Ok(ids)
+    }
+}
+
+/// The SIMPLE_RETURN's code and text.
+fn simple_return(body: &[u8]) -> (String, String) {
+    let (mut code, mut text) = (String::new(), String::new());
+    let _ = xml::leaf_texts(body, &["CODE", "TEXT"], |name, value| match name {
+        "CODE" => code = value,
+        _ => text = value,
+    });
+    (code, text)
+}
+
+/// How long Qualys asks a turned-away call to wait: `X-RateLimit-ToWait-Sec`, else the
+/// SIMPLE_RETURN's SECONDS_TO_WAIT item; at least a second.
+fn seconds_to_wait(answer: &Answer, body: &str) -> Option<Duration> {
+    let from_header = answer.header("X-RateLimit-ToWait-Sec").and_then(|value| value.trim().parse::<u64>().ok());
+    let from_body = || {
+        let mut seconds = None;
+        let mut after_key = false;
+        let _ = xml::leaf_texts(body.as_bytes(), &["KEY", "VALUE"], |name, value| {
+            if name == "KEY" {
+                after_key = value == "SECONDS_TO_WAIT";
+            } else if after_key {
+                seconds = value.parse::<u64>().ok();
+            }
+        });
+        seconds
+    };
+    from_header.filter(|seconds| *seconds > 0).or_else(from_body).map(|seconds| Duration::from_secs(seconds.max(1)))
+}
+
+/// `vm_processed_after` for a sync from `since` (unix seconds); nothing for a full one.
+fn processed_after(since: i64) -> Option<(&'static str, String)> {
+    (since > 0)
+        .then(|| chrono::DateTime::from_timestamp(since, 0))
+        .flatten()
+        .map(|at| ("vm_processed_after", at.format("%Y-%m-%dT%H:%M:%SZ").to_string()))
+}
+
+/// The ids an `ID` (`1234`) or `ID_RANGE` (`1200-1250`) element names.
+fn parse_ids(name: &str, text: &str) -> Option<std::ops::RangeInclusive<u64>> {
+    match (name, text.split_once('-')) {
+        ("ID_RANGE", Some((first, last))) => {
+            let (first, last) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+            (first <= last).then_some(first..=last)
+        }
+        ("ID", None) => text.parse().ok().map(|id| id..=id),
+        _ => None,
+    }
+}
+
+/// The widest power-of-two bucket of host ids that holds at most `per_chunk` of `ids`,
+/// and whose bucket numbers fit a chunk id.
+fn bucket_width(ids: &[u64], per_chunk: u32) -> u64 {
+    let narrowest = ids.iter().max().map_or(1, |max| max / u64::from(u32::MAX) + 1);
+    let mut width = 1u64 << 40;
+    while width > narrowest {
+        let mut per_bucket = std::collections::HashMap::<u64, u32>::new();
+        let fits = ids.iter().all(|id| {
+            let count = per_bucket.entry(id / width).or_default();
+            *count += 1;
+            *count <= per_chunk.max(1)
+        });
+        if fits {
+            return width;
+        }
+        width /= 2;
+    }
+    narrowest
+}
+
+/// A sync's export of Qualys hosts: how their id space is cut, and which detections it
+/// asks for. Its text form is the export's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostPlan {
+    width: u64,
+    since: i64,
+    include_fixed: bool,
+    /// Qualys severity levels (1-5); all when empty.
+    severities: Vec<u8>,
+}
+
+impl HostPlan {
+    fn id(&self) -> String {
+        let levels: Vec<String> = self.severities.iter().map(u8::to_string).collect();
+        format!("hosts-w{}-s{}-f{}-v{}", self.width, self.since, u8::from(self.include_fixed), levels.join("."))
+    }
+
+    fn parse(id: &str) -> Result<HostPlan> {
+        let parse = || -> Option<HostPlan> {
+            let mut parts = id.strip_prefix("hosts-")?.split('-');
+            let width = parts.next()?.strip_prefix('w')?.parse().ok()?;
+            let since = parts.next()?.strip_prefix('s')?.parse().ok()?;
+            let include_fixed = parts.next()?.strip_prefix('f')? == "1";
+            let levels = parts.next()?.strip_prefix('v')?;
+            let severities = levels.split('.').filter(|l| !l.is_empty()).map(|l| l.parse().ok()).collect::<Option<_>>()?;
+            (width > 0).then_some(HostPlan { width, since, include_fixed, severities })
+        };
+        parse().ok_or_else(|| SyncError::Internal(format!("{id:?} is not the id of a Qualys host export")))
+    }
+
+    /// The ids of bucket `bucket`.
+    fn hosts(&self, bucket: u32) -> (u64, u64) {
+        let first = u64::from(bucket) * self.width;
+        (first, first + self.width - 1)
+    }
+}
+
+/// Qualys' severity level of a vulnflow severity (see the normalizer's mapping).
+fn severity_level(severity: Severity) -> u8 {
+    match severity {
+        Severity::Info => 1,
+        Severity::Low => 2,
+        Severity::Medium => 3,
+        Severity::High => 4,
+        Severity::Critical => 5,
+    }
+}
+
+#[async_trait]
+impl ExportScanner for QualysClient {
+    async fn check_access(&self) -> Result<()> {
+        self.call(Method::GET, ABOUT, &[]).await.map(|_| ())
+    }
+
+    async fn request_export(&self, request: &ExportRequest) -> Result<ExportStarted> {
+        if !request.tags.is_empty() {
+            return Err(SyncError::InvalidRequest(
+                "a Qualys sync cannot be scoped by tags yet: scope it by severity or time, or not at all".into(),
+            ));
+        }
+        let ids = self.host_ids(request.since).await?;
+        let plan = HostPlan {
+            width: bucket_width(&ids, request.assets_per_chunk),
+            since: request.since,
+            include_fixed: request.include_fixed,
+            severities: request.severities.iter().map(|severity| severity_level(*severity)).collect(),
+        };
+        Ok(ExportStarted { export_uuid: plan.id(), adopted: false })
+    }
+
+    async fn export_status(&self, _kind: ExportKind, export_uuid: &str) -> Result<ExportStatus> {
+        let plan = HostPlan::parse(export_uuid)?;
+        let buckets: BTreeSet<u32> = self
+            .host_ids(plan.since)
+            .await?
+            .into_iter()
+            .filter_map(|id| u32::try_from(id / plan.width).ok())
+            .collect();
+        Ok(ExportStatus {
+            state: ExportState::Finished,
+            total_chunks: buckets.len() as u64,
+            chunks_available: buckets.into_iter().collect(),
+            chunks_failed: Vec::new(),
+        })
+    }
+
+    async fn download_chunk(&self, kind: ExportKind, export_uuid: &str, chunk_id: u32) -> Result<Vec<u8>> {
+        let plan = HostPlan::parse(export_uuid)?;
+        let (first, last) = plan.hosts(chunk_id);
+        let mut form = vec![
+            ("action", "list".to_string()),
+            ("id_min", first.to_string()),
+            ("id_max", last.to_string()),
+            ("truncation_limit", "0".into()),
+        ];
+        form.extend(processed_after(plan.since));
+        let path = match kind {
+            ExportKind::Assets => {
+                form.push(("details", "All".into()));
+                HOSTS
+            }
+            ExportKind::Vulns => {
+                let statuses = if plan.include_fixed { "New,Active,Re-Opened,Fixed" } else { "New,Active,Re-Opened" };
+                form.extend([("status", statuses.to_string()), ("show_results", "1".into())]);
+                if !plan.severities.is_empty() {
+                    let levels: Vec<String> = plan.severities.iter().map(u8::to_string).collect();
+                    form.push(("severities", levels.join(",")));
+                }
+                DETECTIONS
+            }
+        };
+        self.call(Method::POST, path, &form).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_widest_bucket_holding_few_enough_hosts_is_chosen() {
+        assert_eq!(bucket_width(&[], 50), 1 << 40, "no host: one bucket for everything");
+        assert_eq!(bucket_width(&[1, 2, 3], 3), 1 << 40);
+        // 0..=7 in buckets of 4 hold 4 each; of 8, all 8.
+        assert_eq!(bucket_width(&(0..8).collect::<Vec<_>>(), 4), 4);
+        assert_eq!(bucket_width(&[5, 1_000_000, 1_000_001], 1), 1);
+        assert_eq!(bucket_width(&[u64::from(u32::MAX) * 3], 1), 1 << 40, "one host, however large its id");
+    }
+
+    #[test]
+    fn a_plan_reads_back_from_its_id() {
+        let plan = HostPlan { width: 4096, since: 1_700_000_000, include_fixed: true, severities: vec![4, 5] };
+        assert_eq!(plan.id(), "hosts-w4096-s1700000000-f1-v4.5");
+        assert_eq!(HostPlan::parse(&plan.id()).expect("reads"), plan);
+        let everything = HostPlan { width: 1, since: 0, include_fixed: false, severities: vec![] };
+        assert_eq!(HostPlan::parse("hosts-w1-s0-f0-v").expect("reads"), everything);
+        assert_eq!(plan.hosts(3), (12_288, 16_383));
+        for bad in ["", "hosts-w0-s0-f0-v", "export-1234", "hosts-wx-s0-f0-v"] {
+            assert!(HostPlan::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_and_ranges_name_their_hosts() {
+        assert_eq!(parse_ids("ID", "1234"), Some(1234..=1234));
+        assert_eq!(parse_ids("ID_RANGE", "1200-1202").map(Iterator::collect::<Vec<_>>), Some(vec![1200, 1201, 1202]));
+        assert_eq!(parse_ids("ID_RANGE", "9-1"), None);
+        assert_eq!(parse_ids("ID", "x"), None);
+    }
+}
