@@ -6,8 +6,8 @@ use qualys_simulator::{DetectionStatus, Route, SimulatorConfig};
 use reqwest::StatusCode;
 
 use crate::support::{
-    ALL_STATUSES, DECLARATION, assert_host, detections_in, distinct_host_ids, get, host_id, id_list, id_set,
-    next_page_url, page_hosts, post_form, qualys_time, start, url, walk_pages,
+    ALL_STATUSES, DECLARATION, assert_host, assert_hosts, distinct_host_ids, get, host_id, hosts_showing, id_list,
+    id_set, next_page_url, page_hosts, post_form, qualys_time, start, url, walk_pages,
 };
 
 fn sized(hosts: u32, detections_per_host: u32) -> SimulatorConfig {
@@ -63,12 +63,8 @@ async fn detections_show_every_field_of_the_dataset_in_qualys_format() {
     assert_eq!(answer.header("content-type"), "text/xml;charset=UTF-8");
     assert!(answer.body.starts_with(&format!("{DECLARATION}\n<!DOCTYPE HOST_LIST_VM_DETECTION_OUTPUT SYSTEM ")));
     let dataset = simulator.dataset();
-    let shown = page_hosts(&answer);
-    assert_eq!(shown.len(), 150);
-    for (element, host) in shown.iter().zip(dataset.hosts()) {
-        let detections: Vec<_> = host.detections.iter().collect();
-        assert_host(element, host, &detections, true);
-    }
+    assert_eq!(page_hosts(&answer).len(), 150);
+    assert_hosts(&page_hosts(&answer), &hosts_showing(dataset.hosts(), |_| true));
     assert_eq!(answer.document().expect_child("RESPONSE").child("WARNING"), None);
 
     // What the normalizer has to survive is really on the wire.
@@ -92,20 +88,12 @@ async fn without_status_fixed_detections_are_left_out_and_pages_hold_1000_hosts(
     let (simulator, client) = start(sized(1200, 3)).await;
     let pages = walk_pages(&client, &url(&simulator, Route::Detections, "action=list")).await;
     let dataset = simulator.dataset();
-    let expected: Vec<_> = dataset
-        .hosts()
-        .iter()
-        .map(|host| (host, detections_in(host, &DetectionStatus::DEFAULT)))
-        .filter(|(_, detections)| !detections.is_empty())
-        .collect();
+    let expected = hosts_showing(dataset.hosts(), |detection| DetectionStatus::DEFAULT.contains(&detection.status));
     assert!(expected.len() > 1000 && expected.len() < 1200, "{} hosts with a detection not Fixed", expected.len());
     assert_eq!(page_hosts(&pages[0]).len(), 1000);
     assert_eq!(pages.len(), 2);
     let shown: Vec<_> = pages.iter().flat_map(page_hosts).collect();
-    assert_eq!(shown.len(), expected.len());
-    for (element, (host, detections)) in shown.into_iter().zip(&expected) {
-        assert_host(element, host, detections, true);
-    }
+    assert_hosts(&shown, &expected);
 }
 
 #[tokio::test]
@@ -147,17 +135,8 @@ async fn status_selects_detections_and_fixed_ones_carry_last_fixed() {
     ] {
         let query = format!("action=list&truncation_limit=0&status={status}");
         let answer = get(&client, &url(&simulator, Route::Detections, &query)).await;
-        let expected: Vec<_> = dataset
-            .hosts()
-            .iter()
-            .map(|host| (host, detections_in(host, &statuses)))
-            .filter(|(_, detections)| !detections.is_empty())
-            .collect();
-        let shown = page_hosts(&answer);
-        assert_eq!(shown.len(), expected.len(), "{status}");
-        for (element, (host, detections)) in shown.into_iter().zip(&expected) {
-            assert_host(element, host, detections, true);
-        }
+        let expected = hosts_showing(dataset.hosts(), |detection| statuses.contains(&detection.status));
+        assert_hosts(&page_hosts(&answer), &expected);
     }
     let query = "action=list&truncation_limit=0&status=Fixed";
     let answer = get(&client, &url(&simulator, Route::Detections, query)).await;
@@ -185,19 +164,8 @@ async fn vm_processed_after_and_detection_updated_since_filter_by_time() {
     let query =
         format!("action=list&truncation_limit=0&status={ALL_STATUSES}&detection_updated_since={}", qualys_time(since));
     let answer = get(&client, &url(&simulator, Route::Detections, &query)).await;
-    let expected: Vec<_> = dataset
-        .hosts()
-        .iter()
-        .map(|host| {
-            (host, host.detections.iter().filter(|detection| detection.last_update >= since).collect::<Vec<_>>())
-        })
-        .filter(|(_, detections)| !detections.is_empty())
-        .collect();
-    let shown = page_hosts(&answer);
-    assert_eq!(shown.len(), expected.len());
-    for (element, (host, detections)) in shown.into_iter().zip(&expected) {
-        assert_host(element, host, detections, true);
-    }
+    let expected = hosts_showing(dataset.hosts(), |detection| detection.last_update >= since);
+    assert_hosts(&page_hosts(&answer), &expected);
 
     let query = "action=list&truncation_limit=0&vm_processed_after=2000-01-01";
     let answer = get(&client, &url(&simulator, Route::Detections, query)).await;

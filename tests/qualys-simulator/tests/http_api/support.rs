@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use qualys_simulator::{Detection, DetectionStatus, Host, Route, RunningSimulator, SimulatorConfig};
+use qualys_simulator::{Detection, Host, Route, RunningSimulator, SimulatorConfig};
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
 use reqwest::header::HeaderMap;
@@ -338,9 +338,22 @@ pub(crate) async fn walk_pages(client: &Client, url: &str) -> Vec<Answer> {
     pages
 }
 
-/// The detections of `host` whose status is in `statuses`, as the truth has them.
-pub(crate) fn detections_in<'a>(host: &'a Host, statuses: &[DetectionStatus]) -> Vec<&'a Detection> {
-    host.detections.iter().filter(|detection| statuses.contains(&detection.status)).collect()
+/// The hosts an answer must show, in order, each with the detections `keep` lets through: the
+/// hosts left without any are not shown.
+pub(crate) fn hosts_showing(hosts: &[Host], keep: impl Fn(&Detection) -> bool) -> Vec<(&Host, Vec<&Detection>)> {
+    hosts
+        .iter()
+        .map(|host| (host, host.detections.iter().filter(|detection| keep(detection)).collect::<Vec<_>>()))
+        .filter(|(_, detections)| !detections.is_empty())
+        .collect()
+}
+
+/// Asserts that the HOST elements show exactly the `expected` hosts and detections.
+pub(crate) fn assert_hosts(shown: &[&Element], expected: &[(&Host, Vec<&Detection>)]) {
+    assert_eq!(shown.len(), expected.len(), "hosts shown");
+    for (element, (host, detections)) in shown.iter().zip(expected) {
+        assert_host(element, host, detections, true);
+    }
 }
 
 /// The ids of the hosts of a page, checking none repeats.
