@@ -1,0 +1,880 @@
+//! The static material the dataset is drawn from: host profiles with the services they expose,
+//! and a KnowledgeBase of realistic QIDs with where they are detected.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Platform {
+    Windows,
+    Ubuntu,
+    RedHat,
+    Cisco,
+    Extreme,
+    Esxi,
+    Printer,
+    /// The scanner could not fingerprint the host: no OS element.
+    Unknown,
+}
+
+#[derive(Debug)]
+pub(crate) struct Service {
+    pub port: u16,
+    pub protocol: &'static str,
+    pub name: &'static str,
+    pub tls: bool,
+}
+
+const fn tcp(port: u16, name: &'static str) -> Service {
+    Service { port, protocol: "tcp", name, tls: false }
+}
+
+const fn tls(port: u16, name: &'static str) -> Service {
+    Service { port, protocol: "tcp", name, tls: true }
+}
+
+const fn udp(port: u16, name: &'static str) -> Service {
+    Service { port, protocol: "udp", name, tls: false }
+}
+
+#[derive(Debug)]
+pub(crate) struct HostProfile {
+    pub platform: Platform,
+    /// As Qualys fingerprints it; `None` omits the OS element.
+    pub os: Option<&'static str>,
+    pub hostname_prefix: &'static str,
+    pub services: &'static [Service],
+    /// The banner of its web services (attacker-controlled: may hold markup).
+    pub web_server: &'static str,
+    /// Relative frequency in the generated estate.
+    pub weight: u64,
+}
+
+pub(crate) const HOST_PROFILES: &[HostProfile] = &[
+    HostProfile {
+        platform: Platform::Windows,
+        os: Some("Windows 2019 Standard 64 bit Edition Version 1809"),
+        hostname_prefix: "app",
+        services: &[
+            tcp(135, "epmap"),
+            tcp(139, "netbios-ssn"),
+            tcp(445, "microsoft-ds"),
+            tls(3389, "msrdp"),
+            tls(443, "https"),
+        ],
+        web_server: "Microsoft-IIS/10.0",
+        weight: 12,
+    },
+    HostProfile {
+        platform: Platform::Windows,
+        os: Some("Windows Server 2022 Datacenter 64 bit Edition Version 21H2"),
+        hostname_prefix: "dc",
+        services: &[
+            tcp(53, "domain"),
+            udp(53, "domain"),
+            tcp(389, "ldap"),
+            tls(636, "ldaps"),
+            tcp(445, "microsoft-ds"),
+            tls(3389, "msrdp"),
+        ],
+        web_server: "Microsoft-HTTPAPI/2.0",
+        weight: 5,
+    },
+    HostProfile {
+        platform: Platform::Windows,
+        os: Some("Windows 10 Enterprise 64 bit Edition Version 22H2"),
+        hostname_prefix: "ws",
+        services: &[tcp(135, "epmap"), tcp(445, "microsoft-ds"), tls(3389, "msrdp")],
+        web_server: "Microsoft-HTTPAPI/2.0",
+        weight: 10,
+    },
+    HostProfile {
+        platform: Platform::Windows,
+        os: Some("Windows 2012 R2 Standard 64 bit Edition"),
+        hostname_prefix: "sql",
+        services: &[tcp(135, "epmap"), tcp(445, "microsoft-ds"), tcp(1433, "ms-sql-s"), tls(3389, "msrdp")],
+        web_server: "Microsoft-HTTPAPI/2.0",
+        weight: 4,
+    },
+    HostProfile {
+        platform: Platform::Ubuntu,
+        os: Some("Ubuntu Linux 22.04"),
+        hostname_prefix: "web",
+        services: &[tcp(22, "ssh"), tcp(80, "http"), tls(443, "https")],
+        // Banners are attacker-controlled: detection results must be sanitized before display.
+        web_server: "nginx/1.18.0 (Ubuntu) <script>alert('banner')</script>",
+        weight: 10,
+    },
+    HostProfile {
+        platform: Platform::RedHat,
+        os: Some("Red Hat Enterprise Linux 8.6"),
+        hostname_prefix: "db",
+        services: &[tcp(22, "ssh"), tcp(5432, "postgresql"), tls(443, "https")],
+        web_server: "Apache/2.4.37 (Red Hat Enterprise Linux) OpenSSL/1.1.1k",
+        weight: 6,
+    },
+    HostProfile {
+        platform: Platform::RedHat,
+        os: Some("CentOS Linux 7.9.2009"),
+        hostname_prefix: "build",
+        services: &[tcp(22, "ssh"), tcp(8080, "http-alt"), tls(8443, "https")],
+        web_server: "Jetty(9.4.43.v20210629)",
+        weight: 4,
+    },
+    HostProfile {
+        platform: Platform::Esxi,
+        os: Some("VMware ESXi 7.0.3 build-20328353"),
+        hostname_prefix: "esx",
+        services: &[tcp(22, "ssh"), tls(443, "https"), tcp(902, "vmware-auth")],
+        web_server: "VMware ESXi Server httpd",
+        weight: 3,
+    },
+    HostProfile {
+        platform: Platform::Cisco,
+        os: Some("Cisco IOS 15.2(4)E7"),
+        hostname_prefix: "sw",
+        services: &[tcp(22, "ssh"), tcp(23, "telnet"), udp(161, "snmp"), tls(443, "https")],
+        web_server: "cisco-IOS",
+        weight: 4,
+    },
+    HostProfile {
+        platform: Platform::Extreme,
+        os: Some("ExtremeXOS Network Operating System"),
+        hostname_prefix: "core",
+        services: &[tcp(22, "ssh"), tcp(80, "http"), udp(161, "snmp")],
+        web_server: "ExtremeXOS Web Server",
+        weight: 2,
+    },
+    HostProfile {
+        platform: Platform::Printer,
+        os: Some("HP LaserJet M607"),
+        hostname_prefix: "prn",
+        services: &[tcp(80, "http"), tls(443, "https"), tcp(9100, "jetdirect"), udp(161, "snmp")],
+        web_server: "HP HTTP Server; HP LaserJet M607 - K0Q14A",
+        weight: 2,
+    },
+    HostProfile {
+        platform: Platform::Unknown,
+        os: None,
+        hostname_prefix: "dev",
+        services: &[tcp(80, "http"), tcp(8080, "http-alt")],
+        web_server: "GoAhead-Webs",
+        weight: 2,
+    },
+];
+
+/// How Qualys classifies a QID in the KnowledgeBase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VulnType {
+    Vulnerability,
+    PotentialVulnerability,
+    /// Confirmed or potential depending on what the scan could verify.
+    VulnerabilityOrPotential,
+    InformationGathered,
+}
+
+impl VulnType {
+    /// The KnowledgeBase's `VULN_TYPE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VulnType::Vulnerability => "Vulnerability",
+            VulnType::PotentialVulnerability => "Potential Vulnerability",
+            VulnType::VulnerabilityOrPotential => "Vulnerability or Potential Vulnerability",
+            VulnType::InformationGathered => "Information Gathered",
+        }
+    }
+}
+
+/// Where a QID is detected on a host.
+#[derive(Debug)]
+pub(crate) enum Placement {
+    /// Once per host, without port or protocol.
+    Host,
+    /// On each service of these names.
+    Services(&'static [&'static str]),
+    /// On each TLS service.
+    TlsServices,
+    /// Never drawn: pads hosts that need more detections than their services offer.
+    Padding,
+}
+
+/// A KnowledgeBase entry, with where the dataset detects it.
+#[derive(Debug)]
+pub struct KnowledgeBaseVuln {
+    pub qid: u32,
+    pub vuln_type: VulnType,
+    /// 1 to 5.
+    pub severity: u8,
+    pub title: &'static str,
+    pub category: &'static str,
+    pub cves: &'static [&'static str],
+    pub cvss3_base: Option<f32>,
+    pub cvss3_temporal: Option<f32>,
+    pub diagnosis: &'static str,
+    pub consequence: &'static str,
+    pub solution: &'static str,
+    /// `YYYY-MM-DDTHH:MM:SSZ`.
+    pub published: &'static str,
+    /// `LAST_SERVICE_MODIFICATION_DATETIME`, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub last_modified: &'static str,
+    pub patchable: bool,
+    /// Empty: every platform.
+    pub(crate) platforms: &'static [Platform],
+    pub(crate) placement: Placement,
+    /// The detection's RESULTS, with `{host}`, `{dns}`, `{ip}`, `{port}`, `{os}`, `{netbios}`,
+    /// `{web_server}` and `{open_tcp}` filled in per host; empty for none.
+    pub(crate) results: &'static str,
+}
+
+impl KnowledgeBaseVuln {
+    pub(crate) fn applies_to(&self, platform: Platform) -> bool {
+        self.platforms.is_empty() || self.platforms.contains(&platform)
+    }
+}
+
+const WEB: Placement = Placement::Services(&["http", "https", "http-alt"]);
+const SSH: Placement = Placement::Services(&["ssh"]);
+const WINDOWS: &[Platform] = &[Platform::Windows];
+const TLS_CHECK: &str = "A TLS handshake with the service exposed the certificate or cipher suites below.";
+const TLS_RISK: &str = "An attacker in a man-in-the-middle position may read or alter the traffic.";
+const PATCH: &str = "Apply the vendor's update. Refer to the vendor advisory for the fixed versions.";
+
+/// Pads hosts that need more detections than their services offer, one per dynamic port.
+pub(crate) const PADDING_QID: u32 = 82064;
+
+pub(crate) const KNOWLEDGE_BASE: &[KnowledgeBaseVuln] = &[
+    KnowledgeBaseVuln {
+        qid: 6,
+        vuln_type: VulnType::InformationGathered,
+        severity: 1,
+        title: "DNS Host Name",
+        category: "Information gathering",
+        cves: &[],
+        cvss3_base: None,
+        cvss3_temporal: None,
+        diagnosis: "The fully qualified domain name of this host, if it was obtained from a DNS server, is displayed in the RESULT section.",
+        consequence: "N/A",
+        solution: "N/A",
+        published: "1999-01-01T08:00:00Z",
+        last_modified: "2018-01-04T17:39:37Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::Host,
+        results: "IP address\tHost name\n{ip}\t{dns}",
+    },
+    KnowledgeBaseVuln {
+        qid: 45017,
+        vuln_type: VulnType::InformationGathered,
+        severity: 2,
+        title: "Operating System Detected",
+        category: "Information gathering",
+        cves: &[],
+        cvss3_base: None,
+        cvss3_temporal: None,
+        diagnosis: "Several different techniques can be used to identify the operating system (OS) running on a host.",
+        consequence: "Not applicable.",
+        solution: "Not applicable.",
+        published: "2002-04-05T00:00:00Z",
+        last_modified: "2024-02-20T09:12:45Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::Host,
+        results: "Operating System\tTechnique\tID\n{os}\tTCP/IP Fingerprint\tU3721:443",
+    },
+    KnowledgeBaseVuln {
+        qid: 45038,
+        vuln_type: VulnType::InformationGathered,
+        severity: 1,
+        title: "Host Scan Time - Scanner",
+        category: "Information gathering",
+        cves: &[],
+        cvss3_base: None,
+        cvss3_temporal: None,
+        diagnosis: "The Host Scan Time is the period of time it takes the scanning engine to perform the vulnerability assessment of a single target host.",
+        consequence: "N/A",
+        solution: "N/A",
+        published: "2006-10-10T08:00:00Z",
+        last_modified: "2023-09-11T16:41:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::Host,
+        results: "Scan duration: 1732 seconds\n\nStart time: Mon, Apr 29 2024, 22:00:11 GMT\n\nEnd time: Mon, Apr 29 2024, 22:29:03 GMT",
+    },
+    KnowledgeBaseVuln {
+        qid: 82023,
+        vuln_type: VulnType::InformationGathered,
+        severity: 1,
+        title: "Open TCP Services List",
+        category: "TCP/IP",
+        cves: &[],
+        cvss3_base: None,
+        cvss3_temporal: None,
+        diagnosis: "The port scanner enables unauthorized users with the appropriate tools to draw a map of all services on this host.",
+        consequence: "Unauthorized users can exploit this information to test vulnerabilities in each of the open services.",
+        solution: "Shut down any unknown or unused service on the list.",
+        published: "1999-01-01T08:00:00Z",
+        last_modified: "2024-01-16T12:00:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::Host,
+        results: "Port\tIANA Assigned Ports/Services\tDescription\tService Detected\tOS On Redirected Port\n{open_tcp}",
+    },
+    KnowledgeBaseVuln {
+        qid: PADDING_QID,
+        vuln_type: VulnType::InformationGathered,
+        severity: 1,
+        title: "TCP Port Open - Service Not Identified",
+        category: "TCP/IP",
+        cves: &[],
+        cvss3_base: None,
+        cvss3_temporal: None,
+        diagnosis: "A TCP port answered, but the scanner could not identify the service behind it.",
+        consequence: "An unknown service widens the attack surface of the host.",
+        solution: "Shut the port down if the service is not needed.",
+        published: "2003-05-12T08:00:00Z",
+        last_modified: "2021-07-19T10:00:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::Padding,
+        results: "Port {port}/tcp open, no banner received.",
+    },
+    KnowledgeBaseVuln {
+        qid: 38170,
+        vuln_type: VulnType::Vulnerability,
+        severity: 2,
+        title: "SSL Certificate - Subject Common Name Does Not Match Server FQDN",
+        category: "General remote services",
+        cves: &[],
+        cvss3_base: Some(5.3),
+        cvss3_temporal: Some(4.8),
+        diagnosis: "An SSL Certificate associates an entity (person, organization, host, etc.) with a Public Key.",
+        consequence: "A man-in-the-middle attacker can exploit this vulnerability in tandem with a DNS cache poisoning attack.",
+        solution: "Please install a server certificate whose Subject commonName or subjectAltName matches the server FQDN.",
+        published: "2009-07-31T21:24:33Z",
+        last_modified: "2023-06-01T00:00:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::TlsServices,
+        // `&apos;` is literal text inside CDATA: it must come out as written.
+        results: "Certificate #0 CN=*.example.com 'wildcard' &apos;{host}&apos; <b>does not match</b> {dns}",
+    },
+    KnowledgeBaseVuln {
+        qid: 38169,
+        vuln_type: VulnType::Vulnerability,
+        severity: 2,
+        title: "SSL Certificate - Self-Signed Certificate",
+        category: "General remote services",
+        cves: &[],
+        cvss3_base: Some(6.5),
+        cvss3_temporal: Some(5.7),
+        diagnosis: TLS_CHECK,
+        consequence: TLS_RISK,
+        solution: "Please install a server certificate signed by a trusted third-party Certificate Authority.",
+        published: "2009-07-31T21:24:33Z",
+        last_modified: "2022-11-15T04:00:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::TlsServices,
+        results: "Certificate #0 CN={host},OU=IT,O=Example Corp,L=Paris,C=FR is a self signed certificate.",
+    },
+    KnowledgeBaseVuln {
+        qid: 38173,
+        vuln_type: VulnType::Vulnerability,
+        severity: 2,
+        title: "SSL Certificate - Signature Verification Failed Vulnerability",
+        category: "General remote services",
+        cves: &[],
+        cvss3_base: Some(6.5),
+        cvss3_temporal: Some(5.7),
+        diagnosis: TLS_CHECK,
+        consequence: TLS_RISK,
+        solution: "Please install a server certificate signed by a trusted third-party Certificate Authority.",
+        published: "2009-07-31T21:24:33Z",
+        last_modified: "2023-03-27T12:14:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::TlsServices,
+        results: "Certificate #0 CN={host} unable to get local issuer certificate",
+    },
+    KnowledgeBaseVuln {
+        qid: 38628,
+        vuln_type: VulnType::Vulnerability,
+        severity: 3,
+        title: "SSL/TLS Server supports TLSv1.0",
+        category: "General remote services",
+        cves: &["CVE-2011-3389"],
+        cvss3_base: Some(6.5),
+        cvss3_temporal: Some(5.7),
+        diagnosis: "The scan target supports version 1.0 of the TLS protocol, which is deprecated.",
+        consequence: TLS_RISK,
+        solution: "Disable the use of TLSv1.0 protocol in favor of a cryptographically stronger protocol such as TLSv1.2.",
+        published: "2017-12-15T00:00:00Z",
+        last_modified: "2024-03-05T07:00:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::TlsServices,
+        results: "TLSv1.0 is supported\nPROTOCOL\tNAME\tGROUP\tKEY-SIZE\nTLSv1.0\tECDHE-RSA-AES256-SHA\tsecp256r1\t256",
+    },
+    KnowledgeBaseVuln {
+        qid: 38657,
+        vuln_type: VulnType::Vulnerability,
+        severity: 3,
+        title: "Birthday attacks against TLS ciphers with 64bit block size vulnerability (Sweet32)",
+        category: "General remote services",
+        cves: &["CVE-2016-2183", "CVE-2016-6329"],
+        cvss3_base: Some(7.5),
+        cvss3_temporal: Some(6.5),
+        diagnosis: "Legacy block ciphers having block size of 64 bits are vulnerable to a practical collision attack.",
+        consequence: "Attackers who can monitor a long-duration encrypted session may recover plaintext.",
+        solution: "Disable and stop using DES, 3DES, IDEA or RC2 ciphers.",
+        published: "2016-08-29T00:00:00Z",
+        last_modified: "2023-10-02T13:00:00Z",
+        patchable: true,
+        platforms: &[],
+        placement: Placement::TlsServices,
+        results: "CIPHER\tKEY-EXCHANGE\tAUTHENTICATION\tMAC\tENCRYPTION(KEY-STRENGTH)\tGRADE\nTLSv1.2 WITH 64-BIT CBC CIPHERS IS SUPPORTED\nDES-CBC3-SHA\tRSA\tRSA\tSHA1\t3DES(168)\tMEDIUM",
+    },
+    KnowledgeBaseVuln {
+        qid: 38116,
+        vuln_type: VulnType::InformationGathered,
+        severity: 1,
+        title: "SSL Server Information Retrieval",
+        category: "General remote services",
+        cves: &[],
+        cvss3_base: None,
+        cvss3_temporal: None,
+        diagnosis: "The following is a list of supported SSL ciphers.",
+        consequence: "N/A",
+        solution: "N/A",
+        published: "2004-08-23T00:00:00Z",
+        last_modified: "2020-04-01T00:00:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::TlsServices,
+        results: "CIPHER\tKEY-EXCHANGE\tAUTHENTICATION\tMAC\tENCRYPTION(KEY-STRENGTH)\tGRADE\nTLSv1.2 PROTOCOL IS ENABLED\nECDHE-RSA-AES128-GCM-SHA256\tECDH\tRSA\tAEAD\tAESGCM(128)\tMEDIUM",
+    },
+    KnowledgeBaseVuln {
+        qid: 11827,
+        vuln_type: VulnType::Vulnerability,
+        severity: 2,
+        title: "HTTP Security Header Not Detected",
+        category: "CGI",
+        cves: &[],
+        cvss3_base: Some(4.3),
+        cvss3_temporal: Some(4.1),
+        diagnosis: "This QID reports the absence of the following HTTP headers: X-Frame-Options, Content-Security-Policy.",
+        consequence: "Depending on the vulnerability being exploited, an attacker may impersonate the user.",
+        solution: "Configure the web server to send the X-Frame-Options and Content-Security-Policy headers.",
+        published: "2017-11-02T00:00:00Z",
+        last_modified: "2024-04-10T14:30:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: WEB,
+        results: "X-Frame-Options or Content-Security-Policy: frame-ancestors HTTP Header missing on port {port}.\n\nGET / HTTP/1.1\nHost: {dns}\n\nHTTP/1.1 200 OK\nServer: {web_server}",
+    },
+    KnowledgeBaseVuln {
+        qid: 86000,
+        vuln_type: VulnType::InformationGathered,
+        severity: 1,
+        title: "Web Server Version",
+        category: "Web server",
+        cves: &[],
+        cvss3_base: None,
+        cvss3_temporal: None,
+        diagnosis: "The web server version is reported in the RESULT section.",
+        consequence: "N/A",
+        solution: "N/A",
+        published: "1999-01-01T08:00:00Z",
+        last_modified: "2019-05-22T00:00:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: WEB,
+        results: "Server Version\tServer Banner\n{web_server}\t{web_server}",
+    },
+    KnowledgeBaseVuln {
+        qid: 86473,
+        vuln_type: VulnType::PotentialVulnerability,
+        severity: 2,
+        title: "Web Server HTTP Trace/Track Method Support Cross-Site Tracing Vulnerability",
+        category: "Web server",
+        cves: &["CVE-2004-2320", "CVE-2010-0386"],
+        cvss3_base: Some(5.3),
+        cvss3_temporal: Some(4.8),
+        diagnosis: "The web server supports the HTTP TRACE and TRACK methods.",
+        consequence: "An attacker may read cookies protected by the HttpOnly flag.",
+        solution: "Disable the TRACE and TRACK methods in the web server configuration.",
+        published: "2004-02-19T00:00:00Z",
+        last_modified: "2022-08-08T11:00:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: WEB,
+        results: "TRACE / HTTP/1.1\nHost: {dns}\n\nHTTP/1.1 200 OK\nContent-Type: message/http",
+    },
+    KnowledgeBaseVuln {
+        qid: 38739,
+        vuln_type: VulnType::Vulnerability,
+        severity: 3,
+        title: "Deprecated SSH Cryptographic Settings",
+        category: "General remote services",
+        cves: &["CVE-2008-5161"],
+        cvss3_base: Some(5.9),
+        cvss3_temporal: Some(5.2),
+        diagnosis: "The SSH protocol relies on algorithms that are now considered weak.",
+        consequence: "A man-in-the-middle attacker may decrypt or alter the session.",
+        solution: "Avoid using deprecated cryptographic settings.",
+        published: "2019-04-08T00:00:00Z",
+        last_modified: "2024-01-29T08:00:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: SSH,
+        results: "Type\tName\nkey exchange\tdiffie-hellman-group1-sha1\ncipher\taes128-cbc\nmac\thmac-md5",
+    },
+    KnowledgeBaseVuln {
+        qid: 38909,
+        vuln_type: VulnType::Vulnerability,
+        severity: 2,
+        title: "SHA1 deprecated setting for SSH",
+        category: "General remote services",
+        cves: &[],
+        cvss3_base: Some(5.3),
+        cvss3_temporal: Some(4.8),
+        diagnosis: "The SSH server supports SHA1 in its key exchange or host key algorithms.",
+        consequence: "SHA1 collisions weaken the integrity of the session.",
+        solution: "Disable SHA1 in the SSH server configuration.",
+        published: "2022-06-02T00:00:00Z",
+        last_modified: "2023-12-12T09:30:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: SSH,
+        results: "Type\tName\nkey exchange\tdiffie-hellman-group14-sha1",
+    },
+    KnowledgeBaseVuln {
+        qid: 42017,
+        vuln_type: VulnType::Vulnerability,
+        severity: 3,
+        title: "Remote Management Service Accepting Unencrypted Credentials Detected",
+        category: "General remote services",
+        cves: &[],
+        cvss3_base: Some(7.5),
+        cvss3_temporal: Some(7.0),
+        diagnosis: "A remote management service that accepts unencrypted credentials was detected on the target host.",
+        consequence: "A remote attacker with access to the network may sniff the credentials.",
+        solution: "Disable the service and use an encrypted one such as SSH.",
+        published: "2013-11-07T00:00:00Z",
+        last_modified: "2021-02-25T00:00:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::Services(&["telnet"]),
+        results: "Service name: Telnet on TCP port {port}.",
+    },
+    KnowledgeBaseVuln {
+        qid: 78030,
+        vuln_type: VulnType::Vulnerability,
+        severity: 3,
+        title: "SNMP Default Community Names",
+        category: "SNMP",
+        cves: &["CVE-1999-0516", "CVE-1999-0517"],
+        cvss3_base: Some(7.5),
+        cvss3_temporal: Some(7.2),
+        diagnosis: "The SNMP agent answers to a default community name.",
+        consequence: "An attacker may read, and possibly write, the device's configuration.",
+        solution: "Change the default community names, or disable SNMP.",
+        published: "1999-01-01T08:00:00Z",
+        last_modified: "2020-09-16T00:00:00Z",
+        patchable: false,
+        platforms: &[],
+        placement: Placement::Services(&["snmp"]),
+        results: "public",
+    },
+    KnowledgeBaseVuln {
+        qid: 90882,
+        vuln_type: VulnType::Vulnerability,
+        severity: 2,
+        title: "Windows Remote Desktop Protocol Weak Encryption Method Allowed",
+        category: "Windows",
+        cves: &[],
+        cvss3_base: Some(5.9),
+        cvss3_temporal: Some(5.2),
+        diagnosis: "The Remote Desktop service accepts weak encryption methods.",
+        consequence: "An attacker may decrypt the session.",
+        solution: "Set the encryption level to High or FIPS Compliant.",
+        published: "2012-11-09T00:00:00Z",
+        last_modified: "2023-05-24T00:00:00Z",
+        patchable: false,
+        platforms: WINDOWS,
+        placement: Placement::Services(&["msrdp"]),
+        results: "RDP Supported Encryption Methods: RC4(40 bit),RC4(56 bit),RC4(128 bit)",
+    },
+    KnowledgeBaseVuln {
+        qid: 90043,
+        vuln_type: VulnType::Vulnerability,
+        severity: 2,
+        title: "SMB Signing Disabled or SMB Signing Not Required",
+        category: "Windows",
+        cves: &[],
+        cvss3_base: Some(5.3),
+        cvss3_temporal: Some(4.8),
+        diagnosis: "This host does not require SMB signing.",
+        consequence: "Unauthorized users sniffing the network could catch many NTLM hashes.",
+        solution: "Enable and require SMB signing.",
+        published: "2005-12-19T00:00:00Z",
+        last_modified: "2024-04-26T00:00:00Z",
+        patchable: false,
+        platforms: WINDOWS,
+        placement: Placement::Services(&["microsoft-ds"]),
+        results: "SMBv2 Signing is not required on the host.",
+    },
+    KnowledgeBaseVuln {
+        qid: 92114,
+        vuln_type: VulnType::Vulnerability,
+        severity: 5,
+        title: "Microsoft Windows Security Update for April 2024",
+        category: "Windows",
+        cves: &["CVE-2024-26234", "CVE-2024-29988", "CVE-2024-26221"],
+        cvss3_base: Some(8.8),
+        cvss3_temporal: Some(8.2),
+        diagnosis: "Microsoft releases the security update for Windows April 2024.",
+        consequence: "Successful exploitation allows remote code execution.",
+        solution: PATCH,
+        published: "2024-04-09T00:00:00Z",
+        last_modified: "2024-04-30T00:00:00Z",
+        patchable: true,
+        platforms: WINDOWS,
+        placement: Placement::Host,
+        results: "%windir%\\System32\\ntoskrnl.exe  Version is  10.0.17763.5576\n%windir%\\System32\\win32kfull.sys  Version is  10.0.17763.5458",
+    },
+    KnowledgeBaseVuln {
+        qid: 92080,
+        vuln_type: VulnType::Vulnerability,
+        severity: 4,
+        title: "Microsoft Windows Security Update for December 2023",
+        category: "Windows",
+        cves: &["CVE-2023-35628", "CVE-2023-36025"],
+        cvss3_base: Some(8.1),
+        cvss3_temporal: Some(7.3),
+        diagnosis: "Microsoft releases the security update for Windows December 2023.",
+        consequence: "Successful exploitation allows remote code execution.",
+        solution: PATCH,
+        published: "2023-12-12T00:00:00Z",
+        last_modified: "2024-01-08T00:00:00Z",
+        patchable: true,
+        platforms: WINDOWS,
+        placement: Placement::Host,
+        results: "KB5033371 is not installed",
+    },
+    KnowledgeBaseVuln {
+        qid: 105943,
+        vuln_type: VulnType::PotentialVulnerability,
+        severity: 2,
+        title: "Microsoft Windows Explorer AutoPlay Not Disabled for Default User",
+        category: "Security Policy",
+        cves: &[],
+        cvss3_base: None,
+        cvss3_temporal: None,
+        diagnosis: "AutoPlay is not disabled for the default user.",
+        consequence: "Malware on removable media may run when the media is inserted.",
+        solution: "Set NoDriveTypeAutoRun to 0xff under the key shown in the results.",
+        published: "2011-02-17T00:00:00Z",
+        last_modified: "2021-11-03T00:00:00Z",
+        patchable: false,
+        platforms: WINDOWS,
+        placement: Placement::Host,
+        // Potential detections often carry no results.
+        results: "",
+    },
+    KnowledgeBaseVuln {
+        qid: 70053,
+        vuln_type: VulnType::InformationGathered,
+        severity: 2,
+        title: "Windows Name or Domain",
+        category: "SMB / NETBIOS",
+        cves: &[],
+        cvss3_base: None,
+        cvss3_temporal: None,
+        diagnosis: "The NetBIOS name, workgroup and comment of the host were retrieved.",
+        consequence: "N/A",
+        solution: "N/A",
+        published: "2004-02-10T00:00:00Z",
+        last_modified: "2019-03-06T00:00:00Z",
+        patchable: false,
+        platforms: WINDOWS,
+        placement: Placement::Host,
+        results: "Name\tWorkgroup\tComment\n{netbios}\tCORP\tBüro-Server – Étage 2",
+    },
+    KnowledgeBaseVuln {
+        qid: 376157,
+        vuln_type: VulnType::VulnerabilityOrPotential,
+        severity: 5,
+        title: "Apache Log4j Remote Code Execution (RCE) Vulnerability (Log4Shell)",
+        category: "Local",
+        cves: &["CVE-2021-44228", "CVE-2021-45046"],
+        cvss3_base: Some(10.0),
+        cvss3_temporal: Some(9.5),
+        diagnosis: "Log4j versions 2.0-beta9 to 2.14.1 are affected by a JNDI lookup remote code execution.",
+        consequence: "An attacker who controls log messages can execute arbitrary code.",
+        solution: "Upgrade Log4j to 2.17.1 or later.",
+        published: "2021-12-10T00:00:00Z",
+        last_modified: "2024-02-14T00:00:00Z",
+        patchable: true,
+        platforms: &[Platform::Windows, Platform::Ubuntu, Platform::RedHat],
+        placement: Placement::Host,
+        results: "/opt/app/lib/log4j-core-2.14.1.jar found\nImplementation-Version: 2.14.1",
+    },
+    KnowledgeBaseVuln {
+        qid: 198839,
+        vuln_type: VulnType::Vulnerability,
+        severity: 4,
+        title: "Ubuntu Security Notification for OpenSSL Vulnerabilities (USN-6039-1)",
+        category: "Ubuntu",
+        cves: &["CVE-2023-0464", "CVE-2023-0465", "CVE-2023-0466"],
+        cvss3_base: Some(7.5),
+        cvss3_temporal: Some(6.5),
+        diagnosis: "Ubuntu has released a security update for openssl to fix the vulnerabilities.",
+        consequence: "Successful exploitation may cause a denial of service.",
+        solution: PATCH,
+        published: "2023-04-24T00:00:00Z",
+        last_modified: "2023-05-02T00:00:00Z",
+        patchable: true,
+        platforms: &[Platform::Ubuntu],
+        placement: Placement::Host,
+        results: "Vulnerable Package\tInstalled Version\tRequired Version\nopenssl\t3.0.2-0ubuntu1.8\t3.0.2-0ubuntu1.9",
+    },
+    KnowledgeBaseVuln {
+        qid: 240891,
+        vuln_type: VulnType::Vulnerability,
+        severity: 4,
+        title: "Red Hat Update for kernel (RHSA-2023:2458)",
+        category: "RedHat",
+        cves: &["CVE-2022-3545", "CVE-2022-4269"],
+        cvss3_base: Some(7.8),
+        cvss3_temporal: Some(7.0),
+        diagnosis: "Red Hat has released an update for the kernel to fix the vulnerabilities.",
+        consequence: "Successful exploitation may allow a local privilege escalation.",
+        solution: PATCH,
+        published: "2023-05-09T00:00:00Z",
+        last_modified: "2023-05-16T00:00:00Z",
+        patchable: true,
+        platforms: &[Platform::RedHat],
+        placement: Placement::Host,
+        results: "Vulnerable Package\tInstalled Version\tRequired Version\nkernel\t4.18.0-372.9.1.el8\t4.18.0-477.10.1.el8_8",
+    },
+    KnowledgeBaseVuln {
+        qid: 216285,
+        vuln_type: VulnType::Vulnerability,
+        severity: 4,
+        title: "VMware ESXi 7.0 Multiple Vulnerabilities (VMSA-2022-0030)",
+        category: "Local",
+        cves: &["CVE-2022-31696", "CVE-2022-31699"],
+        cvss3_base: Some(8.8),
+        cvss3_temporal: Some(7.7),
+        diagnosis: "VMware ESXi contains a memory corruption vulnerability in the way it handles a network socket.",
+        consequence: "A local attacker may escape the sandbox.",
+        solution: PATCH,
+        published: "2022-12-14T00:00:00Z",
+        last_modified: "2023-01-05T00:00:00Z",
+        patchable: true,
+        platforms: &[Platform::Esxi],
+        placement: Placement::Host,
+        results: "VMware ESXi 7.0.3 build-20328353 detected",
+    },
+    KnowledgeBaseVuln {
+        qid: 316213,
+        vuln_type: VulnType::Vulnerability,
+        severity: 4,
+        title: "Cisco IOS Software Internet Key Exchange Version 1 Denial of Service Vulnerability (cisco-sa-ikev1-NO2ccFWz)",
+        category: "Cisco",
+        cves: &["CVE-2023-20109"],
+        cvss3_base: Some(6.6),
+        cvss3_temporal: Some(6.0),
+        diagnosis: "A vulnerability in the IKEv1 processing of Cisco IOS could allow an attacker to reload the device.",
+        consequence: "Successful exploitation causes a denial of service.",
+        solution: PATCH,
+        published: "2023-09-28T00:00:00Z",
+        last_modified: "2023-10-11T00:00:00Z",
+        patchable: true,
+        platforms: &[Platform::Cisco],
+        placement: Placement::Host,
+        results: "Cisco IOS 15.2(4)E7 detected on {host}",
+    },
+    KnowledgeBaseVuln {
+        qid: 43621,
+        vuln_type: VulnType::Vulnerability,
+        severity: 2,
+        title: "Extreme Networks ExtremeXOS SSH Server Weak Algorithms Supported",
+        category: "Hardware",
+        cves: &[],
+        cvss3_base: Some(5.3),
+        cvss3_temporal: Some(4.9),
+        diagnosis: "The ExtremeXOS SSH server offers weak algorithms.",
+        consequence: "A man-in-the-middle attacker may weaken the session.",
+        solution: "Upgrade ExtremeXOS and restrict the SSH algorithms.",
+        published: "2020-06-30T00:00:00Z",
+        last_modified: "2022-03-14T00:00:00Z",
+        patchable: false,
+        platforms: &[Platform::Extreme],
+        placement: Placement::Host,
+        results: "ExtremeXOS Network Operating System offers hmac-sha1-96",
+    },
+    KnowledgeBaseVuln {
+        qid: 48118,
+        vuln_type: VulnType::PotentialVulnerability,
+        severity: 3,
+        title: "Printer Embedded Web Server Allows Access Without Authentication",
+        category: "Hardware",
+        cves: &[],
+        cvss3_base: Some(6.5),
+        cvss3_temporal: Some(6.1),
+        diagnosis: "The embedded web server of the printer does not require a password.",
+        consequence: "An attacker may change the device settings or read stored jobs.",
+        solution: "Set an administrator password on the embedded web server.",
+        published: "2014-03-20T00:00:00Z",
+        last_modified: "2020-12-01T00:00:00Z",
+        patchable: false,
+        platforms: &[Platform::Printer],
+        placement: Placement::Services(&["http"]),
+        results: "GET /hp/device/DeviceStatus/Index HTTP/1.1 returned <b>200 OK</b> without credentials",
+    },
+];
+
+/// The KnowledgeBase entry of a QID.
+pub(crate) fn knowledge_base_vuln(qid: u32) -> Option<&'static KnowledgeBaseVuln> {
+    KNOWLEDGE_BASE.iter().find(|vuln| vuln.qid == qid)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn qids_are_unique_and_well_formed() {
+        let qids: HashSet<u32> = KNOWLEDGE_BASE.iter().map(|vuln| vuln.qid).collect();
+        assert_eq!(qids.len(), KNOWLEDGE_BASE.len());
+        for vuln in KNOWLEDGE_BASE {
+            assert!((1..=5).contains(&vuln.severity), "{}", vuln.qid);
+            for time in [vuln.published, vuln.last_modified] {
+                assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
+            }
+            // CDATA sections cannot hold their own terminator.
+            assert!(!vuln.results.contains("]]>") && !vuln.diagnosis.contains("]]>"));
+        }
+        assert!(knowledge_base_vuln(PADDING_QID).is_some());
+    }
+
+    #[test]
+    fn every_profile_offers_at_least_ten_detections() {
+        for profile in HOST_PROFILES {
+            let locations: usize = KNOWLEDGE_BASE
+                .iter()
+                .filter(|vuln| vuln.applies_to(profile.platform))
+                .map(|vuln| match vuln.placement {
+                    Placement::Host => 1,
+                    Placement::Services(names) => {
+                        profile.services.iter().filter(|service| names.contains(&service.name)).count()
+                    }
+                    Placement::TlsServices => profile.services.iter().filter(|service| service.tls).count(),
+                    Placement::Padding => 0,
+                })
+                .sum();
+            assert!(locations >= 10, "{:?} offers {locations}", profile.os);
+        }
+    }
+}
