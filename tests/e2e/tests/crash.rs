@@ -65,14 +65,15 @@ async fn a_fetch_function_killed_while_it_downloads_a_chunk_is_run_again_and_the
     assert_eq!(stack.count_findings(&connector.connector_id).await, 300, "nothing of the killed chunk is lost");
 }
 
-/// A sync of 3,000 findings in two vulns chunks, during which `function`'s processes are
-/// killed once `mid_chunk` says one of them is at work on a chunk; the sync must end as
-/// a clean one would.
-async fn a_sync_with(function: &str, mid_chunk: impl AsyncFn(&Stack, &str, &str) -> bool) {
+/// A sync of 100 assets with `findings_per_asset` each in two vulns chunks, during which
+/// `function`'s processes are killed once `mid_chunk` says one of them is at work on a
+/// chunk; the sync must end as a clean one would.
+async fn a_sync_with(function: &str, findings_per_asset: u32, mid_chunk: impl AsyncFn(&Stack, &str, &str) -> bool) {
     let stack = Stack::local().await;
+    let total = u64::from(100 * findings_per_asset);
     let sim = simulator(SimulatorConfig {
         assets: 100,
-        findings_per_asset: 30,
+        findings_per_asset,
         status_polls_before_finished: 1,
         ..Default::default()
     })
@@ -81,28 +82,32 @@ async fn a_sync_with(function: &str, mid_chunk: impl AsyncFn(&Stack, &str, &str)
     let started = stack.start_sync(&connector, json!({ "mode": "vulns_only" })).await;
 
     let mut killed = Vec::new();
-    for _ in 0..2400 {
+    for _ in 0..6000 {
         if mid_chunk(&stack, &started.job_id, &connector.connector_id).await {
             killed = function_processes(function);
             if !killed.is_empty() {
                 break;
             }
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(!killed.is_empty(), "a {function} process was at work on a chunk");
     kill(&killed);
 
     let run = stack.wait_for(started, |_| {}).await;
     assert_eq!(run.job.status, JobStatus::Finished, "{:?}", run.job.failure);
-    assert_eq!(stack.count_findings(&connector.connector_id).await, 3_000, "nothing of the killed chunk is lost");
-    assert_eq!(run.job.counts.findings_new, 3_000, "the job counts what is stored, each finding once");
+    assert_eq!(
+        stack.count_findings(&connector.connector_id).await as u64,
+        total,
+        "nothing of the killed chunk is lost"
+    );
+    assert_eq!(run.job.counts.findings_new, total, "the job counts what is stored, each finding once");
 }
 
 #[tokio::test]
 async fn a_process_function_killed_while_it_stores_a_chunk_is_run_again_and_counts_each_finding_once() {
     // Findings stored that no committed chunk counts yet: a chunk is being written.
-    a_sync_with("process", async |stack: &Stack, job_id: &str, connector_id: &str| {
+    a_sync_with("process", 30, async |stack: &Stack, job_id: &str, connector_id: &str| {
         let stored = stack.count_findings(connector_id).await as u64;
         let job = stack.store.get_job(job_id).await.expect("reads the job");
         job.is_some_and(|job| stored > job.counts.findings_received)
@@ -112,8 +117,9 @@ async fn a_process_function_killed_while_it_stores_a_chunk_is_run_again_and_coun
 
 #[tokio::test]
 async fn a_normalize_function_killed_while_a_chunk_waits_for_it_is_run_again_and_the_sync_loses_nothing() {
-    // A fetched chunk that is not normalized yet: normalize is at work on it.
-    a_sync_with("normalize", async |stack: &Stack, job_id: &str, _: &str| {
+    // A fetched chunk that is not normalized yet: normalize is at work on it. Chunks of
+    // 10,000 findings keep it at work long enough to be seen.
+    a_sync_with("normalize", 200, async |stack: &Stack, job_id: &str, _: &str| {
         let chunks = stack.store.chunks(job_id).await.expect("reads the chunk records");
         chunks.iter().any(|chunk| chunk.status == ChunkStatus::Fetched)
     })
