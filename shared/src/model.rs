@@ -17,12 +17,15 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum ScannerKind {
     Tenable,
+    /// Qualys VMDR: its pages can be normalized; it has no client yet, so no connector.
+    Qualys,
 }
 
 impl ScannerKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ScannerKind::Tenable => "tenable",
+            ScannerKind::Qualys => "qualys",
         }
     }
 }

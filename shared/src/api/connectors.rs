@@ -121,6 +121,7 @@ pub(super) async fn found(services: &ApiServices, connector_id: &str) -> Result<
 
 pub(super) async fn create(services: &ApiServices, body: &[u8]) -> Result<ConnectorView> {
     let new: NewConnector = input::body(body)?;
+    syncable(new.kind)?;
     let connector_id = match new.connector_id {
         Some(connector_id) => valid_connector_id(connector_id)?,
         None => format!("{}-{}", new.kind.as_str(), &uuid::Uuid::new_v4().simple().to_string()[..12]),
@@ -156,6 +157,18 @@ pub(super) async fn create(services: &ApiServices, body: &[u8]) -> Result<Connec
     }
     tracing::info!(connector_id = %connector.connector_id, "connector created");
     Ok(ConnectorView::from(&record))
+}
+
+/// A connector whose scanner vulnflow has no client for could never sync: refused.
+fn syncable(kind: ScannerKind) -> Result<()> {
+    match kind {
+        ScannerKind::Tenable => Ok(()),
+        ScannerKind::Qualys => Err(SyncError::invalid_field(
+            "type",
+            "qualys connectors cannot sync yet: vulnflow normalizes Qualys pages but has no Qualys client; \
+             only tenable connectors can be created",
+        )),
+    }
 }
 
 pub(super) async fn list(services: &ApiServices) -> Result<ConnectorList> {

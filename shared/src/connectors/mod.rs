@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::errors::Result;
+use crate::errors::{Result, SyncError};
 use crate::model::{Connector, ExportKind, ScannerKind, Severity, TagFilter, TenableCredentials};
 use crate::scanner_network::ScannerHttp;
 
@@ -85,16 +85,21 @@ impl CallLimits {
     }
 }
 
-/// The client for a connector's scanner.
+/// The client for a connector's scanner. The API refuses connectors of a scanner
+/// without a client, so only one put in the store by hand meets the error.
 pub fn connect(
     connector: &Connector,
     credentials: TenableCredentials,
     http: &ScannerHttp,
     limits: CallLimits,
-) -> Box<dyn ExportScanner> {
+) -> Result<Box<dyn ExportScanner>> {
     match connector.kind {
         ScannerKind::Tenable => {
-            Box::new(tenable::TenableClient::new(http.clone(), &connector.base_url, credentials, limits))
+            Ok(Box::new(tenable::TenableClient::new(http.clone(), &connector.base_url, credentials, limits)))
         }
+        ScannerKind::Qualys => Err(SyncError::InvalidRequest(format!(
+            "connector {} is a qualys connector, and vulnflow has no Qualys client yet: it cannot sync",
+            connector.connector_id
+        ))),
     }
 }

@@ -20,7 +20,7 @@ mod tests {
 
     use super::*;
     use crate::errors::error_names;
-    use crate::model::{JobStatus, TenableCredentials};
+    use crate::model::{JobStatus, ScannerKind, TenableCredentials};
     use crate::pipeline::test_support::{CONNECTOR, harness};
     use crate::store::{ConnectorStore, JobStore};
 
@@ -71,5 +71,21 @@ mod tests {
             assert!(failure.message.starts_with(message), "{}", failure.message);
             assert!(failure.message.contains("ScannerAllowList") && failure.action.contains("base_url"), "{failure:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_qualys_connector_put_by_hand_fails_at_once_for_want_of_a_client() {
+        let h = harness(SimulatorConfig::default()).await;
+        let mut connector = h.services.connector(CONNECTOR).await.expect("the connector");
+        connector.kind = ScannerKind::Qualys;
+        h.store.put_connector(&connector).await.expect("stores the connector");
+        let job = h.start_job("job-1").await;
+        let error = test_connectivity(&h.services, &job).await.expect_err("no client");
+        assert_eq!(error.error_name(), error_names::INVALID_REQUEST);
+        assert_eq!(
+            error.to_string(),
+            "invalid request: connector tenable-test is a qualys connector, and vulnflow has no Qualys client yet: \
+             it cannot sync"
+        );
     }
 }

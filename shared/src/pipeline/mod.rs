@@ -126,7 +126,7 @@ impl Services {
     /// The scanner client of a connector, with its keys read from the secret store.
     pub(crate) async fn scanner(&self, connector: &Connector) -> Result<Box<dyn ExportScanner>> {
         let credentials = self.secrets.tenable_credentials(&connector.secret_id).await?;
-        Ok(connectors::connect(connector, credentials, &self.http, self.settings.scanner_calls))
+        connectors::connect(connector, credentials, &self.http, self.settings.scanner_calls)
     }
 
     /// Runs one stage's work for a job: times the stage on the job and, when the work
