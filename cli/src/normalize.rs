@@ -59,7 +59,10 @@ pub fn run(args: &NormalizeArgs) -> Result<(), CliError> {
     let unusable = |error: ChunkError| {
         let advice = match error {
             ChunkError::Record(_) => "fix the record or re-export the chunk".to_owned(),
-            ChunkError::NotJson(_) | ChunkError::NotArray(_) => {
+            ChunkError::NotJson(_)
+            | ChunkError::NotArray(_)
+            | ChunkError::NotXml(_)
+            | ChunkError::WrongAnswer { .. } => {
                 format!("pass one chunk of {}, as the export API returns it", args.kind.export())
             }
             ChunkError::Unwritable(_) => "this is a vulnflow fault: report it with the chunk".to_owned(),

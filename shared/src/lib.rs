@@ -14,6 +14,7 @@ pub mod model;
 pub mod normalize;
 pub mod pipeline;
 pub mod scanner_network;
+pub mod scanners;
 pub mod starter;
 pub mod store;
 pub mod usage;

@@ -6,7 +6,7 @@
 //!
 //! [`NormalizedRecord`]: crate::model::NormalizedRecord
 
-mod fields;
+pub(crate) mod fields;
 pub mod tenable;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -53,6 +53,12 @@ pub enum ChunkError {
     NotJson(String),
     #[error("the chunk is not a JSON array of records (found {0})")]
     NotArray(String),
+    /// For scanners that answer in XML (Qualys): a page that cannot be parsed.
+    #[error("the page is not well-formed XML: {0}")]
+    NotXml(String),
+    /// Well-formed XML of another answer, such as the error a scanner sent instead.
+    #[error("the page is {found}, not {expected}")]
+    WrongAnswer { expected: &'static str, found: String },
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error("a normalized record cannot be written as JSON: {0}")]
@@ -229,12 +235,14 @@ pub fn parse_timestamp(value: &Value) -> Option<DateTime<Utc>> {
             Some(whole) => from_unix(whole),
             None => number.as_f64().and_then(from_fractional_unix),
         },
-        Value::String(text) => parse_timestamp_text(text.trim()),
+        Value::String(text) => parse_timestamp_text(text),
         _ => None,
     }
 }
 
-fn parse_timestamp_text(text: &str) -> Option<DateTime<Utc>> {
+/// [`parse_timestamp`] of a text, for scanners whose answers are not JSON.
+pub fn parse_timestamp_text(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
     if let Ok(whole) = text.parse::<i64>() {
         return from_unix(whole);
     }
@@ -292,6 +300,19 @@ pub fn sanitize_output(text: &str) -> (String, bool) {
     (escaped, truncated)
 }
 
+/// A protocol name in lower case; `Some(None)` for a blank one. Letters and digits
+/// only, since the protocol is part of the finding id.
+pub(crate) fn protocol_name(name: &str) -> Option<Option<String>> {
+    let name = name.trim();
+    if name.is_empty() {
+        Some(None)
+    } else if name.chars().all(|character| character.is_ascii_alphanumeric()) {
+        Some(Some(name.to_ascii_lowercase()))
+    } else {
+        None
+    }
+}
+
 /// A short description of a JSON value for an error message: its kind and, for
 /// scalars, an excerpt of at most [`EXCERPT_CHARS`] characters; never a whole output.
 fn describe(value: &Value) -> String {
@@ -314,7 +335,8 @@ fn counted(count: usize, noun: &str) -> String {
 
 const EXCERPT_CHARS: usize = 80;
 
-fn excerpt(text: &str) -> String {
+/// `text`, or its first [`EXCERPT_CHARS`] characters and an ellipsis.
+pub(crate) fn excerpt(text: &str) -> String {
     match text.char_indices().nth(EXCERPT_CHARS) {
         Some((cut_at, _)) => format!("{}…", text.get(..cut_at).unwrap_or_default()),
         None => text.to_owned(),
