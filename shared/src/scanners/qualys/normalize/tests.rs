@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
 
 use super::*;
-use crate::scanners::qualys::knowledge_base::KnowledgeEntry;
+use crate::scanners::qualys::knowledge_base::{KnowledgeEntry, each_entry};
 
 /// The sample page of the wire format, as the API returns it: a DOCTYPE, CDATA, a
 /// comment after the root, and a WARNING (truncated page).
@@ -161,16 +161,11 @@ fn the_sample_page_gives_two_findings_and_its_warning_is_paging() {
 
 #[test]
 fn a_knowledge_base_entry_gives_the_finding_its_title_cves_score_solution_and_family() {
-    let entry = KnowledgeEntry {
-        qid: 38170,
-        title: Some("SSL Certificate - Subject Common Name Does Not Match Server FQDN".to_owned()),
-        category: Some("General remote services".to_owned()),
-        cves: vec!["CVE-2021-1234".to_owned()],
-        cvss3_base: Some(5.3),
-        solution: Some("Get a certificate whose CN matches the FQDN.".to_owned()),
-        last_modified: Some(utc(2023, 6, 1, 0)),
-    };
-    let knowledge = HashMap::from([(38170, entry)]);
+    let mut knowledge = HashMap::new();
+    let entries = each_entry(KNOWLEDGE_BASE_PAGE.as_bytes(), |entry| {
+        knowledge.insert(entry.qid, entry);
+    });
+    assert_eq!(entries, Ok(1), "the KnowledgeBase page holds QID 38170");
     let described = Finding {
         title: "SSL Certificate - Subject Common Name Does Not Match Server FQDN".to_owned(),
         family: Some("General remote services".to_owned()),
