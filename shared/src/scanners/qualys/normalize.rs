@@ -289,10 +289,11 @@ fn detection_type(text: &str) -> Option<DetectionType> {
     }
 }
 
-/// Qualys' five levels are named minimal, medium, serious, critical and urgent, and its
-/// own reports chart 1 and 2 as informational and low risk: level 1 is what other
-/// scanners call info (no direct risk), level 2 low. 3 to 5 follow as medium, high,
-/// critical, so that a Qualys 5 and a Tenable critical sort together.
+/// Qualys names its five levels minimal, medium, serious, critical and urgent, but its
+/// labels run one step high against the model's: level 1 only lets an intruder collect
+/// information about the host (what other scanners call info), level 2 lets it collect
+/// sensitive information such as exact versions (low risk). 3 to 5 follow as medium,
+/// high and critical, so that a Qualys 5 and a Tenable critical sort together.
 fn severity_level(text: &str) -> Option<Severity> {
     match text {
         "1" => Some(Severity::Info),
