@@ -61,9 +61,10 @@ pub fn each_detection(
     Ok(detections as u64)
 }
 
-/// Normalizes each host of a Host List Detection page as an inventory asset, in the
-/// page's order, and says how many there were. A [`RecordError`] counts as the host's
-/// index in the page.
+/// Normalizes each host of a Host List Detection page as an inventory asset (by the
+/// rules of a finding's asset; last seen at its LAST_SCAN_DATETIME), in the page's
+/// order, and says how many there were. A [`RecordError`] counts as the host's index in
+/// the page.
 pub fn each_host(
     page: &[u8],
     mut keep: impl FnMut(NormalizedAsset) -> Result<(), ChunkError>,

@@ -53,7 +53,7 @@ pub(super) fn each_element(
                             // A whole error answer is small; a broken one is named without its code.
                             reader.read_to_end(name).ok();
                         }
-                        return Err(wrong_answer(answer, &root, &page[starts_at..offset(&reader)]));
+                        return Err(wrong_answer(answer, &root, read_since(page, starts_at, &reader)));
                     }
                     depth = usize::from(has_content);
                     continue;
@@ -71,10 +71,11 @@ pub(super) fn each_element(
                         .map_err(|error| malformed(reader.error_position().max(at_least), error))?;
                 }
                 if on_path {
-                    visit(&page[starts_at..offset(&reader)])?;
+                    visit(read_since(page, starts_at, &reader))?;
                 }
             }
-            Event::End(_) => depth -= 1,
+            // The parser matches end tags to start tags: none comes at depth 0.
+            Event::End(_) => depth = depth.saturating_sub(1),
             Event::Text(text) if depth == 0 && !text.trim().is_empty() => {
                 return Err(ChunkError::NotXml(format!(
                     "it has text outside its root element: {:?}",
@@ -98,6 +99,11 @@ pub(super) fn each_element(
 
 fn offset(reader: &Reader<&[u8]>) -> usize {
     usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX)
+}
+
+/// The text of `page` the reader went through since `starts_at`: an element it read.
+fn read_since<'p>(page: &'p str, starts_at: usize, reader: &Reader<&[u8]>) -> &'p str {
+    page.get(starts_at..offset(reader)).unwrap_or_default()
 }
 
 /// A parse error, at the byte where the markup in error starts (or, when the parser
