@@ -35,8 +35,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Normalize one scanner export chunk: one finding (or, with `--kind assets`, one
-    /// asset) per line (NDJSON) on stdout, a summary on stderr.
+    /// Normalize one Tenable export chunk or Qualys Host List Detection page: one finding
+    /// (or, with `--kind assets`, one asset) per line (NDJSON) on stdout, a summary on stderr.
     Normalize(normalize::NormalizeArgs),
     /// List the connectors: id, name, type, base URL, schedule, default mode.
     Connectors(connectors::ConnectorsArgs),

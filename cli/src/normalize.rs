@@ -1,13 +1,16 @@
-//! `vulnflow normalize`: one scanner export chunk in, the public finding (or asset)
-//! records out, as the pipeline's NormalizeChunk stage writes them.
+//! `vulnflow normalize`: one scanner export chunk (Tenable) or answer page (Qualys) in,
+//! the public finding (or asset) records out, as the pipeline's NormalizeChunk stage
+//! writes them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use vulnflow_shared::model::{Finding, FindingState, NormalizedRecord, OsCategory, Severity};
 use vulnflow_shared::normalize::{ChunkError, NormalizedAsset};
+use vulnflow_shared::scanners::qualys::knowledge_base::{self, KnowledgeEntry};
+use vulnflow_shared::scanners::qualys::normalize as qualys;
 use vulnflow_shared::scanners::tenable::normalize as tenable;
 
 use crate::error::CliError;
@@ -15,53 +18,78 @@ use crate::output::plural;
 
 #[derive(Args)]
 pub struct NormalizeArgs {
-    /// The scanner the chunk comes from.
+    /// The scanner the input comes from.
     #[arg(long, value_enum)]
     source: Source,
-    /// The export the chunk comes from.
+    /// What to print: findings, or the assets (Tenable: of an assets export chunk;
+    /// Qualys: the hosts of the page).
     #[arg(long, value_enum, default_value_t = Kind::Vulns)]
     kind: Kind,
-    /// The chunk file (the JSON array the export API returns), or `-` for stdin.
+    /// The input file, or `-` for stdin: a Tenable export chunk (the JSON array the
+    /// export API returns) or a Qualys Host List Detection page (the XML the API returns).
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
+    /// Qualys findings only: a KnowledgeBase page (the XML the API returns) giving the
+    /// findings their titles, CVEs, CVSS scores and solutions. Without it a finding's
+    /// title is `QID <qid>`.
+    #[arg(long, value_name = "FILE")]
+    knowledge_base: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Source {
     Tenable,
+    Qualys,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Kind {
-    /// A vulnerability export chunk: prints findings.
+    /// Findings: of a vulnerability export chunk, or of a Qualys page's detections.
     Vulns,
-    /// An asset export chunk: prints assets.
+    /// Assets: of an asset export chunk, or of a Qualys page's hosts.
     Assets,
 }
 
-impl Kind {
-    fn export(self) -> &'static str {
+impl Source {
+    /// What `--input` must hold for `kind`, as advice says it.
+    fn expected_input(self, kind: Kind) -> &'static str {
+        match (self, kind) {
+            (Source::Tenable, Kind::Vulns) => "one chunk of a vulns export, as the export API returns it",
+            (Source::Tenable, Kind::Assets) => "one chunk of an assets export, as the export API returns it",
+            (Source::Qualys, _) => "one Host List Detection page, as the API returns it",
+        }
+    }
+
+    /// What to do about a record the normalizer refused.
+    fn record_advice(self) -> &'static str {
         match self {
-            Kind::Vulns => "a vulns export",
-            Kind::Assets => "an assets export",
+            Source::Tenable => "fix the record or re-export the chunk",
+            Source::Qualys => "fix the record or fetch the page again",
         }
     }
 }
 
 pub fn run(args: &NormalizeArgs) -> Result<(), CliError> {
-    let (input_name, bytes) = if args.input.as_os_str() == "-" {
-        ("stdin".to_owned(), read_stdin())
-    } else {
-        (args.input.display().to_string(), std::fs::read(&args.input))
+    let knowledge = match (&args.knowledge_base, args.source, args.kind) {
+        (None, ..) => HashMap::new(),
+        (Some(path), Source::Qualys, Kind::Vulns) => read_knowledge_base(path)?,
+        (Some(_), ..) => {
+            return Err(CliError::Usage(
+                "--knowledge-base describes Qualys findings: it goes with --source qualys --kind vulns".to_owned(),
+            ));
+        }
     };
-    let bytes = bytes.map_err(|error| CliError::Usage(format!("cannot read {input_name}: {error}")))?;
-    // The whole chunk is validated before anything is written, so a bad chunk leaves
+    let (input_name, bytes) = read_input(&args.input)?;
+    // The whole input is validated before anything is written, so a bad one leaves
     // stdout empty rather than half-written.
     let unusable = |error: ChunkError| {
         let advice = match error {
-            ChunkError::Record(_) => "fix the record or re-export the chunk".to_owned(),
-            ChunkError::NotJson(_) | ChunkError::NotArray(_) => {
-                format!("pass one chunk of {}, as the export API returns it", args.kind.export())
+            ChunkError::Record(_) => args.source.record_advice().to_owned(),
+            ChunkError::NotJson(_)
+            | ChunkError::NotArray(_)
+            | ChunkError::NotXml(_)
+            | ChunkError::WrongAnswer { .. } => {
+                format!("pass {}", args.source.expected_input(args.kind))
             }
             ChunkError::Unwritable(_) => "this is a vulnflow fault: report it with the chunk".to_owned(),
         };
@@ -69,18 +97,75 @@ pub fn run(args: &NormalizeArgs) -> Result<(), CliError> {
     };
     match (args.source, args.kind) {
         (Source::Tenable, Kind::Vulns) => {
-            let records = tenable::normalize_vulns_chunk(&bytes).map_err(unusable)?;
-            write_lines(records.iter().map(|record| serde_json::to_string(&record.finding)))
-                .map_err(|error| CliError::Unusable(format!("cannot write the findings: {error}")))?;
-            eprintln!("normalized {} from {input_name} ({})", counted(&records), breakdown(&records));
+            print_findings(&tenable::normalize_vulns_chunk(&bytes).map_err(unusable)?, &input_name)?;
         }
         (Source::Tenable, Kind::Assets) => {
-            let assets = tenable::normalize_assets_chunk(&bytes).map_err(unusable)?;
-            write_lines(assets.iter().map(|normalized| serde_json::to_string(&normalized.asset)))
-                .map_err(|error| CliError::Unusable(format!("cannot write the assets: {error}")))?;
-            eprintln!("normalized {} from {input_name} ({})", plural(assets.len(), "asset"), asset_breakdown(&assets));
+            print_assets(&tenable::normalize_assets_chunk(&bytes).map_err(unusable)?, &input_name)?;
+        }
+        (Source::Qualys, Kind::Vulns) => {
+            let records = collected(|keep| qualys::each_detection(&bytes, &knowledge, keep)).map_err(unusable)?;
+            print_findings(&records, &input_name)?;
+            // The WARNING is paging, never a finding: say where the rest is.
+            if let Some(url) = qualys::next_page(&bytes) {
+                eprintln!("the page was truncated: the next one is {url}");
+            }
+        }
+        (Source::Qualys, Kind::Assets) => {
+            print_assets(&collected(|keep| qualys::each_host(&bytes, keep)).map_err(unusable)?, &input_name)?;
         }
     }
+    Ok(())
+}
+
+/// The input's name, as messages say it, and its bytes.
+fn read_input(input: &Path) -> Result<(String, Vec<u8>), CliError> {
+    let (input_name, bytes) = if input.as_os_str() == "-" {
+        ("stdin".to_owned(), read_stdin())
+    } else {
+        (input.display().to_string(), std::fs::read(input))
+    };
+    let bytes = bytes.map_err(|error| CliError::Usage(format!("cannot read {input_name}: {error}")))?;
+    Ok((input_name, bytes))
+}
+
+/// The entries of a KnowledgeBase page, by QID.
+fn read_knowledge_base(path: &Path) -> Result<HashMap<u64, KnowledgeEntry>, CliError> {
+    let (name, bytes) = read_input(path)?;
+    let mut entries = HashMap::new();
+    knowledge_base::each_entry(&bytes, |entry| {
+        entries.insert(entry.qid, entry);
+    })
+    .map_err(|error| {
+        CliError::Unusable(format!(
+            "cannot read the KnowledgeBase {name}: {error}; pass one KnowledgeBase page, as the API returns it"
+        ))
+    })?;
+    Ok(entries)
+}
+
+/// What a streaming normalizer hands on, in order.
+fn collected<T>(
+    each: impl FnOnce(&mut dyn FnMut(T) -> Result<(), ChunkError>) -> Result<u64, ChunkError>,
+) -> Result<Vec<T>, ChunkError> {
+    let mut records = Vec::new();
+    each(&mut |record| {
+        records.push(record);
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+fn print_findings(records: &[NormalizedRecord], input_name: &str) -> Result<(), CliError> {
+    write_lines(records.iter().map(|record| serde_json::to_string(&record.finding)))
+        .map_err(|error| CliError::Unusable(format!("cannot write the findings: {error}")))?;
+    eprintln!("normalized {} from {input_name} ({})", counted(records), breakdown(records));
+    Ok(())
+}
+
+fn print_assets(assets: &[NormalizedAsset], input_name: &str) -> Result<(), CliError> {
+    write_lines(assets.iter().map(|normalized| serde_json::to_string(&normalized.asset)))
+        .map_err(|error| CliError::Unusable(format!("cannot write the assets: {error}")))?;
+    eprintln!("normalized {} from {input_name} ({})", plural(assets.len(), "asset"), asset_breakdown(assets));
     Ok(())
 }
 

@@ -283,3 +283,184 @@ fn the_kind_defaults_to_vulns_and_must_be_known() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(stderr(&unknown).contains("invalid value 'scans' for '--kind <KIND>'"), "{}", stderr(&unknown));
 }
+
+/// The Qualys wire format's sample pages, which the normalizer's own tests read too.
+fn qualys_page(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/src/scanners/qualys/testdata")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn normalize_qualys(extra: &[&str], input: &str, stdin: &[u8]) -> Output {
+    let args = [&["normalize", "--source", "qualys", "--input", input][..], extra].concat();
+    vulnflow(&args, stdin)
+}
+
+#[test]
+fn a_qualys_page_becomes_one_finding_per_detection_and_says_where_the_next_page_is() {
+    let path = qualys_page("host-list-detection.xml");
+    let output = normalize_qualys(&[], &path, b"");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "normalized 2 findings on 1 asset from {path} (severity: 0 critical, 0 high, 1 medium, 1 low, 0 info; \
+             state: 1 open, 0 reopened, 1 fixed)\n\
+             the page was truncated: the next one is https://qualysapi.qualys.com/api/2.0/fo/asset/host/vm/detection/\
+             ?action=list&truncation_limit=1000&id_min=1234568\n"
+        )
+    );
+    let findings = findings(&output);
+    assert_eq!(findings.len(), 2, "the WARNING is no finding");
+    assert_eq!(
+        findings[0],
+        json!({
+            "finding_id": "qualys/1234567/38170/443/tcp",
+            "source": "qualys",
+            "asset_id": "1234567",
+            "plugin_id": "38170",
+            "port": 443,
+            "protocol": "tcp",
+            "severity": "medium",
+            "state": "open",
+            "title": "QID 38170",
+            "output": "Certificate #0 CN=web01 &#39;quoted&#39; &amp;apos;raw&amp;apos; &lt;b&gt;x&lt;/b&gt;",
+            "output_truncated": false,
+            "first_seen": "2023-01-01T00:00:00Z",
+            "last_seen": "2024-04-30T22:00:00Z",
+            "hostname": "web01",
+            "ipv4": "10.0.0.5",
+            "os_category": "windows_server"
+        })
+    );
+    // Host-level (no PORT), potential, fixed.
+    assert_eq!(findings[1]["finding_id"], "qualys/1234567/105943/0/none");
+    assert_eq!((&findings[1]["severity"], &findings[1]["state"]), (&json!("low"), &json!("fixed")));
+    assert_eq!(findings[1]["last_fixed"], "2024-04-30T22:00:00Z");
+}
+
+#[test]
+fn a_knowledge_base_page_gives_qualys_findings_their_titles() {
+    let knowledge_base = qualys_page("knowledge-base.xml");
+    let output = normalize_qualys(&["--knowledge-base", &knowledge_base], &qualys_page("host-list-detection.xml"), b"");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let findings = findings(&output);
+    let described = &findings[0];
+    assert_eq!(described["title"], "SSL Certificate - Subject Common Name Does Not Match Server FQDN");
+    assert_eq!(described["family"], "General remote services");
+    assert_eq!(described["cves"], json!(["CVE-2021-1234"]));
+    assert_eq!(described["cvss3_base_score"], 5.3);
+    assert_eq!(described["solution"], "Get a certificate whose CN matches the FQDN.");
+    assert_eq!(findings[1]["title"], "QID 105943", "a QID the KnowledgeBase page does not hold");
+}
+
+#[test]
+fn a_qualys_page_from_stdin_prints_its_hosts_as_assets() {
+    let page = std::fs::read(qualys_page("host-list-detection.xml")).expect("the sample page exists");
+    let output = normalize_qualys(&["--kind", "assets"], "-", &page);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        "normalized 1 asset from stdin (os: 1 windows_server, 0 windows_workstation, 0 linux, 0 macos, \
+         0 network_device, 0 other; 0 deleted)\n"
+    );
+    assert_eq!(
+        findings(&output),
+        [json!({
+            "asset_id": "1234567",
+            "source": "qualys",
+            "hostname": "web01",
+            "fqdn": "web01.corp.example",
+            "ipv4": "10.0.0.5",
+            "operating_system": "Windows Server 2019 Standard 1809",
+            "os_category": "windows_server"
+        })]
+    );
+}
+
+#[test]
+fn a_bad_qualys_detection_names_its_host_qid_and_field_and_writes_nothing() {
+    let page = std::fs::read_to_string(qualys_page("host-list-detection.xml")).expect("the sample page exists");
+    let bad = page.replacen("<STATUS>Active</STATUS>", "<STATUS>Closed</STATUS>", 1);
+    let output = normalize_qualys(&[], "-", bad.as_bytes());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty(), "no half-written page");
+    assert_eq!(
+        stderr(&output),
+        "error: cannot normalize stdin: record 0: field `HOST[ID=1234567].DETECTION[QID=38170].STATUS` must be \
+         one of New, Active, Re-Opened, Fixed, found \"Closed\"; fix the record or fetch the page again\n"
+    );
+    let no_id = page.replacen("<ID>1234567</ID>", "", 1);
+    let output = normalize_qualys(&["--kind", "assets"], "-", no_id.as_bytes());
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: cannot normalize stdin: record 0: field `HOST[0].ID` is missing; fix the record or fetch the page \
+         again\n"
+    );
+}
+
+#[test]
+fn an_error_answer_or_a_tenable_chunk_is_not_a_qualys_page() {
+    let simple_return = std::fs::read(qualys_page("simple-return.xml")).expect("the sample answer exists");
+    let tenable_chunk = std::fs::read(fixture("tenable-vulns-chunk.json")).expect("the fixture exists");
+    for (input, expected) in [
+        (
+            simple_return,
+            "error: cannot normalize stdin: the page is a SIMPLE_RETURN error (code 1965: This API cannot be run \
+             again for another 30 seconds.), not a Host List Detection page (HOST_LIST_VM_DETECTION_OUTPUT); \
+             pass one Host List Detection page, as the API returns it\n",
+        ),
+        (
+            tenable_chunk,
+            "error: cannot normalize stdin: the page is not well-formed XML: it has text outside its root element: ",
+        ),
+    ] {
+        let output = normalize_qualys(&[], "-", &input);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(output.stdout.is_empty());
+        assert!(stderr(&output).starts_with(expected), "{}", stderr(&output));
+    }
+}
+
+#[test]
+fn the_knowledge_base_goes_with_qualys_findings_only() {
+    let knowledge_base = qualys_page("knowledge-base.xml");
+    let page = qualys_page("host-list-detection.xml");
+    let with_tenable = vulnflow(
+        &[
+            "normalize",
+            "--source",
+            "tenable",
+            "--input",
+            &fixture("tenable-vulns-chunk.json"),
+            "--knowledge-base",
+            &knowledge_base,
+        ],
+        b"",
+    );
+    let with_assets = normalize_qualys(&["--kind", "assets", "--knowledge-base", &knowledge_base], &page, b"");
+    for output in [with_tenable, with_assets] {
+        assert_eq!(output.status.code(), Some(2));
+        assert_eq!(
+            stderr(&output),
+            "error: --knowledge-base describes Qualys findings: it goes with --source qualys --kind vulns\n"
+        );
+    }
+    let missing = normalize_qualys(&["--knowledge-base", "/nonexistent/kb.xml"], &page, b"");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).starts_with("error: cannot read /nonexistent/kb.xml: "), "{}", stderr(&missing));
+
+    let not_a_knowledge_base = normalize_qualys(&["--knowledge-base", &page], &page, b"");
+    assert_eq!(not_a_knowledge_base.status.code(), Some(1));
+    assert_eq!(
+        stderr(&not_a_knowledge_base),
+        format!(
+            "error: cannot read the KnowledgeBase {page}: the page is a <HOST_LIST_VM_DETECTION_OUTPUT> document, \
+             not a KnowledgeBase page (KNOWLEDGE_BASE_VULN_LIST_OUTPUT); pass one KnowledgeBase page, as the API \
+             returns it\n"
+        )
+    );
+}

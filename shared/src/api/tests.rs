@@ -247,6 +247,8 @@ async fn a_connector_request_names_the_field_that_is_wrong() {
     missing.as_object_mut().expect("an object").remove("name");
     let answer = api.post("/connectors", missing).await;
     assert_eq!((answer.status, field(&answer)), (400, "name"));
+    let qualys = api.post("/connectors", with(new_connector(), json!({ "type": "qualys" }))).await;
+    assert!(body(&qualys)["message"].as_str().is_some_and(|m| m.contains("qualys connectors cannot sync yet")));
     let not_json = api.call(admin(), "POST", "/connectors", None).await;
     assert_eq!(field(&not_json), "name", "an empty body reads as {{}}");
     assert!(api.store.list_connectors().await.unwrap().is_empty(), "nothing was stored");

@@ -99,7 +99,7 @@ impl<'a> Fields<'a> {
 
     /// A trimmed string, cut at [`MAX_TEXT_BYTES`]; a blank one counts as absent.
     pub(crate) fn text(&self, path: &str) -> Result<Option<String>, RecordError> {
-        Ok(self.parse(path, "a string", |value| value.as_str().map(non_blank))?.flatten().map(cut))
+        Ok(self.parse(path, "a string", |value| value.as_str().map(bounded_text))?.flatten())
     }
 
     /// An id the record cannot do without: a non-empty string of at most [`MAX_ID_BYTES`].
@@ -121,7 +121,7 @@ impl<'a> Fields<'a> {
             return Ok(Vec::new());
         };
         match value {
-            Value::String(text) => Ok(non_blank(text).map(cut).into_iter().collect()),
+            Value::String(text) => Ok(bounded_text(text).into_iter().collect()),
             Value::Array(items) => {
                 let mut texts = Vec::with_capacity(items.len());
                 let mut bytes = 0;
@@ -129,7 +129,7 @@ impl<'a> Fields<'a> {
                     match item {
                         Value::String(text) => {
                             bytes += text.len();
-                            texts.extend(non_blank(text).map(cut));
+                            texts.extend(bounded_text(text));
                         }
                         Value::Null => {}
                         other => {
@@ -137,11 +137,7 @@ impl<'a> Fields<'a> {
                         }
                     }
                 }
-                if bytes > MAX_LIST_BYTES {
-                    let reason = format!(
-                        "holds {} items of {bytes} bytes in all, more than the {MAX_LIST_BYTES} a stored record may hold",
-                        items.len()
-                    );
+                if let Some(reason) = oversized_list(items.len(), bytes) {
                     return Err(self.error(path, reason));
                 }
                 Ok(texts)
@@ -164,6 +160,19 @@ impl<'a> Fields<'a> {
             Some(other) => Err(self.unexpected(path, expected, other)),
         }
     }
+}
+
+/// `text` trimmed and cut at [`MAX_TEXT_BYTES`], or `None` when blank: how every
+/// normalizer keeps a text field.
+pub(crate) fn bounded_text(text: &str) -> Option<String> {
+    non_blank(text).map(cut)
+}
+
+/// Why a list of `items` texts of `bytes` in all cannot be stored, if it cannot.
+pub(crate) fn oversized_list(items: usize, bytes: usize) -> Option<String> {
+    (bytes > MAX_LIST_BYTES).then(|| {
+        format!("holds {items} items of {bytes} bytes in all, more than the {MAX_LIST_BYTES} a stored record may hold")
+    })
 }
 
 /// `text` trimmed, or `None` when that leaves nothing.

@@ -52,6 +52,12 @@ pub enum ChunkError {
     NotJson(String),
     #[error("the chunk is not a JSON array of records (found {0})")]
     NotArray(String),
+    /// For scanners that answer in XML (Qualys): a page that cannot be parsed.
+    #[error("the page is not well-formed XML: {0}")]
+    NotXml(String),
+    /// Well-formed XML of another answer, such as the error a scanner sent instead.
+    #[error("the page is {found}, not {expected}")]
+    WrongAnswer { expected: &'static str, found: String },
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error("a normalized record cannot be written as JSON: {0}")]
@@ -158,6 +164,17 @@ pub fn os_category(operating_system: &str) -> OsCategory {
         "mikrotik",
         "routeros",
         "sonicwall",
+        "extremexos",
+        " extreme networks ",
+        " procurve ",
+        " aruba",
+        " comware ",
+        " vyos ",
+        " edgeos ",
+        "screenos",
+        " brocade ",
+        // Vendors that name no product: "ExtremeXOS Network Operating System" did.
+        " network operating system ",
         "switch",
         "router",
         "firewall",
@@ -217,12 +234,14 @@ pub fn parse_timestamp(value: &Value) -> Option<DateTime<Utc>> {
             Some(whole) => from_unix(whole),
             None => number.as_f64().and_then(from_fractional_unix),
         },
-        Value::String(text) => parse_timestamp_text(text.trim()),
+        Value::String(text) => parse_timestamp_text(text),
         _ => None,
     }
 }
 
-fn parse_timestamp_text(text: &str) -> Option<DateTime<Utc>> {
+/// [`parse_timestamp`] of a text, for scanners whose answers are not JSON.
+pub fn parse_timestamp_text(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
     if let Ok(whole) = text.parse::<i64>() {
         return from_unix(whole);
     }
@@ -280,6 +299,19 @@ pub fn sanitize_output(text: &str) -> (String, bool) {
     (escaped, truncated)
 }
 
+/// A protocol name in lower case; `Some(None)` for a blank one. Letters and digits
+/// only, since the protocol is part of the finding id.
+pub(crate) fn protocol_name(name: &str) -> Option<Option<String>> {
+    let name = name.trim();
+    if name.is_empty() {
+        Some(None)
+    } else if name.chars().all(|character| character.is_ascii_alphanumeric()) {
+        Some(Some(name.to_ascii_lowercase()))
+    } else {
+        None
+    }
+}
+
 /// A short description of a JSON value for an error message: its kind and, for
 /// scalars, an excerpt of at most [`EXCERPT_CHARS`] characters; never a whole output.
 fn describe(value: &Value) -> String {
@@ -302,7 +334,8 @@ fn counted(count: usize, noun: &str) -> String {
 
 const EXCERPT_CHARS: usize = 80;
 
-fn excerpt(text: &str) -> String {
+/// `text`, or its first [`EXCERPT_CHARS`] characters and an ellipsis.
+pub(crate) fn excerpt(text: &str) -> String {
     match text.char_indices().nth(EXCERPT_CHARS) {
         Some((cut_at, _)) => format!("{}…", text.get(..cut_at).unwrap_or_default()),
         None => text.to_owned(),
@@ -320,52 +353,94 @@ mod tests {
         Utc.with_ymd_and_hms(year, month, day, hour, minute, second).single().unwrap_or_default()
     }
 
+    /// Operating systems as Tenable, Qualys and Rapid7 report them, then the rules' edges.
     #[test]
-    fn os_categories_follow_the_rules_in_order() {
+    fn os_categories_of_real_device_strings() {
+        use OsCategory::*;
         let cases = [
-            ("Microsoft Windows Server 2019 Datacenter", OsCategory::WindowsServer),
-            ("Microsoft Windows Server 2008 R2 Enterprise Service Pack 1", OsCategory::WindowsServer),
-            ("Microsoft Windows 11 Pro", OsCategory::WindowsWorkstation),
-            ("windows 10 enterprise", OsCategory::WindowsWorkstation),
-            ("Mac OS X 10.15", OsCategory::Macos),
-            ("macOS 14.2 Sonoma", OsCategory::Macos),
-            ("OS X El Capitan", OsCategory::Macos),
-            ("Darwin Kernel Version 22.1.0", OsCategory::Macos),
-            ("Cisco IOS 15.2", OsCategory::NetworkDevice),
-            ("Cisco IOS XE Software 17.3", OsCategory::NetworkDevice),
-            ("IOS XR 7.1", OsCategory::NetworkDevice),
-            ("Cisco NX-OS 9.3", OsCategory::NetworkDevice),
-            ("Juniper Junos OS 21.4R1", OsCategory::NetworkDevice),
-            ("Fortinet FortiOS 7.2.4", OsCategory::NetworkDevice),
-            ("FortiGate-VM64", OsCategory::NetworkDevice),
-            ("Palo Alto Networks PAN-OS 10.1", OsCategory::NetworkDevice),
-            ("Arista EOS 4.28", OsCategory::NetworkDevice),
-            ("F5 Networks BIG-IP 16.1", OsCategory::NetworkDevice),
-            ("MikroTik RouterOS 7.1", OsCategory::NetworkDevice),
-            ("SonicWALL SonicOS", OsCategory::NetworkDevice),
-            ("HP ProCurve Switch", OsCategory::NetworkDevice),
-            ("Linux Kernel 4.4 on Palo Alto firewall", OsCategory::NetworkDevice),
-            ("Linux Kernel 5.15 on Ubuntu 22.04", OsCategory::Linux),
-            ("Debian GNU 12", OsCategory::Linux),
-            ("Red Hat Enterprise Linux Server 8.6", OsCategory::Linux),
-            ("RHEL 9", OsCategory::Linux),
-            ("CentOS 7", OsCategory::Linux),
-            ("openSUSE Leap 15.5", OsCategory::Linux),
-            ("Fedora 39", OsCategory::Linux),
-            ("Amazon Linux 2023", OsCategory::Linux),
-            ("Alpine 3.19", OsCategory::Linux),
-            ("Rocky 9.3", OsCategory::Linux),
-            ("AlmaLinux 9", OsCategory::Linux),
-            ("Alma 8", OsCategory::Linux),
-            ("Kali 2024.1", OsCategory::Linux),
-            ("Apple iOS 17.2", OsCategory::Other),
-            ("iPadOS 17", OsCategory::Other),
-            ("VMware ESXi 7.0", OsCategory::Other),
-            ("", OsCategory::Other),
-            ("   ", OsCategory::Other),
+            // Tenable (`operating_system`).
+            ("Microsoft Windows Server 2019 Standard", WindowsServer),
+            ("Microsoft Windows Server 2008 R2 Enterprise Service Pack 1", WindowsServer),
+            ("Microsoft Windows 11 Pro", WindowsWorkstation),
+            ("Linux Kernel 5.4 on Ubuntu 20.04 (focal)", Linux),
+            ("Linux Kernel 3.10.0-1160.el7.x86_64 on CentOS Linux release 7.9.2009 (Core)", Linux),
+            ("Mac OS X 10.15", Macos),
+            ("Cisco IOS 15.2(4)E7", NetworkDevice),
+            ("Cisco IOS XE Software, Version 17.03.04a", NetworkDevice),
+            ("Cisco NX-OS Software Version 9.3(8)", NetworkDevice),
+            ("Cisco Adaptive Security Appliance Software Version 9.14", NetworkDevice),
+            ("Juniper Junos Version 20.4R3", NetworkDevice),
+            ("ExtremeXOS Network Operating System", NetworkDevice),
+            ("FortiOS 7.0.12 on Fortinet FortiGate", NetworkDevice),
+            ("Palo Alto Networks PAN-OS 10.1", NetworkDevice),
+            ("Arista EOS 4.28.3M", NetworkDevice),
+            ("F5 Networks BIG-IP 16.1", NetworkDevice),
+            ("MikroTik RouterOS 7.1", NetworkDevice),
+            ("SonicWALL SonicOS", NetworkDevice),
+            ("HP ProCurve Switch 2530", NetworkDevice),
+            ("ArubaOS 8.10.0.2", NetworkDevice),
+            ("Linux Kernel 4.4 on Palo Alto firewall", NetworkDevice),
+            ("VMware ESXi 7.0.3", Other),
+            ("HP LaserJet printer", Other),
+            ("Apple iOS 17.2", Other),
+            // Qualys (`OS`).
+            ("Windows Server 2016 Datacenter 64 bit Edition Version 1607", WindowsServer),
+            ("Windows Server 2019 Standard 1809", WindowsServer),
+            ("Windows 10 Enterprise 64 bit Edition Version 21H2", WindowsWorkstation),
+            ("Red Hat Enterprise Linux 8.6", Linux),
+            ("CentOS Linux 7.9.2009", Linux),
+            ("Ubuntu / Linux 20.04", Linux),
+            ("Amazon Linux 2", Linux),
+            ("Apple macOS 13.4", Macos),
+            ("Cisco IOS Version 15.2(4)E7", NetworkDevice),
+            ("Cisco Adaptive Security Appliance Version 9.14(3)", NetworkDevice),
+            ("JUNOS 20.4R3", NetworkDevice),
+            ("ExtremeXOS", NetworkDevice),
+            ("Fortinet FortiOS 7.2.4", NetworkDevice),
+            ("Palo Alto Networks PAN-OS", NetworkDevice),
+            ("HPE Comware 7.1", NetworkDevice),
+            ("VMware ESXi 6.7", Other),
+            ("Linux 3.x", Linux),
+            // Rapid7 InsightVM (`os.description`).
+            ("Microsoft Windows Server 2022 Datacenter Edition", WindowsServer),
+            ("Microsoft Windows 10 Enterprise Edition 22H2", WindowsWorkstation),
+            ("Ubuntu Linux 22.04", Linux),
+            ("Debian Linux 12.0", Linux),
+            ("Oracle Linux 8.8", Linux),
+            ("SUSE Linux Enterprise Server 15", Linux),
+            ("Apple Mac OS X 10.15.7", Macos),
+            ("Cisco IOS XE 17.3.4", NetworkDevice),
+            ("Juniper Networks JUNOS 20.4R3", NetworkDevice),
+            ("Extreme Networks ExtremeXOS 30.7", NetworkDevice),
+            ("Arista Networks EOS 4.28", NetworkDevice),
+            ("Ubiquiti EdgeOS 2.0.9", NetworkDevice),
+            ("Brocade Fabric OS 8.2", NetworkDevice),
+            ("Juniper ScreenOS 6.3", NetworkDevice),
+            ("VyOS 1.4", NetworkDevice),
+            ("HP JetDirect", Other),
+            // The rules' edges.
+            ("windows 10 enterprise", WindowsWorkstation),
+            ("macOS 14.2 Sonoma", Macos),
+            ("OS X El Capitan", Macos),
+            ("Darwin Kernel Version 22.1.0", Macos),
+            ("IOS XR 7.1", NetworkDevice),
+            ("FortiGate-VM64", NetworkDevice),
+            ("Debian GNU 12", Linux),
+            ("RHEL 9", Linux),
+            ("CentOS 7", Linux),
+            ("openSUSE Leap 15.5", Linux),
+            ("Fedora 39", Linux),
+            ("Alpine 3.19", Linux),
+            ("Rocky 9.3", Linux),
+            ("AlmaLinux 9", Linux),
+            ("Alma 8", Linux),
+            ("Kali 2024.1", Linux),
+            ("iPadOS 17", Other),
+            ("", Other),
+            ("   ", Other),
             // Substrings that must not fire: "darwin" holds "win", "Kalimba" holds "kali".
-            ("Darwin", OsCategory::Macos),
-            ("Kalimba RTOS", OsCategory::Other),
+            ("Darwin", Macos),
+            ("Kalimba RTOS", Other),
         ];
         for (operating_system, expected) in cases {
             assert_eq!(os_category(operating_system), expected, "{operating_system:?}");

@@ -20,7 +20,7 @@ mod tests {
 
     use super::*;
     use crate::errors::error_names;
-    use crate::model::{JobStatus, ScannerCredentials};
+    use crate::model::{JobStatus, ScannerCredentials, ScannerKind};
     use crate::pipeline::test_support::{CONNECTOR, harness};
     use crate::store::{ConnectorStore, JobStore};
 
@@ -71,5 +71,21 @@ mod tests {
             assert!(failure.message.starts_with(message), "{}", failure.message);
             assert!(failure.message.contains("ScannerAllowList") && failure.action.contains("base_url"), "{failure:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_connector_whose_secret_holds_another_scanners_credentials_fails_at_once_naming_the_fields() {
+        let h = harness(SimulatorConfig::default()).await;
+        let mut connector = h.services.connector(CONNECTOR).await.expect("the connector");
+        connector.kind = ScannerKind::Qualys;
+        h.store.put_connector(&connector).await.expect("stores the connector");
+        let job = h.start_job("job-1").await;
+        let error = test_connectivity(&h.services, &job).await.expect_err("API keys are no Qualys login");
+        assert_eq!(error.error_name(), error_names::INVALID_REQUEST);
+        assert_eq!(
+            error.to_string(),
+            "invalid request: the secret tenable-keys does not hold qualys credentials (username and password): \
+             give them with PATCH /connectors/tenable-test"
+        );
     }
 }

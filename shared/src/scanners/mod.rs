@@ -150,5 +150,6 @@ pub trait ChunkNormalizer: Send + Sync {
 pub fn normalizer(kind: ScannerKind) -> &'static dyn ChunkNormalizer {
     match kind {
         ScannerKind::Tenable => &tenable::normalize::TenableNormalizer,
+        ScannerKind::Qualys => &qualys::normalize::QualysNormalizer,
     }
 }

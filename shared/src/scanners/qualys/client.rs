@@ -93,14 +93,17 @@ impl QualysClient {
     }
 
     fn verdict(&self, path: &str, answer: Answer) -> Verdict {
-        let simple_return = (xml::root(&answer.body).as_deref() == Some("SIMPLE_RETURN"))
-            .then(|| simple_return(&answer.body))
-            .unwrap_or_default();
-        let (code, text) = simple_return;
+        let (code, text) = if xml::root(&answer.body).as_deref() == Some("SIMPLE_RETURN") {
+            simple_return(&answer.body)
+        } else {
+            Default::default()
+        };
         let said = if code.is_empty() { String::new() } else { format!(" (code {code}: {text})") };
         let status = answer.status;
         let recorded = answer.recorded(&self.redactor);
-        if CREDENTIAL_CODES.contains(&code.as_str()) || matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        if CREDENTIAL_CODES.contains(&code.as_str())
+            || matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+        {
             return Verdict::Failed(SyncError::Credentials { response: recorded });
         }
         if status == StatusCode::CONFLICT && WAIT_CODES.contains(&code.as_str()) {
@@ -121,7 +124,8 @@ impl QualysClient {
 
     /// The ids of the hosts a sync from `since` (unix seconds; 0 for all) looks at.
     async fn host_ids(&self, since: i64) -> Result<Vec<u64>> {
-        let mut form = vec![("action", "list".to_string()), ("details", "None".into()), ("truncation_limit", "0".into())];
+        let mut form =
+            vec![("action", "list".to_string()), ("details", "None".into()), ("truncation_limit", "0".into())];
         form.extend(processed_after(since));
         let body = self.call(Method::POST, HOSTS, &form).await?;
         let unexpected = |why: String| SyncError::ScannerRejected {
@@ -238,7 +242,8 @@ impl HostPlan {
             let since = parts.next()?.strip_prefix('s')?.parse().ok()?;
             let include_fixed = parts.next()?.strip_prefix('f')? == "1";
             let levels = parts.next()?.strip_prefix('v')?;
-            let severities = levels.split('.').filter(|l| !l.is_empty()).map(|l| l.parse().ok()).collect::<Option<_>>()?;
+            let severities =
+                levels.split('.').filter(|l| !l.is_empty()).map(|l| l.parse().ok()).collect::<Option<_>>()?;
             (width > 0).then_some(HostPlan { width, since, include_fixed, severities })
         };
         parse().ok_or_else(|| SyncError::Internal(format!("{id:?} is not the id of a Qualys host export")))
@@ -286,12 +291,8 @@ impl ExportScanner for QualysClient {
 
     async fn export_status(&self, _kind: ExportKind, export_uuid: &str) -> Result<ExportStatus> {
         let plan = HostPlan::parse(export_uuid)?;
-        let buckets: BTreeSet<u32> = self
-            .host_ids(plan.since)
-            .await?
-            .into_iter()
-            .filter_map(|id| u32::try_from(id / plan.width).ok())
-            .collect();
+        let buckets: BTreeSet<u32> =
+            self.host_ids(plan.since).await?.into_iter().filter_map(|id| u32::try_from(id / plan.width).ok()).collect();
         Ok(ExportStatus {
             state: ExportState::Finished,
             total_chunks: buckets.len() as u64,
@@ -310,28 +311,111 @@ impl ExportScanner for QualysClient {
             ("truncation_limit", "0".into()),
         ];
         form.extend(processed_after(plan.since));
-        let path = match kind {
-            ExportKind::Assets => {
-                form.push(("details", "All".into()));
-                HOSTS
-            }
-            ExportKind::Vulns => {
-                let statuses = if plan.include_fixed { "New,Active,Re-Opened,Fixed" } else { "New,Active,Re-Opened" };
-                form.extend([("status", statuses.to_string()), ("show_results", "1".into())]);
-                if !plan.severities.is_empty() {
-                    let levels: Vec<String> = plan.severities.iter().map(u8::to_string).collect();
-                    form.push(("severities", levels.join(",")));
-                }
-                DETECTIONS
-            }
+        // An assets chunk is the same page without the results: its hosts are what the
+        // normalizer reads. (It lists hosts with a detection of any status; a host never
+        // found vulnerable shows in no Qualys page of detections.)
+        let (statuses, results) = match kind {
+            ExportKind::Assets => ("New,Active,Re-Opened,Fixed", "0"),
+            ExportKind::Vulns if plan.include_fixed => ("New,Active,Re-Opened,Fixed", "1"),
+            ExportKind::Vulns => ("New,Active,Re-Opened", "1"),
         };
-        self.call(Method::POST, path, &form).await
+        form.extend([("status", statuses.to_string()), ("show_results", results.to_string())]);
+        if kind == ExportKind::Vulns && !plan.severities.is_empty() {
+            let levels: Vec<String> = plan.severities.iter().map(u8::to_string).collect();
+            form.push(("severities", levels.join(",")));
+        }
+        self.call(Method::POST, DETECTIONS, &form).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use qualys_simulator::{CredentialError, Faults, FirstCalls, RateLimited, RunningSimulator, SimulatorConfig};
+
     use super::*;
+    use crate::scanner_network::ScannerNetworkPolicy;
+
+    async fn client_of(config: SimulatorConfig, password: &str) -> (RunningSimulator, QualysClient) {
+        let username = config.username.clone();
+        let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
+        let http = ScannerHttp::new(Arc::new(ScannerNetworkPolicy::local_simulator()), reqwest::Client::builder())
+            .expect("an HTTP client");
+        let limits = CallLimits { throttle_budget: Duration::from_secs(5), max_answer_bytes: 64 << 20 };
+        let client = QualysClient::new(http, &simulator.base_url, &username, password, limits);
+        (simulator, client)
+    }
+
+    fn request(per_chunk: u32) -> ExportRequest {
+        ExportRequest {
+            kind: ExportKind::Vulns,
+            since: 0,
+            include_fixed: true,
+            assets_per_chunk: per_chunk,
+            severities: Vec::new(),
+            tags: Vec::new(),
+        }
+    }
+
+    /// The host ids of a Host List Detection page, read as any XML reader would.
+    fn hosts_of(page: &[u8]) -> Vec<u64> {
+        let mut ids = Vec::new();
+        xml::leaf_texts(page, &["ID"], |_, text| ids.push(text.parse().expect("a host id"))).expect("well-formed");
+        ids
+    }
+
+    #[tokio::test]
+    async fn every_host_comes_in_exactly_one_chunk_of_at_most_the_chunk_size() {
+        let config = SimulatorConfig { hosts: 120, detections_per_host: 2, ..Default::default() };
+        let password = config.password.clone();
+        let (simulator, client) = client_of(config, &password).await;
+        client.check_access().await.expect("the login works");
+        let started = client.request_export(&request(25)).await.expect("planned");
+        let status = client.export_status(ExportKind::Vulns, &started.export_uuid).await.expect("listed");
+        assert_eq!(status.state, ExportState::Finished);
+        assert_eq!(status.total_chunks, status.chunks_available.len() as u64);
+        let mut seen = Vec::new();
+        for chunk in &status.chunks_available {
+            let page = client.download_chunk(ExportKind::Vulns, &started.export_uuid, *chunk).await.expect("fetched");
+            let hosts = hosts_of(&page);
+            assert!(hosts.len() <= 25, "chunk {chunk} holds {} hosts", hosts.len());
+            seen.extend(hosts);
+        }
+        let truth: BTreeSet<u64> = simulator.dataset().hosts().iter().map(|host| host.id).collect();
+        assert_eq!(seen.len(), truth.len(), "no host twice");
+        assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), truth);
+        assert!(status.total_chunks >= 5, "120 hosts at 25 a chunk: {}", status.total_chunks);
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_call_waits_as_qualys_asks_and_then_goes_through() {
+        let faults = Faults {
+            rate_limited: Some(RateLimited { first: FirstCalls { calls: 2, route: None }, to_wait_secs: 1 }),
+            ..Default::default()
+        };
+        let config = SimulatorConfig { hosts: 5, faults, ..Default::default() };
+        let password = config.password.clone();
+        let (_simulator, client) = client_of(config, &password).await;
+        let started = client.request_export(&request(50)).await.expect("waited out the limit");
+        assert!(started.export_uuid.starts_with("hosts-w"));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_or_a_blocked_account_is_a_credential_error_that_never_shows_the_login() {
+        let (_simulator, client) = client_of(SimulatorConfig::default(), "wrong-password").await;
+        let error = client.check_access().await.expect_err("refused");
+        assert_eq!(error.error_name(), "Vulnflow.CredentialError");
+        assert!(!format!("{error:?}").contains("wrong-password"), "{error:?}");
+
+        let faults = Faults { credential_error: Some(CredentialError::SecureIdRequired), ..Default::default() };
+        let config = SimulatorConfig { faults, ..Default::default() };
+        let password = config.password.clone();
+        let (_simulator, client) = client_of(config, &password).await;
+        let error = client.request_export(&request(50)).await.expect_err("SecureID");
+        assert_eq!(error.error_name(), "Vulnflow.CredentialError");
+    }
 
     #[test]
     fn the_widest_bucket_holding_few_enough_hosts_is_chosen() {

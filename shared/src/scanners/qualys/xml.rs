@@ -79,8 +79,10 @@ mod tests {
     #[test]
     fn leaf_texts_come_in_order_decoded_and_cdata_as_it_stands() {
         let mut seen = Vec::new();
-        leaf_texts(SIMPLE_RETURN.as_bytes(), &["CODE", "TEXT", "VALUE"], |name, text| seen.push((name.to_string(), text)))
-            .expect("well-formed");
+        leaf_texts(SIMPLE_RETURN.as_bytes(), &["CODE", "TEXT", "VALUE"], |name, text| {
+            seen.push((name.to_string(), text))
+        })
+        .expect("well-formed");
         assert_eq!(
             seen,
             [

@@ -16,7 +16,7 @@ use crate::model::{Asset, Finding, FindingState, NormalizedRecord, OsCategory, S
 use crate::normalize::fields::{Fields, first};
 use crate::normalize::{
     ChunkError, NormalizedAsset, RecordError, each_record, normalize_chunk, os_category, parse_timestamp,
-    sanitize_output,
+    protocol_name, sanitize_output,
 };
 use crate::scanners::ChunkNormalizer;
 
@@ -73,11 +73,12 @@ pub fn normalize_vuln(record: &Value, index: usize) -> Result<NormalizedRecord, 
     // Tenable sends upper case; ids use lower case. Without a protocol, a service port
     // is taken as TCP (what Tenable's port scanners probe) and a host-level finding
     // gets "none", so it cannot merge with a real TCP finding on port 0.
-    let protocol = match fields.parse("port.protocol", PROTOCOL, protocol_name)?.flatten() {
-        Some(protocol) => protocol,
-        None if port == 0 => "none".to_owned(),
-        None => "tcp".to_owned(),
-    };
+    let protocol =
+        match fields.parse("port.protocol", PROTOCOL, |value| value.as_str().and_then(protocol_name))?.flatten() {
+            Some(protocol) => protocol,
+            None if port == 0 => "none".to_owned(),
+            None => "tcp".to_owned(),
+        };
 
     let asset = HostFacts::of_vuln(&fields)?.into_asset(asset_id);
     let output = fields
@@ -247,19 +248,6 @@ fn score(value: &Value) -> Option<f64> {
         _ => None,
     }?;
     (0.0..=10.0).contains(&score).then_some(score)
-}
-
-/// A protocol name in lower case; `Some(None)` for a blank one. Letters and digits
-/// only, since the protocol is part of the finding id.
-fn protocol_name(value: &Value) -> Option<Option<String>> {
-    let name = value.as_str()?.trim();
-    if name.is_empty() {
-        Some(None)
-    } else if name.chars().all(|character| character.is_ascii_alphanumeric()) {
-        Some(Some(name.to_ascii_lowercase()))
-    } else {
-        None
-    }
 }
 
 fn severity_named(name: &str) -> Option<Severity> {

@@ -382,6 +382,18 @@ fn the_device_type_decides_only_when_the_os_says_nothing() {
             vec![router, (OPERATING_SYSTEM, Fact::Nothing)],
             Asset { operating_system: None, os_category: OsCategory::NetworkDevice, ..web_01() },
         ),
+        // Issue 11's switch: "embedded" says nothing, the OS string says enough.
+        (
+            vec![
+                (DEVICE_TYPE, Fact::One("embedded")),
+                (OPERATING_SYSTEM, Fact::One("ExtremeXOS Network Operating System")),
+            ],
+            Asset {
+                operating_system: Some("ExtremeXOS Network Operating System".to_owned()),
+                os_category: OsCategory::NetworkDevice,
+                ..web_01()
+            },
+        ),
     ];
     assert_hosts(&EXPORTS, &cases);
 }
