@@ -11,6 +11,8 @@ source "$REPO/infra/local/stack.sh"
 echo "[test] checking formatting and lints (cargo fmt, cargo clippy -D warnings)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Once more without the tests: the Lambda binaries are built without the test doubles.
+cargo clippy --workspace --lib --bins --locked -- -D warnings
 echo "[test] building the workspace (the function binaries the local stack runs)"
 cargo build --workspace --bins --locked
 echo "[test] checking that the benchmarks compile (cargo bench -p vulnflow-shared runs them)"

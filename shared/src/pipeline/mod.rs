@@ -19,9 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::{Result, SyncError, error_names};
 use crate::model::{Connector, ConnectorRecord, ExportKind, JobFailure, JobStatus, ScannerKind, Stage, StageOutcome};
-use crate::scanner_network::{ScannerHttp, ScannerNetworkPolicy};
+use crate::scanner_network::ScannerHttp;
 use crate::scanners::{self, CallLimits, ExportScanner};
-use crate::store::memory::MemoryStore;
 use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore, SecretStore};
 use crate::usage::{Meter, Usage, function_memory_mb};
 
@@ -101,15 +100,19 @@ pub struct ChunkOutput {
 impl Services {
     /// Every port on one in-memory store, for tests and benchmarks of the stages; scanner
     /// calls may reach the simulator on 127.0.0.1.
-    pub fn in_memory(store: Arc<MemoryStore>, settings: Settings) -> Services {
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn in_memory(store: Arc<crate::store::memory::MemoryStore>, settings: Settings) -> Services {
         Services {
             connectors: store.clone(),
             secrets: store.clone(),
             jobs: store.clone(),
             inventory: store.clone(),
             objects: store,
-            http: ScannerHttp::new(Arc::new(ScannerNetworkPolicy::local_simulator()), reqwest::Client::builder())
-                .expect("a default HTTP client builds"),
+            http: ScannerHttp::new(
+                Arc::new(crate::scanner_network::ScannerNetworkPolicy::local_simulator()),
+                reqwest::Client::builder(),
+            )
+            .expect("a default HTTP client builds"),
             settings,
             meter: Arc::default(),
         }

@@ -3,6 +3,7 @@
 //! [`memory`] for unit tests of the logic.
 
 pub mod dynamodb;
+#[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 pub mod metering;
 pub mod s3;
