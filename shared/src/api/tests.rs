@@ -392,20 +392,6 @@ async fn connectors_are_listed_read_changed_and_deleted() {
 }
 
 #[tokio::test]
-async fn a_connector_claimed_by_a_sync_after_it_was_read_is_not_deleted() {
-    let api = Api::new();
-    api.create_connector("tenable-a").await;
-    let started = api.start_running_sync("tenable-a").await;
-    assert!(
-        !api.store.retire_connector("tenable-a", None).await.expect("retires"),
-        "a deletion that read the connector before the sync claimed it changes nothing"
-    );
-    assert_eq!(api.get("/connectors/tenable-a").await.status, 200);
-    assert!(api.store.retire_connector("tenable-a", Some(&started.job_id)).await.expect("retires"));
-    assert_eq!(api.get("/connectors/tenable-a").await.status, 404);
-}
-
-#[tokio::test]
 async fn a_connector_cannot_be_deleted_while_it_syncs() {
     let api = Api::new();
     api.create_connector(CONNECTOR).await;

@@ -2,6 +2,8 @@
 //! Manager, as small traits. Adapters: [`dynamodb`], [`s3`], [`secrets`] for AWS, and
 //! [`memory`] for unit tests of the logic.
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod contract;
 pub mod dynamodb;
 #[cfg(any(test, feature = "test-support"))]
 pub mod memory;
