@@ -14,7 +14,7 @@ use crate::catalog::{
     HOST_PROFILES, HostProfile, KNOWLEDGE_BASE, KnowledgeBaseVuln, PADDING_QID, Placement, Platform, VulnType,
     knowledge_base_vuln,
 };
-use crate::prng::SplitMix64;
+use simulator_kit::SplitMix64;
 
 mod changes;
 

@@ -19,7 +19,6 @@ mod faults;
 mod filters;
 mod limits;
 mod middleware;
-mod prng;
 mod traffic;
 mod xml;
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::catalog::{OS_PROFILES, OsProfile, PLUGINS, Placement, Platform, Plugin, SYN_SCANNER};
 use crate::filters::{AssetFilters, Severity, VulnFilters, VulnState};
-use crate::prng::SplitMix64;
+use simulator_kit::SplitMix64;
 
 mod changes;
 
@@ -226,7 +226,7 @@ struct AssetGenerator {
 impl AssetGenerator {
     fn new(seed: u64, index: usize, anchor_ms: i64) -> Self {
         let mut rng = SplitMix64::for_stream(seed, index as u64);
-        let profile = pick_profile(&mut rng);
+        let profile = rng.pick_weighted(OS_PROFILES, |profile| profile.weight);
         let hostname = format!("{}-{:03}", profile.hostname_prefix, index + 1);
         let fqdn_chance = if profile.platform == Platform::Unknown { 40 } else { 85 };
         let identity = Identity {
@@ -498,18 +498,6 @@ impl Sighting {
         }
         record.insert("indexed".into(), json!(iso_millis(self.indexed_ms)));
     }
-}
-
-fn pick_profile(rng: &mut SplitMix64) -> &'static OsProfile {
-    let total: u64 = OS_PROFILES.iter().map(|profile| profile.weight).sum();
-    let mut roll = rng.below(total);
-    for profile in OS_PROFILES {
-        if roll < profile.weight {
-            return profile;
-        }
-        roll -= profile.weight;
-    }
-    &OS_PROFILES[0]
 }
 
 /// Every (plugin, location) the profile's services can produce, in catalog order.

@@ -16,7 +16,6 @@ mod exports;
 mod faults;
 mod filters;
 mod middleware;
-mod prng;
 mod traffic;
 
 use std::net::Ipv4Addr;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{DetectionStatus, Host, Lifecycle, candidates_for, time};
 use crate::data::{Dataset, Detection};
-use crate::prng::SplitMix64;
+use simulator_kit::SplitMix64;
 
 /// The generator's streams for batches of changes, apart from hosts and host ids.
 const CHANGE_STREAM: u64 = 3 << 40;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Candidate, Dataset, Lifecycle, Sighting, candidates_for, iso_millis};
 use crate::filters::VulnState;
-use crate::prng::SplitMix64;
+use simulator_kit::SplitMix64;
 
 /// The generator's streams for batches of changes, apart from assets, scans and tags.
 const CHANGE_STREAM: u64 = 3 << 40;

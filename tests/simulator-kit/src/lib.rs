@@ -1,0 +1,9 @@
+//! What vulnflow's scanner simulators (`tenable-simulator`, `qualys-simulator`) share: the
+//! seeded generator their datasets are drawn from ([`SplitMix64`]).
+//!
+//! Only logic that is the same for every simulator lives here; what a vendor's API says or
+//! how it says it stays in that vendor's simulator.
+
+mod prng;
+
+pub use crate::prng::SplitMix64;
