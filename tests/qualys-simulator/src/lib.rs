@@ -22,12 +22,10 @@ mod middleware;
 mod traffic;
 mod xml;
 
-use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::Utc;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use simulator_kit::{LocalListener, Server};
 
 use crate::api::SimulatorState;
 
@@ -77,7 +75,8 @@ pub struct RunningSimulator {
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub base_url: String,
     state: Arc<SimulatorState>,
-    server: JoinHandle<()>,
+    /// Serves until the simulator is dropped.
+    _server: Server,
 }
 
 impl RunningSimulator {
@@ -88,17 +87,12 @@ impl RunningSimulator {
 
     /// Serves on the given port of 127.0.0.1 (0 picks a free one).
     pub async fn start_on_port(config: SimulatorConfig, port: u16) -> std::io::Result<RunningSimulator> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
-        let base_url = format!("http://{}", listener.local_addr()?);
+        let listener = LocalListener::bind(port).await?;
+        let base_url = listener.base_url().to_owned();
         let dataset = Dataset::generate(config.seed, config.hosts, config.detections_per_host, Utc::now().timestamp());
         let state = Arc::new(SimulatorState::new(config, base_url.clone(), dataset));
-        let app = api::router(Arc::clone(&state));
-        let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::error!(%error, "qualys simulator stopped serving");
-            }
-        });
-        Ok(RunningSimulator { base_url, state, server })
+        let server = listener.serve(api::router(Arc::clone(&state)), "qualys simulator");
+        Ok(RunningSimulator { base_url, state, _server: server })
     }
 
     /// What the simulator holds now, so tests can compute expectations: a snapshot, which
@@ -129,12 +123,6 @@ impl RunningSimulator {
     /// KnowledgeBase asks each QID once.
     pub fn knowledge_base_qids_requested(&self) -> Vec<u64> {
         self.state.traffic.knowledge_base_qids()
-    }
-}
-
-impl Drop for RunningSimulator {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 

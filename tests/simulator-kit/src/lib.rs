@@ -1,9 +1,12 @@
 //! What vulnflow's scanner simulators (`tenable-simulator`, `qualys-simulator`) share: the
-//! seeded generator their datasets are drawn from ([`SplitMix64`]).
+//! seeded generator their datasets are drawn from ([`SplitMix64`]) and serving on 127.0.0.1
+//! ([`LocalListener`], [`Server`]).
 //!
 //! Only logic that is the same for every simulator lives here; what a vendor's API says or
 //! how it says it stays in that vendor's simulator.
 
 mod prng;
+mod server;
 
 pub use crate::prng::SplitMix64;
+pub use crate::server::{LocalListener, Server};
