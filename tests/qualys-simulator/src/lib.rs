@@ -109,7 +109,7 @@ impl RunningSimulator {
 
     /// Calls received for this route, whatever their answer (401, 409, 414 and 5xx included).
     pub fn requests_received(&self, route: Route) -> u32 {
-        self.state.traffic.calls(route)
+        self.state.traffic.calls.get(route)
     }
 
     /// The parameters (query string, then form body) of every detection call that reached

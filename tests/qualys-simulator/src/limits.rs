@@ -50,7 +50,7 @@ pub(crate) struct Limits {
     rate_limit: u32,
     window: Duration,
     concurrency_limit: u32,
-    routes: [RouteUsage; Route::COUNT],
+    routes: [RouteUsage; Route::ALL.len()],
 }
 
 #[derive(Default)]

@@ -102,7 +102,7 @@ impl RunningSimulator {
 
     /// Calls received for this route, whatever their answer (401, 403, 429 and 5xx included).
     pub fn requests_received(&self, route: Route) -> u32 {
-        self.state.traffic.calls(route)
+        self.state.traffic.calls.get(route)
     }
 
     /// Bodies of every `POST /vulns/export` and `POST /assets/export` that reached the
