@@ -9,12 +9,12 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
+use simulator_kit::SplitMix64;
 
 use crate::catalog::{
     HOST_PROFILES, HostProfile, KNOWLEDGE_BASE, KnowledgeBaseVuln, PADDING_QID, Placement, Platform, VulnType,
     knowledge_base_vuln,
 };
-use simulator_kit::SplitMix64;
 
 mod changes;
 

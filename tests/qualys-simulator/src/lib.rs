@@ -22,7 +22,7 @@ mod middleware;
 mod traffic;
 mod xml;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use chrono::Utc;
 use simulator_kit::{LocalListener, Server};
@@ -124,9 +124,4 @@ impl RunningSimulator {
     pub fn knowledge_base_qids_requested(&self) -> Vec<u64> {
         self.state.traffic.knowledge_base_qids()
     }
-}
-
-/// A panic in one handler must not take every later request down with it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

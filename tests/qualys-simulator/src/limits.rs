@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use simulator_kit::lock;
 
-use crate::lock;
 use crate::traffic::Route;
 
 /// What the limit headers of one answer say.

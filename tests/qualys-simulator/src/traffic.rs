@@ -4,9 +4,7 @@
 use std::str::FromStr;
 use std::sync::Mutex;
 
-use simulator_kit::{CallCounts, CountedRoute};
-
-use crate::lock;
+use simulator_kit::{CallCounts, CountedRoute, lock};
 
 /// The calls of the simulated API, GET and POST alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -11,11 +11,11 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
+use simulator_kit::SplitMix64;
 use uuid::Uuid;
 
 use crate::catalog::{OS_PROFILES, OsProfile, PLUGINS, Placement, Platform, Plugin, SYN_SCANNER};
 use crate::filters::{AssetFilters, Severity, VulnFilters, VulnState};
-use simulator_kit::SplitMix64;
 
 mod changes;
 

@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use uuid::Uuid;
-
 use simulator_kit::SplitMix64;
+use uuid::Uuid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ExportKind {

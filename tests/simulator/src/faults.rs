@@ -11,11 +11,11 @@ use axum::Json;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
+use simulator_kit::lock;
 use uuid::Uuid;
 
 use crate::api::{CONTAINER_UUID, error};
 use crate::exports::{ExportFaults, ExportKind};
-use crate::lock;
 use crate::traffic::Route;
 
 /// Misbehaviours to inject; the default injects none. Build with

@@ -18,7 +18,7 @@ mod filters;
 mod middleware;
 mod traffic;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::Value;
@@ -126,9 +126,4 @@ impl RunningSimulator {
     pub fn chunk_downloads(&self) -> u64 {
         self.state.traffic.chunk_downloads()
     }
-}
-
-/// A panic in one handler must not take every later request down with it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

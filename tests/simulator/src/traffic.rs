@@ -5,10 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::Method;
 use serde_json::Value;
-use simulator_kit::{CallCounts, CountedRoute};
+use simulator_kit::{CallCounts, CountedRoute, lock};
 
 use crate::exports::ExportKind;
-use crate::lock;
 
 /// The calls of the export API, vulns and assets alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

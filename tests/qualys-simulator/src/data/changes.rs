@@ -3,10 +3,10 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use simulator_kit::SplitMix64;
 
 use super::{DetectionStatus, Host, Lifecycle, candidates_for, time};
 use crate::data::{Dataset, Detection};
-use simulator_kit::SplitMix64;
 
 /// The generator's streams for batches of changes, apart from hosts and host ids.
 const CHANGE_STREAM: u64 = 3 << 40;

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use serde_json::{Value, json};
+use simulator_kit::SplitMix64;
 
 use super::{Candidate, Dataset, Lifecycle, Sighting, candidates_for, iso_millis};
 use crate::filters::VulnState;
-use simulator_kit::SplitMix64;
 
 /// The generator's streams for batches of changes, apart from assets, scans and tags.
 const CHANGE_STREAM: u64 = 3 << 40;
