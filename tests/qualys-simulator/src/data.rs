@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use simulator_kit::SplitMix64;
+use simulator_kit::catalog::Transport;
 
 use crate::catalog::{
     HOST_PROFILES, HostProfile, KNOWLEDGE_BASE, KnowledgeBaseVuln, PADDING_QID, Placement, Platform, VulnType,
@@ -432,7 +433,7 @@ impl Host {
             .profile
             .services
             .iter()
-            .filter(|service| service.protocol == "tcp")
+            .filter(|service| service.transport == Transport::Tcp)
             .map(|service| format!("{}\t{}\t{}\t{}", service.port, service.name, service.name, service.name))
             .collect();
         template
@@ -463,7 +464,7 @@ fn candidates_for(profile: &'static HostProfile) -> Vec<Location> {
         candidates.extend(services.map(|service| Location {
             vuln,
             port: Some(service.port),
-            protocol: Some(service.protocol),
+            protocol: Some(service.transport.lower()),
             ssl: service.tls,
         }));
     }

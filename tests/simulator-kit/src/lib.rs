@@ -1,11 +1,13 @@
 //! What vulnflow's scanner simulators (`tenable-simulator`, `qualys-simulator`) share: the
 //! seeded generator their datasets are drawn from ([`SplitMix64`]), serving on 127.0.0.1
 //! ([`LocalListener`], [`Server`]), counting calls per route ([`CallCounts`]) and the state
-//! handlers share ([`Snapshot`], [`lock`]), and pieces of the failure modes they inject.
+//! handlers share ([`Snapshot`], [`lock`]), pieces of the failure modes they inject, and the
+//! services of their catalogs' host profiles ([`catalog`]).
 //!
 //! Only logic that is the same for every simulator lives here; what a vendor's API says or
 //! how it says it stays in that vendor's simulator.
 
+pub mod catalog;
 mod faults;
 mod prng;
 mod server;

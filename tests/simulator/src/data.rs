@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
 use simulator_kit::SplitMix64;
+use simulator_kit::catalog::Transport;
 use uuid::Uuid;
 
 use crate::catalog::{OS_PROFILES, OsProfile, PLUGINS, Placement, Platform, Plugin, SYN_SCANNER};
@@ -509,10 +510,10 @@ fn candidates_for(profile: &'static OsProfile) -> Vec<Candidate> {
             Placement::Host { .. } => false,
             Placement::Services(names) => names.contains(&service.name),
             Placement::TlsServices => service.tls,
-            Placement::EveryTcpPort => service.protocol == "TCP",
+            Placement::EveryTcpPort => service.transport == Transport::Tcp,
         });
         let mut locations: Vec<Location> = services
-            .map(|service| Location { port: service.port, protocol: service.protocol, service: service.name })
+            .map(|service| Location { port: service.port, protocol: service.transport.upper(), service: service.name })
             .collect();
         if let Placement::Host { protocol } = plugin.placement {
             locations.push(host_level(protocol));
