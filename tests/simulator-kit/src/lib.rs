@@ -1,19 +1,25 @@
-//! What vulnflow's scanner simulators (`tenable-simulator`, `qualys-simulator`) share: the
-//! seeded generator their datasets are drawn from ([`SplitMix64`]), serving on 127.0.0.1
-//! ([`LocalListener`], [`Server`]), counting calls per route ([`CallCounts`]) and the state
-//! handlers share ([`Snapshot`], [`lock`]), pieces of the failure modes they inject, and the
-//! services of their catalogs' host profiles ([`catalog`]).
+//! What vulnflow's scanner simulators (`tenable-simulator`, `qualys-simulator`) share:
 //!
-//! Only logic that is the same for every simulator lives here; what a vendor's API says or
-//! how it says it stays in that vendor's simulator.
+//! - the seeded generator their datasets are drawn from ([`SplitMix64`]), the services of their
+//!   catalogs' host profiles ([`catalog`]) and how findings are dealt to hosts
+//!   ([`pick_findings`], [`RoundRobin`]);
+//! - serving a router on 127.0.0.1 ([`LocalListener`], [`Server`]);
+//! - calls counted per route ([`CallCounts`]) and the state handlers share ([`Snapshot`],
+//!   [`lock`]);
+//! - pieces of the failure modes they inject ([`FireCount`], [`load_balancer_error`]...).
+//!
+//! Only logic that is the same for every simulator lives here; what a vendor's API says, and
+//! how it says it, stays in that vendor's simulator.
 
 pub mod catalog;
+mod estate;
 mod faults;
 mod prng;
 mod server;
 mod state;
 mod traffic;
 
+pub use crate::estate::{RoundRobin, host_ipv4, pick_findings};
 pub use crate::faults::{FireCount, load_balancer_error, status_code, text_of_length};
 pub use crate::prng::SplitMix64;
 pub use crate::server::{LocalListener, Server};

@@ -66,6 +66,14 @@ impl SplitMix64 {
         }
     }
 
+    /// Up to `count` of `items`, drawn at random, sorted.
+    pub fn draw<T: Ord>(&mut self, mut items: Vec<T>, count: usize) -> Vec<T> {
+        self.shuffle(&mut items);
+        items.truncate(count);
+        items.sort_unstable();
+        items
+    }
+
     /// A random (version 4) UUID.
     pub fn uuid(&mut self) -> Uuid {
         let bytes = (u128::from(self.next_u64()) << 64 | u128::from(self.next_u64())).to_be_bytes();
@@ -110,6 +118,15 @@ mod tests {
         let often = picks.iter().filter(|pick| **pick == "often").count();
         assert!(!picks.contains(&"never"));
         assert!((850..950).contains(&often), "{often}");
+    }
+
+    #[test]
+    fn draws_are_sorted_distinct_and_at_most_what_there_is() {
+        let mut rng = SplitMix64::new(3);
+        let drawn = rng.draw((0..100).collect(), 10);
+        assert_eq!(drawn.len(), 10);
+        assert!(drawn.windows(2).all(|pair| pair[0] < pair[1]), "{drawn:?}");
+        assert_eq!(rng.draw(vec![3, 1, 2], 5), [1, 2, 3]);
     }
 
     #[test]
