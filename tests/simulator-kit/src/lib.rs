@@ -3,7 +3,8 @@
 //! - the seeded generator their datasets are drawn from ([`SplitMix64`]), the services of their
 //!   catalogs' host profiles ([`catalog`]) and how findings are dealt to hosts
 //!   ([`pick_findings`], [`RoundRobin`]);
-//! - serving a router on 127.0.0.1 ([`LocalListener`], [`Server`]);
+//! - serving a router on 127.0.0.1 ([`LocalListener`], [`Server`]), and as a demo binary
+//!   ([`init_tracing`], [`announce_and_serve`]);
 //! - calls counted per route ([`CallCounts`]) and the state handlers share ([`Snapshot`],
 //!   [`lock`]);
 //! - pieces of the failure modes they inject ([`FireCount`], [`load_balancer_error`]...).
@@ -12,6 +13,7 @@
 //! how it says it, stays in that vendor's simulator.
 
 pub mod catalog;
+mod demo;
 mod estate;
 mod faults;
 mod prng;
@@ -19,6 +21,7 @@ mod server;
 mod state;
 mod traffic;
 
+pub use crate::demo::{announce_and_serve, init_tracing};
 pub use crate::estate::{RoundRobin, host_ipv4, pick_findings};
 pub use crate::faults::{FireCount, load_balancer_error, status_code, text_of_length};
 pub use crate::prng::SplitMix64;
