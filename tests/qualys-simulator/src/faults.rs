@@ -195,15 +195,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn huge_results_are_exact_and_carry_markup() {
-        for bytes in [0, 10, 33, 1000, 1_048_576] {
-            let results = huge_results(bytes);
-            assert_eq!(results.len(), bytes);
-            assert!(!results.contains("]]>"));
-            if bytes >= 33 {
-                assert!(results.starts_with("<script>alert('results')</script>"));
-            }
-        }
+    fn huge_results_are_exact_carry_markup_and_fit_in_cdata() {
+        let results = huge_results(1_048_576);
+        assert_eq!(results.len(), 1_048_576);
+        assert!(results.starts_with("<script>alert('results')</script>"));
+        assert!(!results.contains("]]>"));
     }
 
     #[test]

@@ -264,13 +264,9 @@ mod tests {
 
     #[test]
     fn huge_output_is_exact_and_carries_markup() {
-        for bytes in [0, 10, 32, 1000, 1_048_576] {
-            let output = huge_output(bytes);
-            assert_eq!(output.len(), bytes);
-            if bytes >= 32 {
-                assert!(output.starts_with("<script>alert('output')</script>"));
-            }
-        }
+        let output = huge_output(1_048_576);
+        assert_eq!(output.len(), 1_048_576);
+        assert!(output.starts_with("<script>alert('output')</script>"));
     }
 
     #[test]
