@@ -1,6 +1,6 @@
 //! The HTTP routes of the simulated Qualys API, behind the layers of [`crate::middleware`].
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -10,6 +10,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use chrono::Utc;
+use simulator_kit::Snapshot;
 
 use crate::answers::{self, HostDetections, NextPage, XML_CONTENT_TYPE};
 use crate::data::{ChangeReport, Changes, Dataset, Detection};
@@ -25,7 +26,7 @@ pub(crate) struct SimulatorState {
     /// Where the simulator serves: next-page URLs point there.
     base_url: String,
     /// Replaced whole on each change: an answer being written keeps the data it started with.
-    dataset: RwLock<Arc<Dataset>>,
+    dataset: Snapshot<Dataset>,
     pub(crate) traffic: Traffic,
     pub(crate) limits: Limits,
     pub(crate) faults: FaultInjector,
@@ -35,7 +36,7 @@ impl SimulatorState {
     pub(crate) fn new(mut config: SimulatorConfig, base_url: String, dataset: Dataset) -> Self {
         let faults = FaultInjector::new(std::mem::take(&mut config.faults));
         let limits = Limits::new(config.rate_limit, config.rate_limit_window_secs, config.concurrency_limit);
-        Self { config, base_url, dataset: RwLock::new(Arc::new(dataset)), traffic: Traffic::default(), limits, faults }
+        Self { config, base_url, dataset: Snapshot::new(dataset), traffic: Traffic::default(), limits, faults }
     }
 
     pub(crate) fn username(&self) -> &str {
@@ -47,15 +48,11 @@ impl SimulatorState {
     }
 
     pub(crate) fn dataset(&self) -> Arc<Dataset> {
-        Arc::clone(&self.dataset.read().unwrap_or_else(PoisonError::into_inner))
+        self.dataset.current()
     }
 
     pub(crate) fn apply_changes(&self, changes: Changes) -> ChangeReport {
-        let mut dataset = self.dataset.write().unwrap_or_else(PoisonError::into_inner);
-        let mut changed = Dataset::clone(&dataset);
-        let report = changed.apply_changes(changes, Utc::now());
-        *dataset = Arc::new(changed);
-        report
+        self.dataset.change(|dataset| dataset.apply_changes(changes, Utc::now()))
     }
 
     /// The WARNING of a page of `route` cut at `limit` hosts, when more follow from `next_id`.

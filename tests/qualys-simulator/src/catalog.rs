@@ -1,6 +1,8 @@
 //! The static material the dataset is drawn from: host profiles with the services they expose,
 //! and a KnowledgeBase of realistic QIDs with where they are detected.
 
+use simulator_kit::catalog::{Service, tcp, tls, udp};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Platform {
     Windows,
@@ -12,26 +14,6 @@ pub(crate) enum Platform {
     Printer,
     /// The scanner could not fingerprint the host: no OS element.
     Unknown,
-}
-
-#[derive(Debug)]
-pub(crate) struct Service {
-    pub port: u16,
-    pub protocol: &'static str,
-    pub name: &'static str,
-    pub tls: bool,
-}
-
-const fn tcp(port: u16, name: &'static str) -> Service {
-    Service { port, protocol: "tcp", name, tls: false }
-}
-
-const fn tls(port: u16, name: &'static str) -> Service {
-    Service { port, protocol: "tcp", name, tls: true }
-}
-
-const fn udp(port: u16, name: &'static str) -> Service {
-    Service { port, protocol: "udp", name, tls: false }
 }
 
 #[derive(Debug)]

@@ -9,12 +9,13 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
+use simulator_kit::catalog::Transport;
+use simulator_kit::{SplitMix64, host_ipv4, pick_findings};
 
 use crate::catalog::{
     HOST_PROFILES, HostProfile, KNOWLEDGE_BASE, KnowledgeBaseVuln, PADDING_QID, Placement, Platform, VulnType,
     knowledge_base_vuln,
 };
-use crate::prng::SplitMix64;
 
 mod changes;
 
@@ -254,7 +255,7 @@ impl HostGenerator {
         let mut host = Host {
             id,
             asset_id: 20_000_000 + index as u64 * 11 + self.rng.below(10),
-            ip: format!("10.{}.{}.{}", index / 62_500 % 256, index / 250 % 250, index % 250 + 1),
+            ip: host_ipv4(index),
             tracking_method,
             os: self.profile.os,
             dns_data,
@@ -308,22 +309,9 @@ impl HostGenerator {
     /// Exactly `count` distinct (QID, port, protocol) locations. One host in three gets the
     /// same QID on two ports first, the trap for keys of host + QID alone.
     fn pick_locations(&mut self, count: usize) -> Vec<Location> {
-        let mut candidates = candidates_for(self.profile);
-        let mut picked = Vec::with_capacity(count);
-        if self.index.is_multiple_of(3)
-            && count >= 2
-            && let Some(twin_qid) = most_severe_twin(&candidates)
-        {
-            for _ in 0..2 {
-                let position = candidates.iter().position(|candidate| candidate.vuln.qid == twin_qid);
-                picked.extend(position.map(|position| candidates.remove(position)));
-            }
-        }
-        self.rng.shuffle(&mut candidates);
-        picked.extend(candidates.into_iter().take(count - picked.len()));
-        let missing = count - picked.len();
-        picked.extend(padding_locations().take(missing));
-        picked
+        let twin = self.index.is_multiple_of(3);
+        let finding = |location: &Location| (location.vuln.qid, location.vuln.severity);
+        pick_findings(&mut self.rng, candidates_for(self.profile), count, twin, finding, padding_locations())
     }
 
     /// A status drawn as a real estate spreads them, and a history that led to it, ending
@@ -432,7 +420,7 @@ impl Host {
             .profile
             .services
             .iter()
-            .filter(|service| service.protocol == "tcp")
+            .filter(|service| service.transport == Transport::Tcp)
             .map(|service| format!("{}\t{}\t{}\t{}", service.port, service.name, service.name, service.name))
             .collect();
         template
@@ -463,7 +451,7 @@ fn candidates_for(profile: &'static HostProfile) -> Vec<Location> {
         candidates.extend(services.map(|service| Location {
             vuln,
             port: Some(service.port),
-            protocol: Some(service.protocol),
+            protocol: Some(service.transport.lower()),
             ssl: service.tls,
         }));
     }
@@ -473,16 +461,6 @@ fn candidates_for(profile: &'static HostProfile) -> Vec<Location> {
 fn padding_locations() -> impl Iterator<Item = Location> {
     let vuln = knowledge_base_vuln(PADDING_QID).unwrap_or(&KNOWLEDGE_BASE[0]);
     (DYNAMIC_PORTS_START..).map(move |port| Location { vuln, port: Some(port), protocol: Some("tcp"), ssl: false })
-}
-
-/// The most severe QID with at least two locations (lowest QID on ties).
-fn most_severe_twin(candidates: &[Location]) -> Option<u32> {
-    let mut seen = BTreeSet::new();
-    candidates
-        .iter()
-        .filter(|candidate| !seen.insert(candidate.vuln.qid))
-        .max_by_key(|candidate| (candidate.vuln.severity, std::cmp::Reverse(candidate.vuln.qid)))
-        .map(|candidate| candidate.vuln.qid)
 }
 
 fn time(unix_secs: i64) -> DateTime<Utc> {

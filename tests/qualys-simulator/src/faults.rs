@@ -3,11 +3,11 @@
 
 use std::ops::RangeInclusive;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
+use simulator_kit::{FireCount, load_balancer_error, status_code, text_of_length};
 
 use crate::answers::DetectionPage;
 use crate::api::error;
@@ -107,18 +107,18 @@ impl FromStr for CredentialError {
 /// The faults and how many times each fired.
 pub(crate) struct FaultInjector {
     faults: Faults,
-    rate_limited: AtomicU32,
-    concurrency_limited: AtomicU32,
-    server_errors: AtomicU32,
+    rate_limited: FireCount,
+    concurrency_limited: FireCount,
+    server_errors: FireCount,
 }
 
 impl FaultInjector {
     pub(crate) fn new(faults: Faults) -> Self {
         Self {
             faults,
-            rate_limited: AtomicU32::new(0),
-            concurrency_limited: AtomicU32::new(0),
-            server_errors: AtomicU32::new(0),
+            rate_limited: FireCount::default(),
+            concurrency_limited: FireCount::default(),
+            server_errors: FireCount::default(),
         }
     }
 
@@ -170,15 +170,8 @@ impl FaultInjector {
 }
 
 /// True while fewer than `first.calls` calls it covers were claimed, counting this one.
-fn claim(claimed: &AtomicU32, first: &FirstCalls, route: Option<Route>) -> bool {
-    first.covers(route)
-        && claimed
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| (count < first.calls).then_some(count + 1))
-            .is_ok()
-}
-
-fn status_code(code: u16) -> StatusCode {
-    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+fn claim(claimed: &FireCount, first: &FirstCalls, route: Option<Route>) -> bool {
+    first.covers(route) && claimed.fire_within(first.calls)
 }
 
 /// 500 from Qualys itself; any other 5xx from the load balancer in front of it.
@@ -186,11 +179,7 @@ fn server_error(status: StatusCode) -> Response {
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         return error(status, 999, "Internal error. Please contact customer support.", &[]);
     }
-    let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or_default());
-    let page = format!(
-        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
-    );
-    (status, Html(page)).into_response()
+    load_balancer_error(status)
 }
 
 /// RESULTS of exactly `bytes` bytes, as attacker-controlled as a banner gets, and never
@@ -198,14 +187,7 @@ fn server_error(status: StatusCode) -> Response {
 fn huge_results(bytes: usize) -> String {
     const MARKUP: &str = "<script>alert('results')</script>";
     const FILLER: &str = "\nBanner: <img src=x onerror=alert(1)> &amp; &apos;quoted&apos; \"double\" <b>bold</b>";
-    let mut results = String::with_capacity(bytes + FILLER.len());
-    results.push_str(MARKUP);
-    while results.len() < bytes {
-        results.push_str(FILLER);
-    }
-    // ASCII only: every byte offset is a character boundary.
-    results.truncate(bytes);
-    results
+    text_of_length(bytes, MARKUP, FILLER)
 }
 
 #[cfg(test)]
@@ -213,15 +195,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn huge_results_are_exact_and_carry_markup() {
-        for bytes in [0, 10, 33, 1000, 1_048_576] {
-            let results = huge_results(bytes);
-            assert_eq!(results.len(), bytes);
-            assert!(!results.contains("]]>"));
-            if bytes >= 33 {
-                assert!(results.starts_with("<script>alert('results')</script>"));
-            }
-        }
+    fn huge_results_are_exact_carry_markup_and_fit_in_cdata() {
+        let results = huge_results(1_048_576);
+        assert_eq!(results.len(), 1_048_576);
+        assert!(results.starts_with("<script>alert('results')</script>"));
+        assert!(!results.contains("]]>"));
     }
 
     #[test]

@@ -19,16 +19,13 @@ mod faults;
 mod filters;
 mod limits;
 mod middleware;
-mod prng;
 mod traffic;
 mod xml;
 
-use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use simulator_kit::{LocalListener, Server};
 
 use crate::api::SimulatorState;
 
@@ -78,7 +75,8 @@ pub struct RunningSimulator {
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub base_url: String,
     state: Arc<SimulatorState>,
-    server: JoinHandle<()>,
+    /// Serves until the simulator is dropped.
+    _server: Server,
 }
 
 impl RunningSimulator {
@@ -89,17 +87,12 @@ impl RunningSimulator {
 
     /// Serves on the given port of 127.0.0.1 (0 picks a free one).
     pub async fn start_on_port(config: SimulatorConfig, port: u16) -> std::io::Result<RunningSimulator> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
-        let base_url = format!("http://{}", listener.local_addr()?);
+        let listener = LocalListener::bind(port).await?;
+        let base_url = listener.base_url().to_owned();
         let dataset = Dataset::generate(config.seed, config.hosts, config.detections_per_host, Utc::now().timestamp());
         let state = Arc::new(SimulatorState::new(config, base_url.clone(), dataset));
-        let app = api::router(Arc::clone(&state));
-        let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::error!(%error, "qualys simulator stopped serving");
-            }
-        });
-        Ok(RunningSimulator { base_url, state, server })
+        let server = listener.serve(api::router(Arc::clone(&state)), "qualys simulator");
+        Ok(RunningSimulator { base_url, state, _server: server })
     }
 
     /// What the simulator holds now, so tests can compute expectations: a snapshot, which
@@ -116,7 +109,7 @@ impl RunningSimulator {
 
     /// Calls received for this route, whatever their answer (401, 409, 414 and 5xx included).
     pub fn requests_received(&self, route: Route) -> u32 {
-        self.state.traffic.calls(route)
+        self.state.traffic.calls.get(route)
     }
 
     /// The parameters (query string, then form body) of every detection call that reached
@@ -131,15 +124,4 @@ impl RunningSimulator {
     pub fn knowledge_base_qids_requested(&self) -> Vec<u64> {
         self.state.traffic.knowledge_base_qids()
     }
-}
-
-impl Drop for RunningSimulator {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-/// A panic in one handler must not take every later request down with it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use simulator_kit::lock;
 
-use crate::lock;
 use crate::traffic::Route;
 
 /// What the limit headers of one answer say.
@@ -50,7 +50,7 @@ pub(crate) struct Limits {
     rate_limit: u32,
     window: Duration,
     concurrency_limit: u32,
-    routes: [RouteUsage; Route::COUNT],
+    routes: [RouteUsage; Route::ALL.len()],
 }
 
 #[derive(Default)]

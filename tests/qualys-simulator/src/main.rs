@@ -10,7 +10,6 @@ use qualys_simulator::{
     CredentialError, DetectionStatus, Faults, FirstCalls, RateLimited, Route, RunningSimulator, ServerErrors,
     SimulatorConfig,
 };
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(version, about = "Simulator of the Qualys VMDR API v2: host list, Host List Detection, KnowledgeBase")]
@@ -114,10 +113,7 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    simulator_kit::init_tracing();
     let args = Args::parse();
     let faults = args.faults();
     let config = SimulatorConfig {
@@ -146,6 +142,5 @@ async fn main() -> std::io::Result<()> {
         dataset.hosts().last().map(|host| host.id),
         dataset.qids().len(),
     );
-    println!("listening on {}", simulator.base_url);
-    tokio::signal::ctrl_c().await
+    simulator_kit::announce_and_serve(&simulator.base_url).await
 }

@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use simulator_kit::route_of;
 
 use crate::api::{SimulatorState, error};
 use crate::limits::{LimitHeaders, Refusal};
@@ -23,15 +24,8 @@ const MAX_GET_URL_BYTES: usize = 8 * 1024;
 /// Counts the call, and tells the later layers which route it is for.
 pub(crate) async fn count_calls(State(state): Shared, mut request: Request, next: Next) -> Response {
     let route = Route::of(request.uri().path());
-    if let Some(route) = route {
-        state.traffic.count_call(route);
-    }
-    request.extensions_mut().insert(route);
+    state.traffic.calls.count(&mut request, route);
     next.run(request).await
-}
-
-fn route_of(request: &Request) -> Option<Route> {
-    request.extensions().get::<Option<Route>>().copied().flatten()
 }
 
 /// Every answer carries the limit headers: those of the admission or refusal when the call

@@ -3,9 +3,8 @@
 
 use std::str::FromStr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::lock;
+use simulator_kit::{CallCounts, CountedRoute, lock};
 
 /// The calls of the simulated API, GET and POST alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -20,9 +19,16 @@ pub enum Route {
     KnowledgeBase,
 }
 
+impl CountedRoute for Route {
+    const COUNT: usize = Route::ALL.len();
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 impl Route {
     pub const ALL: [Route; 4] = [Route::About, Route::HostList, Route::Detections, Route::KnowledgeBase];
-    pub(crate) const COUNT: usize = Route::ALL.len();
 
     /// The path, as the simulator writes it in the URLs it answers with.
     pub fn path(self) -> &'static str {
@@ -65,20 +71,12 @@ impl FromStr for Route {
 
 #[derive(Default)]
 pub(crate) struct Traffic {
-    calls: [AtomicU32; Route::COUNT],
+    pub(crate) calls: CallCounts<Route>,
     detection_requests: Mutex<Vec<Vec<(String, String)>>>,
     knowledge_base_qids: Mutex<Vec<u64>>,
 }
 
 impl Traffic {
-    pub(crate) fn count_call(&self, route: Route) {
-        self.calls[route as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn calls(&self, route: Route) -> u32 {
-        self.calls[route as usize].load(Ordering::Relaxed)
-    }
-
     pub(crate) fn record_detection_request(&self, params: &[(String, String)]) {
         lock(&self.detection_requests).push(params.to_vec());
     }

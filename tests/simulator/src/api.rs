@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde_json::{Value, json};
+use simulator_kit::{Snapshot, lock};
 use uuid::Uuid;
 
 use crate::data::{ChangeReport, Changes, Dataset};
@@ -20,7 +21,7 @@ use crate::exports::{ExportJob, ExportKind};
 use crate::faults::{self, FaultInjector};
 use crate::filters::{AssetFilters, VulnFilters, VulnState};
 use crate::traffic::Traffic;
-use crate::{SimulatorConfig, lock, middleware as layers};
+use crate::{SimulatorConfig, middleware as layers};
 
 const NUM_ASSETS_DEFAULT: u32 = 50;
 const NUM_ASSETS_RANGE: (u32, u32) = (50, 5000);
@@ -32,7 +33,7 @@ pub(crate) struct SimulatorState {
     /// Its `faults` are moved into `faults` below.
     config: SimulatorConfig,
     /// Replaced whole on each change: exports keep the records they were created with.
-    dataset: RwLock<Arc<Dataset>>,
+    dataset: Snapshot<Dataset>,
     exports: Mutex<HashMap<Uuid, ExportJob>>,
     exports_created: AtomicU64,
     /// The export already running at start-up, when so configured.
@@ -46,7 +47,7 @@ impl SimulatorState {
         let faults = FaultInjector::new(std::mem::take(&mut config.faults));
         let mut state = Self {
             config,
-            dataset: RwLock::new(Arc::new(dataset)),
+            dataset: Snapshot::new(dataset),
             exports: Mutex::default(),
             exports_created: AtomicU64::new(0),
             preexisting_export: None,
@@ -85,15 +86,11 @@ impl SimulatorState {
     }
 
     pub(crate) fn dataset(&self) -> Arc<Dataset> {
-        Arc::clone(&self.dataset.read().unwrap_or_else(PoisonError::into_inner))
+        self.dataset.current()
     }
 
     pub(crate) fn apply_changes(&self, changes: Changes) -> ChangeReport {
-        let mut dataset = self.dataset.write().unwrap_or_else(PoisonError::into_inner);
-        let mut changed = Dataset::clone(&dataset);
-        let report = changed.apply_changes(changes, Utc::now().timestamp_millis());
-        *dataset = Arc::new(changed);
-        report
+        self.dataset.change(|dataset| dataset.apply_changes(changes, Utc::now().timestamp_millis()))
     }
 
     fn create_job(&self, kind: ExportKind, request: &Value) -> Result<ExportJob, String> {

@@ -1,6 +1,8 @@
 //! The static material the dataset is drawn from: operating system profiles with the services
 //! they expose, and a catalog of realistic Nessus plugins with where they report.
 
+use simulator_kit::catalog::{Service, tcp, tls, udp};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Platform {
     WindowsServer,
@@ -10,25 +12,6 @@ pub(crate) enum Platform {
     MacOs,
     CiscoIos,
     Unknown,
-}
-
-pub(crate) struct Service {
-    pub port: u16,
-    pub protocol: &'static str,
-    pub name: &'static str,
-    pub tls: bool,
-}
-
-const fn tcp(port: u16, name: &'static str) -> Service {
-    Service { port, protocol: "TCP", name, tls: false }
-}
-
-const fn tls(port: u16, name: &'static str) -> Service {
-    Service { port, protocol: "TCP", name, tls: true }
-}
-
-const fn udp(port: u16, name: &'static str) -> Service {
-    Service { port, protocol: "UDP", name, tls: false }
 }
 
 pub(crate) struct OsProfile {

@@ -7,15 +7,14 @@
 //! 45 to 400 days old: no record sits near the window's edge, whatever the time of day.
 //! Changes applied later (see [`changes`]) stamp the records they touch with their own time.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
+use simulator_kit::catalog::Transport;
+use simulator_kit::{SplitMix64, host_ipv4, pick_findings};
 use uuid::Uuid;
 
 use crate::catalog::{OS_PROFILES, OsProfile, PLUGINS, Placement, Platform, Plugin, SYN_SCANNER};
 use crate::filters::{AssetFilters, Severity, VulnFilters, VulnState};
-use crate::prng::SplitMix64;
 
 mod changes;
 
@@ -226,13 +225,13 @@ struct AssetGenerator {
 impl AssetGenerator {
     fn new(seed: u64, index: usize, anchor_ms: i64) -> Self {
         let mut rng = SplitMix64::for_stream(seed, index as u64);
-        let profile = pick_profile(&mut rng);
+        let profile = rng.pick_weighted(OS_PROFILES, |profile| profile.weight);
         let hostname = format!("{}-{:03}", profile.hostname_prefix, index + 1);
         let fqdn_chance = if profile.platform == Platform::Unknown { 40 } else { 85 };
         let identity = Identity {
             uuid: rng.uuid(),
             fqdn: rng.percent(fqdn_chance).then(|| format!("{hostname}.corp.example")),
-            ipv4: format!("10.{}.{}.{}", index / 62_500 % 256, index / 250 % 250, index % 250 + 1),
+            ipv4: host_ipv4(index),
             netbios_name: matches!(profile.platform, Platform::WindowsServer | Platform::WindowsDesktop)
                 .then(|| hostname.to_uppercase()),
             hostname,
@@ -282,27 +281,13 @@ impl AssetGenerator {
     /// Exactly `count` distinct (plugin, port, protocol) findings. One asset in three gets the
     /// same plugin on two ports or protocols first, the trap for keys of asset + plugin alone.
     fn pick_findings(&mut self, count: usize) -> Vec<Candidate> {
-        let mut candidates = candidates_for(self.profile);
-        let mut picked = Vec::with_capacity(count);
-        if self.index.is_multiple_of(3)
-            && count >= 2
-            && let Some(twin_plugin) = most_severe_twin(&candidates)
-        {
-            for _ in 0..2 {
-                let position = candidates.iter().position(|c| c.plugin.id == twin_plugin);
-                picked.extend(position.map(|position| candidates.remove(position)));
-            }
-        }
-        self.rng.shuffle(&mut candidates);
-        picked.extend(candidates.into_iter().take(count - picked.len()));
-
         let padding = (DYNAMIC_PORTS_START..).map(|port| Candidate {
             plugin: &SYN_SCANNER,
             location: Location { port, protocol: "TCP", service: "unknown" },
         });
-        let missing = count - picked.len();
-        picked.extend(padding.take(missing));
-        picked
+        let twin = self.index.is_multiple_of(3);
+        let finding = |candidate: &Candidate| (candidate.plugin.id, candidate.plugin.severity);
+        pick_findings(&mut self.rng, candidates_for(self.profile), count, twin, finding, padding)
     }
 
     /// When a finding was first and last found, by which scan, and whether it is fixed.
@@ -500,18 +485,6 @@ impl Sighting {
     }
 }
 
-fn pick_profile(rng: &mut SplitMix64) -> &'static OsProfile {
-    let total: u64 = OS_PROFILES.iter().map(|profile| profile.weight).sum();
-    let mut roll = rng.below(total);
-    for profile in OS_PROFILES {
-        if roll < profile.weight {
-            return profile;
-        }
-        roll -= profile.weight;
-    }
-    &OS_PROFILES[0]
-}
-
 /// Every (plugin, location) the profile's services can produce, in catalog order.
 fn candidates_for(profile: &'static OsProfile) -> Vec<Candidate> {
     let host_level = |protocol| Location { port: 0, protocol, service: "general" };
@@ -521,10 +494,10 @@ fn candidates_for(profile: &'static OsProfile) -> Vec<Candidate> {
             Placement::Host { .. } => false,
             Placement::Services(names) => names.contains(&service.name),
             Placement::TlsServices => service.tls,
-            Placement::EveryTcpPort => service.protocol == "TCP",
+            Placement::EveryTcpPort => service.transport == Transport::Tcp,
         });
         let mut locations: Vec<Location> = services
-            .map(|service| Location { port: service.port, protocol: service.protocol, service: service.name })
+            .map(|service| Location { port: service.port, protocol: service.transport.upper(), service: service.name })
             .collect();
         if let Placement::Host { protocol } = plugin.placement {
             locations.push(host_level(protocol));
@@ -532,16 +505,6 @@ fn candidates_for(profile: &'static OsProfile) -> Vec<Candidate> {
         candidates.extend(locations.into_iter().map(|location| Candidate { plugin, location }));
     }
     candidates
-}
-
-/// The most severe plugin reported on at least two locations (lowest id on ties).
-fn most_severe_twin(candidates: &[Candidate]) -> Option<u32> {
-    let mut seen = HashSet::new();
-    candidates
-        .iter()
-        .filter(|candidate| !seen.insert(candidate.plugin.id))
-        .max_by_key(|candidate| (candidate.plugin.severity, std::cmp::Reverse(candidate.plugin.id)))
-        .map(|candidate| candidate.plugin.id)
 }
 
 fn plugin_object(plugin: &Plugin) -> Value {
@@ -584,7 +547,7 @@ pub(crate) fn iso_millis(unix_ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
 
     use super::*;
 

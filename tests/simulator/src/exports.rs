@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::{Value, json};
+use simulator_kit::SplitMix64;
 use uuid::Uuid;
-
-use crate::prng::SplitMix64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ExportKind {

@@ -4,18 +4,18 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
 use axum::http::{HeaderName, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use simulator_kit::{FireCount, load_balancer_error, lock, status_code, text_of_length};
 use uuid::Uuid;
 
 use crate::api::{CONTAINER_UUID, error};
 use crate::exports::{ExportFaults, ExportKind};
-use crate::lock;
 use crate::traffic::Route;
 
 /// Misbehaviours to inject; the default injects none. Build with
@@ -112,7 +112,7 @@ pub struct ServerErrors {
 /// The faults and how many times each fired.
 pub(crate) struct FaultInjector {
     faults: Faults,
-    throttled: AtomicU32,
+    throttled: FireCount,
     server_errors_served: Mutex<HashMap<u32, u32>>,
     duplicate_pending: AtomicBool,
 }
@@ -122,7 +122,7 @@ impl FaultInjector {
         Self {
             duplicate_pending: AtomicBool::new(faults.duplicate_export_running),
             faults,
-            throttled: AtomicU32::new(0),
+            throttled: FireCount::default(),
             server_errors_served: Mutex::default(),
         }
     }
@@ -145,14 +145,9 @@ impl FaultInjector {
     /// A 429 for this call, while the throttle lasts.
     pub(crate) fn throttling(&self, route: Option<Route>) -> Option<Response> {
         let throttle = self.faults.throttle.as_ref()?;
-        if !throttle.paths.covers(route) {
+        if !throttle.paths.covers(route) || !self.throttled.fire_within(throttle.requests) {
             return None;
         }
-        self.throttled
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |throttled| {
-                (throttled < throttle.requests).then_some(throttled + 1)
-            })
-            .ok()?;
         let seconds = throttle.retry_after_seconds.to_string();
         let status = StatusCode::TOO_MANY_REQUESTS;
         let headers = [
@@ -229,20 +224,12 @@ impl FaultInjector {
     }
 }
 
-fn status_code(code: u16) -> StatusCode {
-    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
 /// 500 from Tenable itself; any other 5xx from the load balancer in front of it.
 fn server_error(status: StatusCode) -> Response {
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         return error(status, "An unexpected error occurred");
     }
-    let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or_default());
-    let page = format!(
-        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
-    );
-    (status, Html(page)).into_response()
+    load_balancer_error(status)
 }
 
 /// Tenable's 409 for an export identical to a running one. The message is the platform's;
@@ -268,14 +255,7 @@ pub(crate) fn duplicate_export(running: Uuid) -> Response {
 fn huge_output(bytes: usize) -> String {
     const MARKUP: &str = "<script>alert('output')</script>";
     const FILLER: &str = "\nService banner: <img src=x onerror=alert(1)> & \"quoted\" 'text'";
-    let mut output = String::with_capacity(bytes + FILLER.len());
-    output.push_str(MARKUP);
-    while output.len() < bytes {
-        output.push_str(FILLER);
-    }
-    // ASCII only: every byte offset is a character boundary.
-    output.truncate(bytes);
-    output
+    text_of_length(bytes, MARKUP, FILLER)
 }
 
 #[cfg(test)]
@@ -284,13 +264,9 @@ mod tests {
 
     #[test]
     fn huge_output_is_exact_and_carries_markup() {
-        for bytes in [0, 10, 32, 1000, 1_048_576] {
-            let output = huge_output(bytes);
-            assert_eq!(output.len(), bytes);
-            if bytes >= 32 {
-                assert!(output.starts_with("<script>alert('output')</script>"));
-            }
-        }
+        let output = huge_output(1_048_576);
+        assert_eq!(output.len(), 1_048_576);
+        assert!(output.starts_with("<script>alert('output')</script>"));
     }
 
     #[test]

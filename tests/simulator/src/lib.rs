@@ -16,16 +16,13 @@ mod exports;
 mod faults;
 mod filters;
 mod middleware;
-mod prng;
 mod traffic;
 
-use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use simulator_kit::{LocalListener, Server};
 
 use crate::api::SimulatorState;
 use crate::exports::ExportKind;
@@ -66,7 +63,8 @@ pub struct RunningSimulator {
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub base_url: String,
     state: Arc<SimulatorState>,
-    server: JoinHandle<()>,
+    /// Serves until the simulator is dropped.
+    _server: Server,
 }
 
 impl RunningSimulator {
@@ -77,17 +75,12 @@ impl RunningSimulator {
 
     /// Serves on the given port of 127.0.0.1 (0 picks a free one).
     pub async fn start_on_port(config: SimulatorConfig, port: u16) -> std::io::Result<RunningSimulator> {
+        let listener = LocalListener::bind(port).await?;
+        let base_url = listener.base_url().to_owned();
         let dataset = Dataset::generate(config.seed, config.assets, config.findings_per_asset, Utc::now().timestamp());
         let state = Arc::new(SimulatorState::new(config, dataset));
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
-        let address = listener.local_addr()?;
-        let app = api::router(Arc::clone(&state));
-        let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::error!(%error, "tenable simulator stopped serving");
-            }
-        });
-        Ok(RunningSimulator { base_url: format!("http://{address}"), state, server })
+        let server = listener.serve(api::router(Arc::clone(&state)), "tenable simulator");
+        Ok(RunningSimulator { base_url, state, _server: server })
     }
 
     /// What the simulator holds now, so tests can compute expectations: a snapshot, which
@@ -109,7 +102,7 @@ impl RunningSimulator {
 
     /// Calls received for this route, whatever their answer (401, 403, 429 and 5xx included).
     pub fn requests_received(&self, route: Route) -> u32 {
-        self.state.traffic.calls(route)
+        self.state.traffic.calls.get(route)
     }
 
     /// Bodies of every `POST /vulns/export` and `POST /assets/export` that reached the
@@ -133,15 +126,4 @@ impl RunningSimulator {
     pub fn chunk_downloads(&self) -> u64 {
         self.state.traffic.chunk_downloads()
     }
-}
-
-impl Drop for RunningSimulator {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-/// A panic in one handler must not take every later request down with it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

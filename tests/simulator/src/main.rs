@@ -7,7 +7,6 @@ use clap::Parser;
 use tenable_simulator::{
     DEFAULT_WINDOW_DAYS, Faults, RunningSimulator, ServerErrors, SimulatorConfig, Throttle, ThrottledPaths, VulnFilters,
 };
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(version, about = "Simulator of the Tenable Vulnerability Management export API v2")]
@@ -104,10 +103,7 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    simulator_kit::init_tracing();
     let args = Args::parse();
     let faults = args.faults();
     let config = SimulatorConfig {
@@ -132,6 +128,5 @@ async fn main() -> std::io::Result<()> {
     if let Some(uuid) = simulator.preexisting_export_uuid() {
         eprintln!("export {uuid} is already running: the first vulns export answers 409");
     }
-    println!("listening on {}", simulator.base_url);
-    tokio::signal::ctrl_c().await
+    simulator_kit::announce_and_serve(&simulator.base_url).await
 }

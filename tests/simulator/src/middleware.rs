@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
+use simulator_kit::route_of;
 
 use crate::api::{SimulatorState, error};
 use crate::traffic::Route;
@@ -16,10 +17,7 @@ type Shared = State<Arc<SimulatorState>>;
 /// Counts the call, and tells the later layers which route it is for.
 pub(crate) async fn count_calls(State(state): Shared, mut request: Request, next: Next) -> Response {
     let route = Route::of(request.method(), request.uri().path());
-    if let Some(route) = route {
-        state.traffic.count_call(route);
-    }
-    request.extensions_mut().insert(route);
+    state.traffic.calls.count(&mut request, route);
     next.run(request).await
 }
 
@@ -37,8 +35,7 @@ pub(crate) async fn require_api_keys(State(state): Shared, request: Request, nex
 }
 
 pub(crate) async fn throttle(State(state): Shared, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<Option<Route>>().copied().flatten();
-    match state.faults.throttling(route) {
+    match state.faults.throttling(route_of(&request)) {
         Some(too_many_requests) => too_many_requests,
         None => next.run(request).await,
     }

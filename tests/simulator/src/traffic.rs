@@ -1,13 +1,13 @@
 //! What clients asked: calls per route, export request bodies, chunks served.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::Method;
 use serde_json::Value;
+use simulator_kit::{CallCounts, CountedRoute, lock};
 
 use crate::exports::ExportKind;
-use crate::lock;
 
 /// The calls of the export API, vulns and assets alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,10 +24,16 @@ pub enum Route {
     ExportCancel,
 }
 
-impl Route {
-    /// The number of routes: the last variant's index plus one.
+impl CountedRoute for Route {
+    /// The last variant's index plus one.
     const COUNT: usize = Route::ExportCancel as usize + 1;
 
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl Route {
     /// The route a call is for; `None` for paths the API does not have.
     pub(crate) fn of(method: &Method, path: &str) -> Option<Route> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -50,20 +56,12 @@ impl Route {
 
 #[derive(Default)]
 pub(crate) struct Traffic {
-    calls: [AtomicU32; Route::COUNT],
+    pub(crate) calls: CallCounts<Route>,
     export_requests: Mutex<Vec<(ExportKind, Value)>>,
     chunk_downloads: AtomicU64,
 }
 
 impl Traffic {
-    pub(crate) fn count_call(&self, route: Route) {
-        self.calls[route as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn calls(&self, route: Route) -> u32 {
-        self.calls[route as usize].load(Ordering::Relaxed)
-    }
-
     pub(crate) fn record_export_request(&self, kind: ExportKind, body: Value) {
         lock(&self.export_requests).push((kind, body));
     }

@@ -3,10 +3,10 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use simulator_kit::{RoundRobin, SplitMix64};
 
 use super::{DetectionStatus, Host, Lifecycle, candidates_for, time};
 use crate::data::{Dataset, Detection};
-use crate::prng::SplitMix64;
 
 /// The generator's streams for batches of changes, apart from hosts and host ids.
 const CHANGE_STREAM: u64 = 3 << 40;
@@ -104,13 +104,10 @@ impl Dataset {
 
     /// Removes up to `count` hosts that have detections, returning their ids.
     fn purge_hosts(&mut self, count: usize, rng: &mut SplitMix64) -> Vec<u64> {
-        let mut candidates: Vec<u64> =
-            self.hosts.iter().filter(|host| !host.detections.is_empty()).map(|host| host.id).collect();
-        rng.shuffle(&mut candidates);
-        candidates.truncate(count);
-        candidates.sort_unstable();
-        self.hosts.retain(|host| candidates.binary_search(&host.id).is_err());
-        candidates
+        let candidates = self.hosts.iter().filter(|host| !host.detections.is_empty()).map(|host| host.id);
+        let purged = rng.draw(candidates.collect(), count);
+        self.hosts.retain(|host| purged.binary_search(&host.id).is_err());
+        purged
     }
 
     /// Removes up to `count` detections, never the first of a host, so that every host keeps one.
@@ -120,14 +117,11 @@ impl Dataset {
         rng: &mut SplitMix64,
         touched: &mut HashSet<usize>,
     ) -> Vec<FindingKey> {
-        let mut candidates: Vec<Position> = (0..self.hosts.len())
-            .flat_map(|host| (1..self.hosts[host].detections.len()).map(move |index| (host, index)))
-            .collect();
-        rng.shuffle(&mut candidates);
-        candidates.truncate(count);
-        candidates.sort_unstable();
-        let keys = self.keys(&candidates);
-        for &(host, index) in candidates.iter().rev() {
+        let candidates = (0..self.hosts.len())
+            .flat_map(|host| (1..self.hosts[host].detections.len()).map(move |index| (host, index)));
+        let purged = rng.draw(candidates.collect(), count);
+        let keys = self.keys(&purged);
+        for &(host, index) in purged.iter().rev() {
             self.hosts[host].detections.remove(index);
             touched.insert(host);
         }
@@ -136,23 +130,10 @@ impl Dataset {
 
     /// Up to `count` detections whose status passes `wanted`, drawn at random, in dataset order.
     fn pick(&self, wanted: impl Fn(DetectionStatus) -> bool, count: usize, rng: &mut SplitMix64) -> Vec<Position> {
-        let mut candidates: Vec<Position> = self
-            .hosts
-            .iter()
-            .enumerate()
-            .flat_map(|(host, facts)| {
-                facts
-                    .detections
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, d)| wanted(d.status))
-                    .map(move |(index, _)| (host, index))
-            })
-            .collect();
-        rng.shuffle(&mut candidates);
-        candidates.truncate(count);
-        candidates.sort_unstable();
-        candidates
+        let candidates = self.hosts.iter().enumerate().flat_map(|(host, facts)| {
+            facts.detections.iter().enumerate().filter(|(_, d)| wanted(d.status)).map(move |(index, _)| (host, index))
+        });
+        rng.draw(candidates.collect(), count)
     }
 
     /// Adds `count` New detections, going round the hosts in a random order so that they spread.
@@ -163,24 +144,17 @@ impl Dataset {
         rng: &mut SplitMix64,
         touched: &mut HashSet<usize>,
     ) -> Vec<FindingKey> {
-        let mut order: Vec<usize> = (0..self.hosts.len()).collect();
-        rng.shuffle(&mut order);
+        let mut hosts = RoundRobin::shuffled(self.hosts.len(), rng);
         let mut added = Vec::with_capacity(count);
-        let mut cursor = 0;
         while added.len() < count {
-            let next = (0..order.len()).find_map(|step| {
-                let host = order[(cursor + step) % order.len()];
+            let unreported = |host: usize| {
                 let reported: HashSet<u32> = self.hosts[host].detections.iter().map(|d| d.qid).collect();
-                let candidates: Vec<_> = candidates_for(self.hosts[host].profile)
-                    .into_iter()
-                    .filter(|candidate| !reported.contains(&candidate.vuln.qid))
-                    .collect();
-                (!candidates.is_empty()).then_some((step, host, candidates))
-            });
-            let Some((step, host, candidates)) = next else {
+                let candidates = candidates_for(self.hosts[host].profile).into_iter();
+                candidates.filter(|candidate| !reported.contains(&candidate.vuln.qid)).collect()
+            };
+            let Some((host, candidates)) = hosts.next_with(unreported) else {
                 break;
             };
-            cursor += step + 1;
             let location = *rng.pick(&candidates);
             let first_sighting = Lifecycle {
                 status: DetectionStatus::New,

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use serde_json::{Value, json};
+use simulator_kit::{RoundRobin, SplitMix64};
 
 use super::{Candidate, Dataset, Lifecycle, Sighting, candidates_for, iso_millis};
 use crate::filters::VulnState;
-use crate::prng::SplitMix64;
 
 /// The generator's streams for batches of changes, apart from assets, scans and tags.
 const CHANGE_STREAM: u64 = 3 << 40;
@@ -124,7 +124,7 @@ impl Dataset {
         rng.shuffle(&mut assets);
         let vanishing: Vec<usize> = assets.iter().copied().take(vanished).collect();
         let mut dropped: Vec<usize> = vanishing.iter().flat_map(|&asset| self.vulns_of(asset)).collect();
-        let mut keepers: Vec<usize> = assets[vanishing.len()..]
+        let keepers: Vec<usize> = assets[vanishing.len()..]
             .iter()
             .flat_map(|&asset| {
                 let vulns = self.vulns_of(asset);
@@ -132,8 +132,7 @@ impl Dataset {
                 (vulns.start + 1)..vulns.end
             })
             .collect();
-        rng.shuffle(&mut keepers);
-        dropped.extend(keepers.into_iter().take(gone));
+        dropped.extend(rng.draw(keepers, gone));
         dropped.sort_unstable();
         let keys = dropped.iter().map(|&index| self.key(index)).collect();
         for &index in dropped.iter().rev() {
@@ -146,12 +145,8 @@ impl Dataset {
 
     /// Up to `count` findings in `state`, drawn at random, in dataset order.
     fn pick_in_state(&self, state: VulnState, count: usize, rng: &mut SplitMix64) -> Vec<usize> {
-        let mut indexes: Vec<usize> =
-            (0..self.vuln_facts.len()).filter(|&index| self.vuln_facts[index].lifecycle.state == state).collect();
-        rng.shuffle(&mut indexes);
-        indexes.truncate(count);
-        indexes.sort_unstable();
-        indexes
+        let indexes = (0..self.vuln_facts.len()).filter(|&index| self.vuln_facts[index].lifecycle.state == state);
+        rng.draw(indexes.collect(), count)
     }
 
     fn see_again(&mut self, index: usize, sighting: &Sighting) {
@@ -166,20 +161,12 @@ impl Dataset {
 
     /// Adds `count` findings, going round the assets in a random order so that they spread.
     fn add_findings(&mut self, count: usize, sighting: &Sighting, rng: &mut SplitMix64) -> Vec<FindingKey> {
-        let mut assets: Vec<usize> = (0..self.assets.len()).collect();
-        rng.shuffle(&mut assets);
+        let mut assets = RoundRobin::shuffled(self.assets.len(), rng);
         let mut added = Vec::with_capacity(count);
-        let mut cursor = 0;
         while added.len() < count {
-            let next = (0..assets.len()).find_map(|step| {
-                let asset = assets[(cursor + step) % assets.len()];
-                let candidates = self.unreported_candidates(asset);
-                (!candidates.is_empty()).then_some((step, asset, candidates))
-            });
-            let Some((step, asset, candidates)) = next else {
+            let Some((asset, candidates)) = assets.next_with(|asset| self.unreported_candidates(asset)) else {
                 break;
             };
-            cursor += step + 1;
             let candidate = rng.pick(&candidates);
             let port_as_text = rng.percent(20);
             let (record, facts) = self.asset_facts[asset].host.finding(asset, candidate, port_as_text, sighting);

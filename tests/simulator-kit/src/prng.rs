@@ -1,49 +1,53 @@
 //! A seeded SplitMix64 generator: tiny, fast and fully determined by its seed, which is
-//! all the dataset needs (no dependency on `rand`, whose streams change between versions).
+//! all a dataset needs (no dependency on `rand`, whose streams change between versions).
+
+use uuid::Uuid;
 
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
-pub(crate) struct SplitMix64 {
+pub struct SplitMix64 {
     state: u64,
 }
 
 impl SplitMix64 {
-    pub(crate) fn new(seed: u64) -> Self {
+    pub fn new(seed: u64) -> Self {
         Self { state: seed }
     }
 
-    /// An independent generator for one part of the data (one host, one batch of changes...),
-    /// so that e.g. changing the number of detections per host does not change the hosts.
-    pub(crate) fn for_stream(seed: u64, stream: u64) -> Self {
+    /// An independent generator for one part of the data (one host, one export, one batch of
+    /// changes...), so that e.g. changing the number of findings per host does not change the
+    /// hosts.
+    pub fn for_stream(seed: u64, stream: u64) -> Self {
         Self::new(mix(seed ^ mix(stream.wrapping_add(GOLDEN_GAMMA))))
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(GOLDEN_GAMMA);
         mix(self.state)
     }
 
     /// A value in `0..bound`; `bound` must not be 0.
-    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+    pub fn below(&mut self, bound: u64) -> u64 {
         self.next_u64() % bound
     }
 
     /// A value in `low..=high`.
-    pub(crate) fn between(&mut self, low: i64, high: i64) -> i64 {
+    pub fn between(&mut self, low: i64, high: i64) -> i64 {
         let span = high.abs_diff(low) + 1;
         low + self.below(span) as i64
     }
 
-    pub(crate) fn percent(&mut self, chance: u64) -> bool {
+    pub fn percent(&mut self, chance: u64) -> bool {
         self.below(100) < chance
     }
 
-    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    /// `items` must not be empty.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
 
     /// An item drawn with the odds its weight gives it; `items` must not be empty.
-    pub(crate) fn pick_weighted<'a, T>(&mut self, items: &'a [T], weight: impl Fn(&T) -> u64) -> &'a T {
+    pub fn pick_weighted<'a, T>(&mut self, items: &'a [T], weight: impl Fn(&T) -> u64) -> &'a T {
         let total: u64 = items.iter().map(&weight).sum();
         let mut roll = self.below(total.max(1));
         for item in items {
@@ -55,11 +59,25 @@ impl SplitMix64 {
         &items[0]
     }
 
-    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for last in (1..items.len()).rev() {
             let other = self.below(last as u64 + 1) as usize;
             items.swap(last, other);
         }
+    }
+
+    /// Up to `count` of `items`, drawn at random, sorted.
+    pub fn draw<T: Ord>(&mut self, mut items: Vec<T>, count: usize) -> Vec<T> {
+        self.shuffle(&mut items);
+        items.truncate(count);
+        items.sort_unstable();
+        items
+    }
+
+    /// A random (version 4) UUID.
+    pub fn uuid(&mut self) -> Uuid {
+        let bytes = (u128::from(self.next_u64()) << 64 | u128::from(self.next_u64())).to_be_bytes();
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
     }
 }
 
@@ -100,5 +118,20 @@ mod tests {
         let often = picks.iter().filter(|pick| **pick == "often").count();
         assert!(!picks.contains(&"never"));
         assert!((850..950).contains(&often), "{often}");
+    }
+
+    #[test]
+    fn draws_are_sorted_distinct_and_at_most_what_there_is() {
+        let mut rng = SplitMix64::new(3);
+        let drawn = rng.draw((0..100).collect(), 10);
+        assert_eq!(drawn.len(), 10);
+        assert!(drawn.windows(2).all(|pair| pair[0] < pair[1]), "{drawn:?}");
+        assert_eq!(rng.draw(vec![3, 1, 2], 5), [1, 2, 3]);
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let uuid = SplitMix64::new(9).uuid();
+        assert_eq!(uuid.get_version_num(), 4);
     }
 }
