@@ -16,10 +16,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine;
 use reqwest::{Method, StatusCode};
+use serde::Deserialize;
 
-use super::xml;
+use super::page::{self, Answer as Page, Refusal, whole_number};
 use crate::errors::{Redactor, Result, SyncError};
 use crate::model::{ExportKind, Severity};
+use crate::normalize::ChunkError;
 use crate::scanner_network::ScannerHttp;
 use crate::scanners::exchange::{Answer, exchange};
 use crate::scanners::{CallLimits, ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
@@ -93,21 +95,19 @@ impl QualysClient {
     }
 
     fn verdict(&self, path: &str, answer: Answer) -> Verdict {
-        let (code, text) = if xml::root(&answer.body).as_deref() == Some("SIMPLE_RETURN") {
-            simple_return(&answer.body)
-        } else {
-            Default::default()
+        let refusal = page::refusal(&answer.body);
+        let code = refusal.as_ref().map_or("", Refusal::code);
+        let said = match &refusal {
+            Some(refusal) => format!(" (code {code}: {})", refusal.text()),
+            None => String::new(),
         };
-        let said = if code.is_empty() { String::new() } else { format!(" (code {code}: {text})") };
         let status = answer.status;
         let recorded = answer.recorded(&self.redactor);
-        if CREDENTIAL_CODES.contains(&code.as_str())
-            || matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
-        {
+        if CREDENTIAL_CODES.contains(&code) || matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Verdict::Failed(SyncError::Credentials { response: recorded });
         }
-        if status == StatusCode::CONFLICT && WAIT_CODES.contains(&code.as_str()) {
-            let wait = seconds_to_wait(&answer, &recorded.body).unwrap_or(DEFAULT_WAIT);
+        if status == StatusCode::CONFLICT && WAIT_CODES.contains(&code) {
+            let wait = seconds_to_wait(&answer, refusal.as_ref()).unwrap_or(DEFAULT_WAIT);
             let reason = format!("{path} was turned away by a Qualys limit{said}");
             return Verdict::Wait(wait, SyncError::ScannerUnavailable { reason, response: Some(recorded) });
         }
@@ -115,7 +115,7 @@ impl QualysClient {
             let reason = format!("{path} answered HTTP {}{said}", status.as_u16());
             return Verdict::Failed(SyncError::ScannerUnavailable { reason, response: Some(recorded) });
         }
-        if status.is_success() && code.is_empty() {
+        if status.is_success() && refusal.is_none() {
             return Verdict::Body(answer.body);
         }
         let reason = format!("{path} answered HTTP {}{said}", status.as_u16());
@@ -128,53 +128,60 @@ impl QualysClient {
             vec![("action", "list".to_string()), ("details", "None".into()), ("truncation_limit", "0".into())];
         form.extend(processed_after(since));
         let body = self.call(Method::POST, HOSTS, &form).await?;
-        let unexpected = |why: String| SyncError::ScannerRejected {
-            reason: format!("{HOSTS} answered something that is not a host list: {why}"),
-            response: Some(self.redactor.response(200, [], &String::from_utf8_lossy(&body))),
-        };
-        if xml::root(&body).as_deref() != Some("HOST_LIST_OUTPUT") {
-            return Err(unexpected("its root is not HOST_LIST_OUTPUT".into()));
-        }
         let mut ids = Vec::new();
-        let mut bad = None;
-        xml::leaf_texts(&body, &["ID", "ID_RANGE"], |name, text| match parse_ids(name, &text) {
-            Some(range) => ids.extend(range),
-            None => bad = Some(format!("{name} {text:?} is not a host id or range")),
+        page::each_element(&body, &HOST_LIST, &["RESPONSE", "ID_SET"], |element| {
+            let set: IdSet = page::deserialize(element).map_err(|unreadable| {
+                ChunkError::NotXml(format!("its ID_SET cannot be read: {}", unreadable.reason))
+            })?;
+            for entry in &set.entries {
+                ids.extend(entry.hosts().ok_or_else(|| ChunkError::NotXml(format!("{entry:?} names no host ids")))?);
+            }
+            Ok(())
         })
-        .map_err(&unexpected)?;
-        if let Some(why) = bad {
-            return Err(unexpected(why));
-        }
+        .map_err(|error| SyncError::ScannerRejected {
+            reason: format!("{HOSTS} answered something that is not a host list: {error}"),
+            response: Some(self.redactor.response(200, [], &String::from_utf8_lossy(&body))),
+        })?;
         Ok(ids)
     }
 }
 
-/// The SIMPLE_RETURN's code and text.
-fn simple_return(body: &[u8]) -> (String, String) {
-    let (mut code, mut text) = (String::new(), String::new());
-    let _ = xml::leaf_texts(body, &["CODE", "TEXT"], |name, value| match name {
-        "CODE" => code = value,
-        _ => text = value,
-    });
-    (code, text)
+const HOST_LIST: Page = Page { root: "HOST_LIST_OUTPUT", name: "a host list (HOST_LIST_OUTPUT)" };
+
+/// A host list's ids: single ids and ranges, in any order.
+#[derive(Deserialize)]
+struct IdSet {
+    #[serde(rename = "$value", default)]
+    entries: Vec<IdEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+enum IdEntry {
+    #[serde(rename = "ID")]
+    One(String),
+    #[serde(rename = "ID_RANGE")]
+    Range(String),
+}
+
+impl IdEntry {
+    /// The ids it names: `1234`, or `1200-1250`.
+    fn hosts(&self) -> Option<std::ops::RangeInclusive<u64>> {
+        match self {
+            IdEntry::One(id) => whole_number(id).map(|id| id..=id),
+            IdEntry::Range(range) => {
+                let (first, last) = range.split_once('-')?;
+                let (first, last) = (whole_number(first)?, whole_number(last)?);
+                (first <= last).then_some(first..=last)
+            }
+        }
+    }
 }
 
 /// How long Qualys asks a turned-away call to wait: `X-RateLimit-ToWait-Sec`, else the
 /// SIMPLE_RETURN's SECONDS_TO_WAIT item; at least a second.
-fn seconds_to_wait(answer: &Answer, body: &str) -> Option<Duration> {
+fn seconds_to_wait(answer: &Answer, refusal: Option<&Refusal>) -> Option<Duration> {
     let from_header = answer.header("X-RateLimit-ToWait-Sec").and_then(|value| value.trim().parse::<u64>().ok());
-    let from_body = || {
-        let mut seconds = None;
-        let mut after_key = false;
-        let _ = xml::leaf_texts(body.as_bytes(), &["KEY", "VALUE"], |name, value| {
-            if name == "KEY" {
-                after_key = value == "SECONDS_TO_WAIT";
-            } else if after_key {
-                seconds = value.parse::<u64>().ok();
-            }
-        });
-        seconds
-    };
+    let from_body = || refusal?.item("SECONDS_TO_WAIT")?.parse::<u64>().ok();
     from_header.filter(|seconds| *seconds > 0).or_else(from_body).map(|seconds| Duration::from_secs(seconds.max(1)))
 }
 
@@ -184,18 +191,6 @@ fn processed_after(since: i64) -> Option<(&'static str, String)> {
         .then(|| chrono::DateTime::from_timestamp(since, 0))
         .flatten()
         .map(|at| ("vm_processed_after", at.format("%Y-%m-%dT%H:%M:%SZ").to_string()))
-}
-
-/// The ids an `ID` (`1234`) or `ID_RANGE` (`1200-1250`) element names.
-fn parse_ids(name: &str, text: &str) -> Option<std::ops::RangeInclusive<u64>> {
-    match (name, text.split_once('-')) {
-        ("ID_RANGE", Some((first, last))) => {
-            let (first, last) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
-            (first <= last).then_some(first..=last)
-        }
-        ("ID", None) => text.parse().ok().map(|id| id..=id),
-        _ => None,
-    }
 }
 
 /// The widest power-of-two bucket of host ids that holds at most `per_chunk` of `ids`,
@@ -359,10 +354,14 @@ mod tests {
         }
     }
 
-    /// The host ids of a Host List Detection page, read as any XML reader would.
+    /// The host ids of a Host List Detection page, as the normalizer reads its hosts.
     fn hosts_of(page: &[u8]) -> Vec<u64> {
         let mut ids = Vec::new();
-        xml::leaf_texts(page, &["ID"], |_, text| ids.push(text.parse().expect("a host id"))).expect("well-formed");
+        crate::scanners::qualys::normalize::each_host(page, |host| {
+            ids.push(host.asset.asset_id.parse().expect("a host id"));
+            Ok(())
+        })
+        .expect("a Host List Detection page");
         ids
     }
 
@@ -442,9 +441,10 @@ mod tests {
 
     #[test]
     fn ids_and_ranges_name_their_hosts() {
-        assert_eq!(parse_ids("ID", "1234"), Some(1234..=1234));
-        assert_eq!(parse_ids("ID_RANGE", "1200-1202").map(Iterator::collect::<Vec<_>>), Some(vec![1200, 1201, 1202]));
-        assert_eq!(parse_ids("ID_RANGE", "9-1"), None);
-        assert_eq!(parse_ids("ID", "x"), None);
+        assert_eq!(IdEntry::One("1234".into()).hosts(), Some(1234..=1234));
+        let range = IdEntry::Range(" 1200-1202 ".into()).hosts().map(Iterator::collect::<Vec<_>>);
+        assert_eq!(range, Some(vec![1200, 1201, 1202]));
+        assert_eq!(IdEntry::Range("9-1".into()).hosts(), None);
+        assert_eq!(IdEntry::One("x".into()).hosts(), None);
     }
 }

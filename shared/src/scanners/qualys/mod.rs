@@ -1,10 +1,9 @@
 //! Qualys VMDR. Its API answers in XML, one page at a time: `client` lists hosts and
 //! fetches their detections in id buckets, `normalize` maps a Host List Detection page
 //! onto the model, `knowledge_base` reads the KnowledgeBase that gives each QID its
-//! title, CVEs and score. Reading streams the page (`page`, `xml`).
+//! title, CVEs and score. Reading streams the page (`page`).
 
 pub mod client;
 pub mod knowledge_base;
 pub mod normalize;
 mod page;
-mod xml;

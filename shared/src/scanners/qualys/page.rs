@@ -112,29 +112,74 @@ fn malformed(at: u64, error: quick_xml::Error) -> ChunkError {
     ChunkError::NotXml(format!("at byte {at}: {error}"))
 }
 
-/// Qualys' answer to a call it refused (rate limit, bad parameter...).
+/// Qualys' answer to a call it refused (rate limit, bad parameter, blocked login).
 #[derive(Deserialize)]
 struct SimpleReturn {
     #[serde(rename = "RESPONSE")]
-    response: SimpleResponse,
+    response: Refusal,
 }
 
-#[derive(Deserialize)]
-struct SimpleResponse {
+const SIMPLE_RETURN: Answer = Answer { root: "SIMPLE_RETURN", name: "a SIMPLE_RETURN answer" };
+
+/// A SIMPLE_RETURN's response: its code, its text, and its items (`SECONDS_TO_WAIT`...).
+#[derive(Deserialize, Default)]
+pub(super) struct Refusal {
     #[serde(rename = "CODE")]
     code: Option<String>,
     #[serde(rename = "TEXT")]
     text: Option<String>,
+    #[serde(rename = "ITEM_LIST", default)]
+    items: Items,
+}
+
+#[derive(Deserialize, Default)]
+struct Items {
+    #[serde(rename = "ITEM", default)]
+    items: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    #[serde(rename = "KEY")]
+    key: Option<String>,
+    #[serde(rename = "VALUE")]
+    value: Option<String>,
+}
+
+impl Refusal {
+    pub(super) fn code(&self) -> &str {
+        self.code.as_deref().map_or("", str::trim)
+    }
+
+    pub(super) fn text(&self) -> &str {
+        self.text.as_deref().map_or("", str::trim)
+    }
+
+    /// The value of the item `key`, trimmed.
+    pub(super) fn item(&self, key: &str) -> Option<&str> {
+        let item = self.items.items.iter().find(|item| item.key.as_deref().map(str::trim) == Some(key))?;
+        item.value.as_deref().map(str::trim)
+    }
+}
+
+/// The refusal `page` is, when it is a SIMPLE_RETURN.
+pub(super) fn refusal(page: &[u8]) -> Option<Refusal> {
+    let mut refusal = None;
+    each_element(page, &SIMPLE_RETURN, &["RESPONSE"], |element| {
+        refusal = deserialize(element).ok();
+        Ok(())
+    })
+    .ok()?;
+    refusal
 }
 
 /// What the page is instead of `answer`.
 fn wrong_answer(answer: &Answer, root: &str, element: &str) -> ChunkError {
     let found = match quick_xml::de::from_str::<SimpleReturn>(element) {
-        Ok(SimpleReturn { response }) if root == "SIMPLE_RETURN" => format!(
-            "a SIMPLE_RETURN error (code {}: {})",
-            response.code.as_deref().map_or("none", str::trim),
-            excerpt(response.text.as_deref().unwrap_or_default().trim())
-        ),
+        Ok(SimpleReturn { response }) if root == "SIMPLE_RETURN" => {
+            let code = if response.code().is_empty() { "none" } else { response.code() };
+            format!("a SIMPLE_RETURN error (code {code}: {})", excerpt(response.text()))
+        }
         _ => format!("a <{}> document", excerpt(root)),
     };
     ChunkError::WrongAnswer { expected: answer.name, found }
@@ -241,4 +286,33 @@ pub(super) const WHOLE_NUMBER: &str = "a whole number";
 pub(super) fn whole_number(text: &str) -> Option<u64> {
     let text = text.trim();
     text.bytes().all(|byte| byte.is_ascii_digit()).then(|| text.parse().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFUSAL: &str = r#"<?xml version="1.0" encoding="UTF-8" ?>
+<!DOCTYPE SIMPLE_RETURN SYSTEM "https://qualysapi.qualys.com/api/2.0/simple_return.dtd">
+<!-- before -->
+<SIMPLE_RETURN>
+  <RESPONSE>
+    <DATETIME>2024-05-01T10:00:00Z</DATETIME>
+    <CODE>1965</CODE>
+    <TEXT>This API cannot be run again for another 30 seconds &amp; more.</TEXT>
+    <ITEM_LIST><ITEM><KEY>SECONDS_TO_WAIT</KEY><VALUE><![CDATA[30]]></VALUE></ITEM></ITEM_LIST>
+  </RESPONSE>
+</SIMPLE_RETURN>
+<!-- after -->"#;
+
+    #[test]
+    fn a_simple_return_gives_its_code_text_and_items_and_anything_else_is_none() {
+        let refused = refusal(REFUSAL.as_bytes()).expect("a SIMPLE_RETURN");
+        assert_eq!(refused.code(), "1965");
+        assert_eq!(refused.text(), "This API cannot be run again for another 30 seconds & more.");
+        assert_eq!(refused.item("SECONDS_TO_WAIT"), Some("30"));
+        assert_eq!(refused.item("OTHER"), None);
+        assert!(refusal(b"<HOST_LIST_OUTPUT><RESPONSE/></HOST_LIST_OUTPUT>").is_none());
+        assert!(refusal(b"not xml at all").is_none());
+    }
 }
