@@ -91,7 +91,10 @@ pub fn run(args: &NormalizeArgs) -> Result<(), CliError> {
             | ChunkError::WrongAnswer { .. } => {
                 format!("pass {}", args.source.expected_input(args.kind))
             }
-            ChunkError::Unwritable(_) => "this is a vulnflow fault: report it with the chunk".to_owned(),
+            // The CLI reads its KnowledgeBase from --knowledge-base, never a chunk reference.
+            ChunkError::Unwritable(_) | ChunkError::BadReference(_) => {
+                "this is a vulnflow fault: report it with the chunk".to_owned()
+            }
         };
         CliError::Unusable(format!("cannot normalize {input_name}: {error}; {advice}"))
     };

@@ -61,6 +61,7 @@ async fn run() {
             kind: ExportKind::Vulns,
             chunk_key: "vulns-00001".into(),
             object_key: raw_key,
+            reference_key: None,
         };
 
         let (started, baseline) = (Instant::now(), reset_peak_memory());
@@ -74,6 +75,7 @@ async fn run() {
             kind: ExportKind::Vulns,
             chunk_key: normalized.chunk_key,
             object_key: normalized.object_key,
+            reference_key: None,
         };
         let started = Instant::now();
         process(&services, task).await.expect("processes");

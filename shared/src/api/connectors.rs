@@ -185,7 +185,6 @@ pub(super) async fn found(services: &ApiServices, connector_id: &str) -> Result<
 
 pub(super) async fn create(services: &ApiServices, body: &[u8]) -> Result<ConnectorView> {
     let new: NewConnector = input::body(body)?;
-    syncable(new.kind)?;
     let connector_id = match new.connector_id {
         Some(connector_id) => valid_connector_id(connector_id)?,
         None => format!("{}-{}", new.kind.as_str(), &uuid::Uuid::new_v4().simple().to_string()[..12]),
@@ -226,20 +225,6 @@ pub(super) async fn create(services: &ApiServices, body: &[u8]) -> Result<Connec
     }
     tracing::info!(connector_id = %connector.connector_id, "connector created");
     Ok(ConnectorView::from(&record))
-}
-
-/// A connector whose scanner the pipeline cannot sync yet: refused rather than left to
-/// fail every sync.
-fn syncable(kind: ScannerKind) -> Result<()> {
-    match kind {
-        ScannerKind::Tenable => Ok(()),
-        ScannerKind::Qualys => Err(SyncError::invalid_field(
-            "type",
-            "qualys connectors cannot sync yet: vulnflow has the Qualys client and normalizer, but the \
-             KnowledgeBase cache that gives findings their titles is not in the pipeline yet; only tenable \
-             connectors can be created",
-        )),
-    }
 }
 
 pub(super) async fn list(services: &ApiServices) -> Result<ConnectorList> {

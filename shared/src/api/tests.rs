@@ -220,11 +220,34 @@ async fn creating_a_connector_keeps_its_keys_in_its_secret_only() {
 }
 
 #[tokio::test]
+async fn a_qualys_connector_keeps_its_login_in_its_secret_only() {
+    let api = Api::new();
+    let mut request = new_connector();
+    let fields = request.as_object_mut().expect("an object");
+    fields.remove("access_key");
+    fields.remove("secret_key");
+    fields.extend([
+        ("type".to_owned(), json!("qualys")),
+        ("username".to_owned(), json!("acme_ab12")),
+        ("password".to_owned(), json!("correct-horse-battery")),
+    ]);
+    let created = api.post("/connectors", request).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let view = body(&created);
+    let connector_id = view["connector_id"].as_str().expect("an id");
+    assert!(connector_id.starts_with("qualys-"), "{connector_id}");
+    assert_eq!(view["type"], "qualys");
+    assert!(!view.to_string().contains("correct-horse-battery"), "{view}");
+    let secret = api.store.secret(&format!("vulnflow/{connector_id}")).expect("the secret exists");
+    assert_eq!(secret.values(), ["acme_ab12", "correct-horse-battery"]);
+}
+
+#[tokio::test]
 async fn a_connector_request_names_the_field_that_is_wrong() {
     let api = Api::new();
     let cases = [
         (with(new_connector(), json!({ "name": "  " })), "name"),
-        (with(new_connector(), json!({ "type": "qualys" })), "type"),
+        (with(new_connector(), json!({ "type": "nessus" })), "type"),
         (with(new_connector(), json!({ "base_url": "not a url" })), "base_url"),
         (with(new_connector(), json!({ "base_url": "ftp://cloud.tenable.com" })), "base_url"),
         (with(new_connector(), json!({ "schedule_hours": 0 })), "schedule_hours"),
@@ -247,8 +270,13 @@ async fn a_connector_request_names_the_field_that_is_wrong() {
     missing.as_object_mut().expect("an object").remove("name");
     let answer = api.post("/connectors", missing).await;
     assert_eq!((answer.status, field(&answer)), (400, "name"));
-    let qualys = api.post("/connectors", with(new_connector(), json!({ "type": "qualys" }))).await;
-    assert!(body(&qualys)["message"].as_str().is_some_and(|m| m.contains("qualys connectors cannot sync yet")));
+    let qualys_with_tenable_keys = api.post("/connectors", with(new_connector(), json!({ "type": "qualys" }))).await;
+    assert_eq!((qualys_with_tenable_keys.status, field(&qualys_with_tenable_keys)), (400, "access_key"));
+    assert!(
+        body(&qualys_with_tenable_keys)["message"].as_str().is_some_and(|m| m.contains("takes username and password")),
+        "{:?}",
+        qualys_with_tenable_keys.body
+    );
     let not_json = api.call(admin(), "POST", "/connectors", None).await;
     assert_eq!(field(&not_json), "name", "an empty body reads as {{}}");
     assert!(api.store.list_connectors().await.unwrap().is_empty(), "nothing was stored");

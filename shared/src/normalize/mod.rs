@@ -60,6 +60,10 @@ pub enum ChunkError {
     WrongAnswer { expected: &'static str, found: String },
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// What the fetch stage gathered beside the chunk (see `ExportScanner::chunk_reference`)
+    /// cannot be read: fetching the chunk again gathers it again.
+    #[error("the chunk's reference cannot be read ({0}): run the sync again to fetch the chunk anew")]
+    BadReference(String),
     #[error("a normalized record cannot be written as JSON: {0}")]
     Unwritable(String),
 }

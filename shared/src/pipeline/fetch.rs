@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::{ChunkOutput, JobRef, Services, resume};
 use crate::errors::{Result, SyncError};
 use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobStatus, Stage, SyncJob, SyncMode};
-use crate::scanners::{ExportRequest, ExportScanner, ExportState};
-use crate::store::keys;
+use crate::scanners::{ExportRequest, ExportScanner, ExportState, ReferenceCache};
+use crate::store::{ObjectStore, keys};
 
 /// The fetch function's three calls, told apart by `action`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +216,15 @@ pub async fn fetch_chunk(services: &Services, job: &JobRef, export: &ExportRef, 
             let connector = services.connector(&job.connector_id).await?;
             let scanner = services.scanner(&connector).await?;
             let bytes = scanner.download_chunk(export.kind, &export.export_uuid, chunk_id).await?;
+            let cache = ConnectorReferences { objects: services.objects.as_ref(), connector_id: &job.connector_id };
+            let reference_key = match scanner.chunk_reference(export.kind, &bytes, &cache).await? {
+                Some(reference) => {
+                    let key = keys::chunk_reference(&job.connector_id, &job.job_id, &chunk_key);
+                    services.objects.put_object(&key, reference, "application/json").await?;
+                    Some(key)
+                }
+                None => None,
+            };
             let raw_key = keys::raw_chunk(&job.connector_id, &job.job_id, &chunk_key);
             let size = bytes.len();
             services.objects.put_object(&raw_key, bytes, "application/json").await?;
@@ -236,9 +245,32 @@ pub async fn fetch_chunk(services: &Services, job: &JobRef, export: &ExportRef, 
                 })
                 .await?;
             tracing::info!(job_id = %job.job_id, chunk = %chunk_key, bytes = size, "chunk fetched");
-            Ok(ChunkOutput { chunk_key: chunk_key.clone(), kind: export.kind, object_key: raw_key, records: 0 })
+            Ok(ChunkOutput {
+                chunk_key: chunk_key.clone(),
+                kind: export.kind,
+                object_key: raw_key,
+                records: 0,
+                reference_key,
+            })
         })
         .await
+}
+
+/// A connector's reference cache: objects under its own prefix, kept between syncs.
+struct ConnectorReferences<'a> {
+    objects: &'a dyn ObjectStore,
+    connector_id: &'a str,
+}
+
+#[async_trait::async_trait]
+impl ReferenceCache for ConnectorReferences<'_> {
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.objects.find_object(&keys::reference(self.connector_id, name)).await
+    }
+
+    async fn put(&self, name: &str, body: Vec<u8>) -> Result<()> {
+        self.objects.put_object(&keys::reference(self.connector_id, name), body, "application/json").await
+    }
 }
 
 #[cfg(test)]

@@ -86,6 +86,9 @@ pub struct ChunkTask {
     pub kind: ExportKind,
     pub chunk_key: String,
     pub object_key: String,
+    /// What the raw chunk refers to, gathered by the fetch stage for the normalizer.
+    #[serde(default)]
+    pub reference_key: Option<String>,
 }
 
 /// What a chunk stage hands the next one.
@@ -95,6 +98,10 @@ pub struct ChunkOutput {
     pub kind: ExportKind,
     pub object_key: String,
     pub records: u64,
+    /// Set by the fetch stage when the scanner's chunk refers to facts kept beside it.
+    /// Always present, null when there are none: the state machine passes it on by path.
+    #[serde(default)]
+    pub reference_key: Option<String>,
 }
 
 impl Services {
@@ -374,6 +381,7 @@ pub(crate) mod test_support {
                 kind: fetched.kind,
                 chunk_key: fetched.chunk_key,
                 object_key: fetched.object_key,
+                reference_key: fetched.reference_key,
             };
             let normalized = normalize(&self.services, task).await?;
             let task = ChunkTask {
@@ -381,6 +389,7 @@ pub(crate) mod test_support {
                 kind: normalized.kind,
                 chunk_key: normalized.chunk_key,
                 object_key: normalized.object_key,
+                reference_key: None,
             };
             process(&self.services, task).await.map(|_| ())
         }

@@ -17,13 +17,19 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
     services
         .run_stage(&job.job_id, Stage::Normalizing, Some(chunk_key), async {
             let raw = services.objects.get_object(&task.object_key).await?;
+            let reference = match &task.reference_key {
+                Some(key) => Some(services.objects.get_object(key).await?),
+                None => None,
+            };
             // The whole chunk is checked before anything is written: a bad record
             // leaves no half-normalized chunk behind.
             let malformed =
                 |e: ChunkError| SyncError::MalformedChunk { chunk: chunk_key.to_string(), reason: e.to_string() };
             let normalizer = scanners::normalizer(job.scanner);
             let (ndjson, count) = match task.kind {
-                ExportKind::Vulns => to_ndjson(|keep| normalizer.findings(&raw, keep)).map_err(malformed)?,
+                ExportKind::Vulns => {
+                    to_ndjson(|keep| normalizer.findings(&raw, reference.as_deref(), keep)).map_err(malformed)?
+                }
                 ExportKind::Assets => to_ndjson(|keep| normalizer.assets(&raw, keep)).map_err(malformed)?,
             };
             let normalized_key = keys::normalized_chunk(&job.connector_id, &job.job_id, chunk_key);
@@ -49,6 +55,7 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
                 kind: task.kind,
                 object_key: normalized_key,
                 records: count,
+                reference_key: None,
             })
         })
         .await
@@ -84,7 +91,13 @@ mod tests {
     ) -> ChunkTask {
         let object_key = keys::raw_chunk(&job.connector_id, &job.job_id, "vulns-00001");
         h.store.put_object(&object_key, body.to_vec(), "application/json").await.unwrap();
-        ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: "vulns-00001".into(), object_key }
+        ChunkTask {
+            job: job.clone(),
+            kind: ExportKind::Vulns,
+            chunk_key: "vulns-00001".into(),
+            object_key,
+            reference_key: None,
+        }
     }
 
     #[tokio::test]

@@ -336,10 +336,15 @@ mod tests {
         let raw = serde_json::to_vec(vulns).unwrap();
         let raw_key = keys::raw_chunk(&job.connector_id, &job.job_id, chunk);
         h.store.put_object(&raw_key, raw.clone(), "application/json").await.unwrap();
-        let task =
-            ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: chunk.into(), object_key: raw_key };
-        let output = crate::pipeline::normalize::normalize(&h.services, task).await.expect("normalizes");
-        ChunkTask { job: job.clone(), kind: ExportKind::Vulns, chunk_key: chunk.into(), object_key: output.object_key }
+        let task = |object_key| ChunkTask {
+            job: job.clone(),
+            kind: ExportKind::Vulns,
+            chunk_key: chunk.into(),
+            object_key,
+            reference_key: None,
+        };
+        let output = crate::pipeline::normalize::normalize(&h.services, task(raw_key)).await.expect("normalizes");
+        task(output.object_key)
     }
 
     fn sample(h: &Harness, count: usize) -> Vec<serde_json::Value> {

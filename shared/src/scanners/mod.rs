@@ -67,6 +67,26 @@ pub trait ExportScanner: Send + Sync {
     async fn request_export(&self, request: &ExportRequest) -> Result<ExportStarted>;
     async fn export_status(&self, kind: ExportKind, export_uuid: &str) -> Result<ExportStatus>;
     async fn download_chunk(&self, kind: ExportKind, export_uuid: &str, chunk_id: u32) -> Result<Vec<u8>>;
+    /// What a downloaded chunk refers to but does not hold, which its normalizer needs,
+    /// gathered once when the chunk is fetched so that normalizing calls no scanner and
+    /// a retried normalize reads the very same facts. Qualys detections name QIDs whose
+    /// titles and CVEs are in its KnowledgeBase; Tenable's chunks are whole (None).
+    /// `cache` keeps what earlier chunks and syncs gathered.
+    async fn chunk_reference(
+        &self,
+        _kind: ExportKind,
+        _chunk: &[u8],
+        _cache: &dyn ReferenceCache,
+    ) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+}
+
+/// A connector's store of reference facts between syncs, by the scanner's own names.
+#[async_trait]
+pub trait ReferenceCache: Send + Sync {
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    async fn put(&self, name: &str, body: Vec<u8>) -> Result<()>;
 }
 
 /// What one scanner call may spend.
@@ -134,9 +154,11 @@ pub fn connect(
 /// to `keep` in the chunk's order, so that no chunk is held whole. Stops at the first
 /// unusable record, naming it.
 pub trait ChunkNormalizer: Send + Sync {
+    /// `reference` is what [`ExportScanner::chunk_reference`] gathered for the chunk.
     fn findings(
         &self,
         raw: &[u8],
+        reference: Option<&[u8]>,
         keep: &mut dyn FnMut(NormalizedRecord) -> Result<(), ChunkError>,
     ) -> Result<u64, ChunkError>;
     fn assets(

@@ -469,4 +469,8 @@ impl ObjectStore for MemoryStore {
             .cloned()
             .ok_or_else(|| SyncError::storage(format!("reading s3 object {key}"), "no such key", false))
     }
+
+    async fn find_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(lock(&self.objects).get(key).cloned())
+    }
 }

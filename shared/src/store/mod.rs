@@ -333,6 +333,8 @@ pub trait InventoryStore: Send + Sync {
 pub trait ObjectStore: Send + Sync {
     async fn put_object(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<()>;
     async fn get_object(&self, key: &str) -> Result<Vec<u8>>;
+    /// The object, or None when there is none under `key`.
+    async fn find_object(&self, key: &str) -> Result<Option<Vec<u8>>>;
 }
 
 /// Where a job's chunks are kept: by connector, job and chunk, so a job's data can be
@@ -340,6 +342,17 @@ pub trait ObjectStore: Send + Sync {
 pub mod keys {
     pub fn raw_chunk(connector_id: &str, job_id: &str, chunk_key: &str) -> String {
         format!("raw/{connector_id}/{job_id}/{chunk_key}.json")
+    }
+
+    /// What the raw chunk refers to and its normalizer needs (see
+    /// [`crate::scanners::ExportScanner::chunk_reference`]), kept beside it.
+    pub fn chunk_reference(connector_id: &str, job_id: &str, chunk_key: &str) -> String {
+        format!("raw/{connector_id}/{job_id}/{chunk_key}.reference.json")
+    }
+
+    /// A connector's reference cache, kept between syncs: `name` is the scanner's own.
+    pub fn reference(connector_id: &str, name: &str) -> String {
+        format!("reference/{connector_id}/{name}")
     }
 
     pub fn normalized_chunk(connector_id: &str, job_id: &str, chunk_key: &str) -> String {

@@ -57,20 +57,23 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_object(&self, key: &str) -> Result<Vec<u8>> {
+        self.find_object(key).await?.ok_or_else(|| {
+            SyncError::storage(format!("reading s3://{}/{key}", self.bucket), "there is no such object", false)
+        })
+    }
+
+    async fn find_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.meter.s3_get();
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| s3_error(format!("reading s3://{}/{key}", self.bucket), e))?;
+        let output = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(output) => output,
+            Err(SdkError::ServiceError(service)) if service.err().is_no_such_key() => return Ok(None),
+            Err(e) => return Err(s3_error(format!("reading s3://{}/{key}", self.bucket), e)),
+        };
         let bytes = output
             .body
             .collect()
             .await
             .map_err(|e| SyncError::storage(format!("reading s3://{}/{key}", self.bucket), e, true))?;
-        Ok(bytes.into_bytes().to_vec())
+        Ok(Some(bytes.into_bytes().to_vec()))
     }
 }

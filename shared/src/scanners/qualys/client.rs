@@ -10,7 +10,7 @@
 //! state is kept between invocations. Every call is a form POST, which keeps long
 //! parameter lists out of the URL (Qualys answers 414 to GET URLs over 8 KB).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,17 +18,22 @@ use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
+use super::knowledge_base::{self, KnowledgeEntry};
+use super::knowledge_cache::{self, KnowledgeSource};
 use super::page::{self, Answer as Page, Refusal, whole_number};
 use crate::errors::{Redactor, Result, SyncError};
 use crate::model::{ExportKind, Severity};
 use crate::normalize::ChunkError;
 use crate::scanner_network::ScannerHttp;
 use crate::scanners::exchange::{Answer, exchange};
-use crate::scanners::{CallLimits, ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus};
+use crate::scanners::{
+    CallLimits, ExportRequest, ExportScanner, ExportStarted, ExportState, ExportStatus, ReferenceCache,
+};
 
 const ABOUT: &str = "/msp/about.php";
 const HOSTS: &str = "/api/2.0/fo/asset/host/";
 const DETECTIONS: &str = "/api/2.0/fo/asset/host/vm/detection/";
+const KNOWLEDGE_BASE: &str = "/api/2.0/fo/knowledge_base/vuln/";
 
 /// SIMPLE_RETURN codes of a call turned away for a while: the concurrency limit (1960),
 /// the rate limit (1965), another run of the same API by the user (1920).
@@ -190,7 +195,23 @@ fn processed_after(since: i64) -> Option<(&'static str, String)> {
     (since > 0)
         .then(|| chrono::DateTime::from_timestamp(since, 0))
         .flatten()
-        .map(|at| ("vm_processed_after", at.format("%Y-%m-%dT%H:%M:%SZ").to_string()))
+        .map(|at| ("vm_processed_after", qualys_time(at)))
+}
+
+/// A time as Qualys' API parameters take it.
+fn qualys_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The QIDs a Host List Detection page names. A page the normalizer cannot read gives
+/// the QIDs before the fault: the normalize stage reports the fault itself.
+fn qids_of(page: &[u8]) -> BTreeSet<u64> {
+    let mut qids = BTreeSet::new();
+    let _ = super::normalize::each_detection(page, &HashMap::new(), |record| {
+        qids.extend(record.finding.plugin_id.parse::<u64>().ok());
+        Ok(())
+    });
+    qids
 }
 
 /// The widest power-of-two bucket of host ids that holds at most `per_chunk` of `ids`,
@@ -320,6 +341,42 @@ impl ExportScanner for QualysClient {
             form.push(("severities", levels.join(",")));
         }
         self.call(Method::POST, DETECTIONS, &form).await
+    }
+
+    /// The KnowledgeBase entries of the page's QIDs, as JSON, for the normalizer.
+    async fn chunk_reference(
+        &self,
+        kind: ExportKind,
+        chunk: &[u8],
+        cache: &dyn ReferenceCache,
+    ) -> Result<Option<Vec<u8>>> {
+        if kind != ExportKind::Vulns {
+            return Ok(None);
+        }
+        let entries = knowledge_cache::entries_for(&qids_of(chunk), cache, self, chrono::Utc::now()).await?;
+        serde_json::to_vec(&entries)
+            .map(Some)
+            .map_err(|e| SyncError::Internal(format!("the chunk's KnowledgeBase entries cannot be written: {e}")))
+    }
+}
+
+#[async_trait]
+impl KnowledgeSource for QualysClient {
+    async fn knowledge_entries(
+        &self,
+        qids: &[u64],
+        changed_after: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<KnowledgeEntry>> {
+        let ids: Vec<String> = qids.iter().map(u64::to_string).collect();
+        let mut form = vec![("action", "list".to_string()), ("details", "All".into()), ("ids", ids.join(","))];
+        form.extend(changed_after.map(|at| ("last_modified_after", qualys_time(at))));
+        let body = self.call(Method::POST, KNOWLEDGE_BASE, &form).await?;
+        let mut entries = Vec::new();
+        knowledge_base::each_entry(&body, |entry| entries.push(entry)).map_err(|error| SyncError::ScannerRejected {
+            reason: format!("{KNOWLEDGE_BASE} answered something vulnflow cannot read: {error}"),
+            response: Some(self.redactor.response(200, [], &String::from_utf8_lossy(&body))),
+        })?;
+        Ok(entries)
     }
 }
 

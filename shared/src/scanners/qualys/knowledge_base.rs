@@ -33,6 +33,21 @@ pub struct KnowledgeEntry {
     pub last_modified: Option<DateTime<Utc>>,
 }
 
+impl KnowledgeEntry {
+    /// The entry of a QID the KnowledgeBase does not describe.
+    pub fn unknown(qid: u64) -> Self {
+        KnowledgeEntry {
+            qid,
+            title: None,
+            category: None,
+            cves: Vec::new(),
+            cvss3_base: None,
+            solution: None,
+            last_modified: None,
+        }
+    }
+}
+
 /// Where the normalizer finds a QID's entry.
 pub trait KnowledgeLookup {
     fn entry(&self, qid: u64) -> Option<&KnowledgeEntry>;

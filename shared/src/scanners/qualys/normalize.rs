@@ -21,7 +21,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::knowledge_base::KnowledgeLookup;
+use super::knowledge_base::{KnowledgeEntry, KnowledgeLookup};
 use super::page::{self, Answer, Place, WHOLE_NUMBER, whole_number};
 use crate::model::{Asset, Finding, FindingState, NormalizedRecord, OsCategory, ScannerKind, Severity};
 use crate::normalize::fields::bounded_text;
@@ -37,18 +37,24 @@ const WARNING: &[&str] = &["RESPONSE", "WARNING"];
 /// The WARNING code of a truncated page: its URL asks for the next page.
 const TRUNCATED: &str = "1980";
 
-/// Qualys' chunks: Host List Detection pages. Until the KnowledgeBase cache joins the
-/// pipeline, findings carry no KnowledgeBase facts (their title is `QID <n>`), which is
-/// why the API does not create Qualys connectors yet.
+/// Qualys' chunks: Host List Detection pages, with the KnowledgeBase entries of their
+/// QIDs as the chunk's reference (a JSON list of [`KnowledgeEntry`]).
 pub struct QualysNormalizer;
 
 impl ChunkNormalizer for QualysNormalizer {
     fn findings(
         &self,
         raw: &[u8],
+        reference: Option<&[u8]>,
         keep: &mut dyn FnMut(NormalizedRecord) -> Result<(), ChunkError>,
     ) -> Result<u64, ChunkError> {
-        each_detection(raw, &HashMap::new(), keep)
+        let entries: Vec<KnowledgeEntry> = match reference {
+            Some(reference) => serde_json::from_slice(reference)
+                .map_err(|e| ChunkError::BadReference(format!("its KnowledgeBase entries: {e}")))?,
+            None => Vec::new(),
+        };
+        let knowledge: HashMap<u64, KnowledgeEntry> = entries.into_iter().map(|entry| (entry.qid, entry)).collect();
+        each_detection(raw, &knowledge, keep)
     }
 
     fn assets(

@@ -36,9 +36,11 @@ pub fn normalize_assets_chunk(bytes: &[u8]) -> Result<Vec<NormalizedAsset>, Chun
 pub struct TenableNormalizer;
 
 impl ChunkNormalizer for TenableNormalizer {
+    /// A Tenable chunk refers to nothing outside it.
     fn findings(
         &self,
         raw: &[u8],
+        _reference: Option<&[u8]>,
         keep: &mut dyn FnMut(NormalizedRecord) -> Result<(), ChunkError>,
     ) -> Result<u64, ChunkError> {
         each_record(raw, normalize_vuln, keep)

@@ -1,0 +1,164 @@
+//! Qualys connectors on the local stack: made through the API, synced by the real state
+//! machine from the Qualys simulator (its XML, its paging, its limits and its
+//! KnowledgeBase), full and then incremental, as a user of Tenable connectors would.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use qualys_simulator::{
+    Changes, CredentialError, DetectionStatus, Faults, FirstCalls, RateLimited, RunningSimulator, ServerErrors,
+    SimulatorConfig,
+};
+use serde_json::{Value, json};
+use vulnflow_e2e::Stack;
+use vulnflow_e2e::api::ApiClient;
+use vulnflow_shared::auth::Role;
+use vulnflow_shared::model::FindingState;
+use vulnflow_shared::store::StoredFinding;
+
+/// A finding as the simulator's truth says it must be stored: its id, and its state.
+fn truth(simulator: &RunningSimulator) -> BTreeMap<String, FindingState> {
+    let dataset = simulator.dataset();
+    let mut findings = BTreeMap::new();
+    for host in dataset.hosts() {
+        for detection in &host.detections {
+            let id = format!(
+                "qualys/{}/{}/{}/{}",
+                host.id,
+                detection.qid,
+                detection.port.unwrap_or(0),
+                detection.protocol.unwrap_or("none")
+            );
+            let state = match detection.status {
+                DetectionStatus::New | DetectionStatus::Active => FindingState::Open,
+                DetectionStatus::ReOpened => FindingState::Reopened,
+                DetectionStatus::Fixed => FindingState::Fixed,
+            };
+            findings.insert(id, state);
+        }
+    }
+    findings
+}
+
+async fn stored(stack: &Stack, connector_id: &str) -> Vec<StoredFinding> {
+    let items = stack.findings(connector_id, None).await;
+    serde_dynamo::aws_sdk_dynamodb_1::from_items(items).expect("stored findings read back")
+}
+
+fn states(findings: &[StoredFinding]) -> BTreeMap<String, FindingState> {
+    findings.iter().map(|stored| (stored.finding.finding_id.clone(), stored.finding.state)).collect()
+}
+
+/// Creates a Qualys connector for the simulator through the API, answering its id.
+async fn create_connector(api: &ApiClient, admin: &str, simulator: &RunningSimulator, password: &str) -> String {
+    let created = api
+        .post(
+            "/connectors",
+            admin,
+            json!({
+                "name": "Qualys (simulator)",
+                "type": "qualys",
+                "base_url": simulator.base_url,
+                "username": "sim-user",
+                "password": password,
+            }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.body["type"], "qualys");
+    assert!(!created.text.contains(password), "the answer holds no password: {}", created.text);
+    created.body["connector_id"].as_str().expect("an id").to_string()
+}
+
+/// Starts a sync through the API and answers the ended job's detail.
+async fn sync(api: &ApiClient, admin: &str, connector_id: &str, mode: &str) -> Value {
+    let started = api.post(&format!("/connectors/{connector_id}/syncs"), admin, json!({ "mode": mode })).await;
+    assert_eq!(started.status, 202, "{}", started.text);
+    let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
+    api.wait_until_ended(&job_id, admin).await;
+    api.get(&format!("/jobs/{job_id}"), admin).await.body
+}
+
+#[tokio::test]
+async fn a_qualys_connector_syncs_in_full_then_incrementally_with_titles_from_the_knowledge_base() {
+    let stack = Stack::local().await;
+    let api = ApiClient::new(&stack);
+    let admin = stack.token("ana@example.com", Role::Admin).await;
+    let config = SimulatorConfig { seed: 11, hosts: 60, detections_per_host: 6, ..Default::default() };
+    let password = config.password.clone();
+    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
+    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+
+    let full = sync(&api, &admin, &connector_id, "full").await;
+    assert_eq!(full["status"], "FINISHED", "{full}");
+    let expected = truth(&simulator);
+    assert_eq!(expected.len(), 360, "60 hosts of 6 detections, fixed ones included");
+    assert_eq!(full["counts"]["findings_new"], 360, "{}", full["counts"]);
+    assert_eq!(full["counts"]["findings_received"], 360, "{}", full["counts"]);
+    let findings = stored(&stack, &connector_id).await;
+    assert_eq!(states(&findings), expected, "every detection stored once, in its state");
+
+    let knowledge_base: BTreeMap<u64, &str> =
+        simulator.dataset().knowledge_base().iter().map(|vuln| (u64::from(vuln.qid), vuln.title)).collect();
+    for stored in &findings {
+        let qid: u64 = stored.finding.plugin_id.parse().expect("a QID");
+        assert_eq!(Some(stored.finding.title.as_str()), knowledge_base.get(&qid).copied(), "QID {qid}");
+    }
+    let asked_first = simulator.knowledge_base_qids_requested();
+    let dataset_qids: BTreeSet<u64> = simulator.dataset().qids().into_iter().map(u64::from).collect();
+    assert_eq!(asked_first.iter().copied().collect::<BTreeSet<_>>(), dataset_qids, "every QID found was asked");
+    // Chunks running side by side may each ask for a QID neither found cached: the cache
+    // saves the asking across chunks that follow and across syncs.
+
+    let changes = simulator.apply_changes(Changes { fix: 5, reopen: 2, new_findings: 4, ..Default::default() });
+    let incremental = sync(&api, &admin, &connector_id, "incremental").await;
+    assert_eq!(incremental["status"], "FINISHED", "{incremental}");
+    let counts = &incremental["counts"];
+    assert_eq!(counts["findings_new"], changes.added.len(), "{counts}");
+    assert_eq!(counts["findings_fixed"], changes.fixed.len(), "{counts}");
+    assert_eq!(counts["findings_reopened"], changes.reopened.len(), "{counts}");
+    assert_eq!(states(&stored(&stack, &connector_id).await), truth(&simulator), "the changes are stored");
+    let asked_again: BTreeSet<u64> =
+        simulator.knowledge_base_qids_requested()[asked_first.len()..].iter().copied().collect();
+    assert!(
+        asked_again.is_disjoint(&dataset_qids),
+        "QIDs cached by the first sync are not asked again: {asked_again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_qualys_sync_waits_out_limits_and_retries_server_errors_then_stores_everything() {
+    let stack = Stack::local().await;
+    let api = ApiClient::new(&stack);
+    let admin = stack.token("ana@example.com", Role::Admin).await;
+    let faults = Faults {
+        rate_limited: Some(RateLimited { first: FirstCalls { calls: 2, route: None }, to_wait_secs: 1 }),
+        server_errors: Some(ServerErrors { status: 503, first: FirstCalls { calls: 2, route: None } }),
+        ..Default::default()
+    };
+    let config = SimulatorConfig { seed: 12, hosts: 30, detections_per_host: 4, faults, ..Default::default() };
+    let password = config.password.clone();
+    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
+    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+
+    let job = sync(&api, &admin, &connector_id, "full").await;
+    assert_eq!(job["status"], "FINISHED", "{job}");
+    assert_eq!(states(&stored(&stack, &connector_id).await), truth(&simulator));
+    assert_eq!(job["counts"]["findings_new"], 120, "{}", job["counts"]);
+}
+
+#[tokio::test]
+async fn a_qualys_login_that_needs_secure_id_ends_the_sync_as_a_credential_error_without_the_password() {
+    let stack = Stack::local().await;
+    let api = ApiClient::new(&stack);
+    let admin = stack.token("ana@example.com", Role::Admin).await;
+    let faults = Faults { credential_error: Some(CredentialError::SecureIdRequired), ..Default::default() };
+    let config = SimulatorConfig { seed: 13, hosts: 5, faults, ..Default::default() };
+    let password = config.password.clone();
+    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
+    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+
+    let job = sync(&api, &admin, &connector_id, "full").await;
+    assert_eq!(job["status"], "CREDENTIAL_ERROR", "{job}");
+    assert!(!job.to_string().contains(&password), "{job}");
+    assert_eq!(stack.count_findings(&connector_id).await, 0);
+}
