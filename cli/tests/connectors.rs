@@ -5,6 +5,7 @@ mod common;
 
 use common::{CONNECTOR, TestApi, admin, assert_exit, reader, stderr, stdout, vulnflow};
 use serde_json::{Value, json};
+use vulnflow_shared::store::ConnectorStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connectors_table_lists_a_created_connector() {
@@ -143,4 +144,55 @@ async fn the_help_lists_the_exit_codes_and_never_shows_the_token() {
     }
     assert!(help.contains("[env: VULNFLOW_TOKEN]"), "{help}");
     assert!(!help.contains(&token), "{help}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_a_qualys_connector_with_its_login_from_the_environment_only() {
+    let api = TestApi::start().await;
+    let create = [
+        "connectors",
+        "create",
+        "--type",
+        "qualys",
+        "--name",
+        "Qualys (EU platform)",
+        "--base-url",
+        "https://tenable.internal.example",
+        "--id",
+        "qualys-eu",
+        "--schedule-hours",
+        "12",
+    ];
+    let environment = |password: &'static str| {
+        vec![
+            ("VULNFLOW_API_URL", api.url.clone()),
+            ("VULNFLOW_TOKEN", admin()),
+            ("VULNFLOW_USERNAME", "acme_ab12".to_owned()),
+            ("VULNFLOW_PASSWORD", password.to_owned()),
+        ]
+    };
+    let without_password: Vec<(&str, String)> =
+        environment("").into_iter().filter(|(name, _)| *name != "VULNFLOW_PASSWORD").collect();
+    let refused = vulnflow(&create, &pairs(&without_password)).await;
+    assert_exit(&refused, 2);
+    assert!(stderr(&refused).contains("set VULNFLOW_PASSWORD"), "{}", stderr(&refused));
+    assert!(api.store.get_connector("qualys-eu").await.unwrap().is_none(), "nothing was created");
+
+    let created = vulnflow(&create, &pairs(&environment("correct-horse-battery"))).await;
+    assert_exit(&created, 0);
+    let table = stdout(&created);
+    let cells: Vec<&str> =
+        table.lines().nth(1).unwrap_or_default().split("  ").map(str::trim).filter(|cell| !cell.is_empty()).collect();
+    assert_eq!(
+        cells,
+        ["qualys-eu", "Qualys (EU platform)", "qualys", "https://tenable.internal.example", "every 12 h", "full"],
+        "{table}"
+    );
+    assert!(!table.contains("correct-horse-battery") && !stderr(&created).contains("correct-horse-battery"));
+    let secret = api.store.secret("vulnflow/qualys-eu").expect("the login is in the connector's secret");
+    assert_eq!(secret.values(), ["acme_ab12", "correct-horse-battery"]);
+}
+
+fn pairs<'a>(environment: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    environment.iter().map(|(name, value)| (*name, value.as_str())).collect()
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 /// Which scanner a connector talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "snake_case"))]
 pub enum ScannerKind {
     Tenable,
     /// Qualys VMDR.
