@@ -3,6 +3,7 @@
 //! KnowledgeBase), full and then incremental, as a user of Tenable connectors would.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use qualys_simulator::{
     Changes, CredentialError, DetectionStatus, Faults, FirstCalls, RateLimited, RunningSimulator, ServerErrors,
@@ -12,8 +13,8 @@ use serde_json::{Value, json};
 use vulnflow_e2e::Stack;
 use vulnflow_e2e::api::ApiClient;
 use vulnflow_shared::auth::Role;
-use vulnflow_shared::model::FindingState;
-use vulnflow_shared::store::StoredFinding;
+use vulnflow_shared::model::{FindingState, JobStatus};
+use vulnflow_shared::store::{JobStore, StoredFinding};
 
 /// A finding as the simulator's truth says it must be stored: its id, and its state.
 fn truth(simulator: &RunningSimulator) -> BTreeMap<String, FindingState> {
@@ -161,4 +162,73 @@ async fn a_qualys_login_that_needs_secure_id_ends_the_sync_as_a_credential_error
     assert_eq!(job["status"], "CREDENTIAL_ERROR", "{job}");
     assert!(!job.to_string().contains(&password), "{job}");
     assert_eq!(stack.count_findings(&connector_id).await, 0);
+}
+
+#[tokio::test]
+async fn a_qualys_sync_of_assets_only_stores_its_hosts_and_a_vulns_only_one_its_findings() {
+    let stack = Stack::local().await;
+    let api = ApiClient::new(&stack);
+    let admin = stack.token("ana@example.com", Role::Admin).await;
+    let config = SimulatorConfig { seed: 14, hosts: 70, detections_per_host: 3, ..Default::default() };
+    let password = config.password.clone();
+    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
+    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+
+    let assets = sync(&api, &admin, &connector_id, "assets_only").await;
+    assert_eq!(assets["status"], "FINISHED", "{assets}");
+    assert_eq!(assets["counts"]["assets_received"], 70, "{}", assets["counts"]);
+    assert_eq!(stack.count_items("AssetsTable", &connector_id, None).await, 70);
+    assert_eq!(stack.count_findings(&connector_id).await, 0, "assets only: no finding");
+
+    let vulns = sync(&api, &admin, &connector_id, "vulns_only").await;
+    assert_eq!(vulns["status"], "FINISHED", "{vulns}");
+    assert_eq!(vulns["counts"]["assets_received"], 0, "{}", vulns["counts"]);
+    assert_eq!(states(&stored(&stack, &connector_id).await), truth(&simulator));
+}
+
+#[tokio::test]
+async fn a_cancelled_qualys_sync_resumes_fetching_only_the_host_buckets_it_had_not_processed() {
+    let stack = Stack::local().await;
+    let api = ApiClient::new(&stack);
+    let admin = stack.token("ana@example.com", Role::Admin).await;
+    let faults = Faults { slow_detection_pages: Some(Duration::from_millis(1_500)), ..Default::default() };
+    let config = SimulatorConfig { seed: 15, hosts: 400, detections_per_host: 5, faults, ..Default::default() };
+    let password = config.password.clone();
+    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
+    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+    let syncs = format!("/connectors/{connector_id}/syncs");
+    let started = api.post(&syncs, &admin, json!({ "mode": "vulns_only" })).await;
+    assert_eq!(started.status, 202, "{}", started.text);
+    let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let job = stack.store.get_job(&job_id).await.expect("reads").expect("the job");
+        if job.counts.findings_received >= 250 {
+            break;
+        }
+        assert!(!job.status.is_terminal() && Instant::now() < deadline, "the sync ended first: {:?}", job.status);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cancelled = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
+    assert_eq!(cancelled.status, 202, "{}", cancelled.text);
+    let resumed = api.post(&syncs, &admin, json!({ "resume_job_id": job_id })).await;
+    assert_eq!(resumed.status, 202, "{}", resumed.text);
+    let resumed_id = resumed.body["job_id"].as_str().expect("a job id").to_string();
+    let ended = api.wait_until_ended(&resumed_id, &admin).await;
+    assert_eq!(ended["status"], "FINISHED", "{ended}");
+
+    let first = stack.store.get_job(&job_id).await.expect("reads").expect("the cancelled job");
+    let second = stack.store.get_job(&resumed_id).await.expect("reads").expect("the resumed job");
+    assert_eq!(first.status, JobStatus::Cancelled);
+    assert_eq!(second.resumed_from.as_deref(), Some(job_id.as_str()));
+    assert!(second.counts.findings_received < 2_000, "the resumption fetched only what was left: {:?}", second.counts);
+    assert_eq!(
+        first.counts.findings_new + second.counts.findings_new,
+        2_000,
+        "{:?} + {:?}",
+        first.counts,
+        second.counts
+    );
+    assert_eq!(states(&stored(&stack, &connector_id).await), truth(&simulator));
 }
