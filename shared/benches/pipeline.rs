@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use tenable_simulator::Dataset;
 use vulnflow_shared::cost::{self, Measured, Prices, Workload};
+use vulnflow_shared::job::{SyncRequest, new_job};
 use vulnflow_shared::model::{Connector, ConnectorRecord, ExportKind, ScannerKind, SyncMode, SyncScope};
-use vulnflow_shared::pipeline::initiate::{SyncRequest, new_job};
 use vulnflow_shared::pipeline::normalize::normalize;
 use vulnflow_shared::pipeline::process::process;
 use vulnflow_shared::pipeline::{ChunkTask, JobRef, Services, Settings};

@@ -7,8 +7,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::errors::{Result, SyncError};
+use crate::job::SyncRequest;
 use crate::model::{ConnectorRecord, JobStatus, SyncScope, Trigger};
-use crate::pipeline::initiate::SyncRequest;
 use crate::starter::SyncStarter;
 use crate::store::{HistoryFilter, HistoryPage};
 

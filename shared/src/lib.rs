@@ -8,6 +8,7 @@ pub mod config;
 pub mod cost;
 pub mod dispatch;
 pub mod errors;
+pub mod job;
 pub mod lambda;
 pub mod model;
 pub mod normalize;

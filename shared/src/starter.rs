@@ -6,10 +6,8 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::errors::{Result, SyncError};
-use crate::model::{ConnectorRecord, JobStatus, Stage, StageOutcome, SyncClaim, SyncJob};
-use crate::pipeline::finalize::settle_unfinished;
-use crate::pipeline::initiate::{SyncRequest, new_job};
-use crate::pipeline::{failure_of, resume};
+use crate::job::{self, JobEnd, SyncRequest, failure_of};
+use crate::model::{ConnectorRecord, JobStatus, Stage, SyncClaim, SyncJob};
 use crate::store::{ConnectorStore, HistoryFilter, HistoryPage, JobStore};
 use crate::workflow::{ExecutionState, Workflow};
 
@@ -41,8 +39,8 @@ impl SyncStarter {
         self.ensure_idle(record).await?;
         let input = serde_json::to_value(&request)
             .map_err(|e| SyncError::Internal(format!("cannot encode the sync request: {e}")))?;
-        let mut job = new_job(job_id, record, request, &self.deployment, Utc::now())?;
-        resume::plan(self.jobs.as_ref(), &mut job).await?;
+        let mut job = job::new_job(job_id, record, request, &self.deployment, Utc::now())?;
+        job::plan_resumption(self.jobs.as_ref(), &mut job).await?;
         let connector_id = &record.connector.connector_id;
         let claim = SyncClaim { job_id: job_id.to_string(), claimed_at: Utc::now() };
         let previous = record.sync_claim.as_ref().map(|claim| claim.job_id.as_str());
@@ -137,23 +135,19 @@ impl SyncStarter {
         );
         let stage = job.current_stage.or(job.stage_reached()).unwrap_or(Stage::Initiating);
         let failure = failure_of(&SyncError::Internal(message), stage, None, Utc::now());
-        settle_unfinished(self.jobs.as_ref(), &job, StageOutcome::Failed, Some(&failure)).await?;
+        job::end(self.jobs.as_ref(), &job, JobEnd::Orphaned(failure)).await?;
         tracing::warn!(job_id = %job.job_id, connector_id = %job.connector_id, %what_happened, "settled a job that had stopped");
         Ok(true)
     }
 
     /// Ends the job of a sync whose execution did not start as failed, and frees its
     /// connector: the attempt stays in the history, and the connector must not look busy.
-    async fn not_started(&self, mut job: SyncJob, error: &SyncError) {
-        let now = Utc::now();
-        let failure = failure_of(error, Stage::Initiating, None, now);
-        job.status = failure.status;
-        job.ended_at = Some(now);
+    async fn not_started(&self, job: SyncJob, error: &SyncError) {
+        let failure = failure_of(error, Stage::Initiating, None, Utc::now());
         let (job_id, connector_id) = (&job.job_id, &job.connector_id);
-        for bookkeeping in [self.jobs.record_failure(job_id, &failure).await, self.jobs.finish_job(&job).await] {
-            if let Err(secondary) = bookkeeping {
-                tracing::error!(%job_id, %connector_id, error = %secondary, "could not record a sync that did not start");
-            }
+        // A job left unended is settled later, once its start grace is over.
+        if let Err(secondary) = job::end(self.jobs.as_ref(), &job, JobEnd::NeverStarted(failure)).await {
+            tracing::error!(%job_id, %connector_id, error = %secondary, "could not record a sync that did not start");
         }
         self.release(connector_id, job_id).await;
     }

@@ -6,9 +6,8 @@ use super::jobs::{self, JobView};
 use super::{ApiServices, connectors, input};
 use crate::auth::Caller;
 use crate::errors::{Result, SyncError};
-use crate::model::{StageOutcome, SyncJob, SyncMode, SyncScope, Trigger};
-use crate::pipeline::finalize::settle_unfinished;
-use crate::pipeline::initiate::SyncRequest;
+use crate::job::{self, JobEnd, SyncRequest};
+use crate::model::{SyncJob, SyncMode, SyncScope, Trigger};
 
 const MAX_REASON_CHARS: usize = 500;
 
@@ -133,7 +132,7 @@ pub(super) async fn cancel(services: &ApiServices, caller: &Caller, job_id: &str
     // that outcome stands.
     let job = jobs::found(services, job_id).await?;
     ensure_running(&job)?;
-    settle_unfinished(services.jobs.as_ref(), &job, StageOutcome::Cancelled, None).await?;
+    job::end(services.jobs.as_ref(), &job, JobEnd::Cancelled).await?;
     tracing::info!(job_id, by = %caller.principal, "sync cancelled");
     jobs::get_view(services, &jobs::found(services, job_id).await?, None).await
 }

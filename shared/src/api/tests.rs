@@ -498,7 +498,7 @@ async fn a_manual_sync_starts_the_workflow_with_the_sync_request_and_a_new_job_i
             "trigger": { "type": "manual", "by": "ana@example.com" }
         })
     );
-    let request: crate::pipeline::initiate::SyncRequest =
+    let request: crate::job::SyncRequest =
         serde_json::from_value(executions[0].input.clone()).expect("initiate reads it");
     assert_eq!(request.mode, Some(SyncMode::VulnsOnly));
 

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::Services;
 use crate::errors::{FUNCTION_DIED_ACTION, Result, error_names, job_status_for, recommended_action};
+use crate::job::{self, JobEnd};
 use crate::model::{
-    ChunkCounts, ChunkStatus, ExportKind, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, SweepMark, SyncJob,
-    SyncMode,
+    ChunkCounts, ChunkStatus, ExportKind, JobFailure, JobStatus, RecordCounts, Stage, SweepMark, SyncJob, SyncMode,
 };
-use crate::store::{JobStore, SWEEP_CHUNK};
+use crate::store::SWEEP_CHUNK;
 
 /// An error the state machine caught, as Step Functions hands it over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,10 +91,6 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
                 (None, None) if counts.failed > 0 => Some(unprocessed_chunks_failure(&chunks, counts)),
                 (None, None) => None,
             };
-            if let (None, Some(failure)) = (&job.failure, &failure) {
-                services.jobs.record_failure(&job_id, failure).await?;
-                services.jobs.stage_ended(&job_id, failure.stage, StageOutcome::Failed, failure.occurred_at).await?;
-            }
             if failure.is_none() {
                 let sweep_begins = !sweep_under_way && job.sees_every_finding() && job.sweep != Some(SweepMark::Done);
                 if sweep_begins && sweep_page(services, &job).await? != SweepMark::Done {
@@ -104,12 +100,8 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
                     services.connectors.advance_cursor(&job.connector_id, job.data_as_of().timestamp()).await?;
                 }
             }
-            let mut finished = job.clone();
-            finished.status = failure.as_ref().map_or(JobStatus::Finished, |f| f.status);
-            finished.chunks = counts;
-            finished.ended_at = Some(Utc::now());
-            finished.current_stage = None;
-            services.jobs.finish_job(&finished).await?;
+            let settled = JobEnd::Settled { failure: failure.clone(), chunks: counts };
+            let finished = job::end(services.jobs.as_ref(), &job, settled).await?;
             tracing::info!(job_id, status = %finished.status, ?counts, "sync job finished");
             let stored = services.jobs.get_job(&job_id).await?.unwrap_or(finished);
             Ok(JobSummary {
@@ -122,36 +114,6 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
             })
         })
         .await
-}
-
-/// Ends a job whose execution stopped before finalize could settle it: CANCELLED with
-/// its running stages `cancelled`, or, with the `failure` that says why, in the
-/// failure's status with its running stages `failed`. What it processed is kept: the
-/// chunk counts come from the chunk records, as finalize counts them.
-pub async fn settle_unfinished(
-    jobs: &dyn JobStore,
-    job: &SyncJob,
-    outcome: StageOutcome,
-    failure: Option<&JobFailure>,
-) -> Result<()> {
-    let now = Utc::now();
-    for (stage, run) in &job.stages {
-        if run.outcome == StageOutcome::Running {
-            jobs.stage_ended(&job.job_id, *stage, outcome, now).await?;
-        }
-    }
-    if let Some(failure) = failure {
-        jobs.record_failure(&job.job_id, failure).await?;
-    }
-    let chunks = jobs.chunks(&job.job_id).await?;
-    let ended = SyncJob {
-        status: failure.map_or(JobStatus::Cancelled, |failure| failure.status),
-        chunks: ChunkCounts::settled(job.chunks.total, &chunks),
-        ended_at: Some(now),
-        current_stage: None,
-        ..job.clone()
-    };
-    jobs.finish_job(&ended).await
 }
 
 /// What finalize answers while its sweep has pages left: the state machine calls it again.
@@ -282,7 +244,7 @@ mod tests {
     use tenable_simulator::{Changes, Faults, FindingKey, SimulatorConfig};
 
     use super::*;
-    use crate::model::{Finding, ScannerKind};
+    use crate::model::{Finding, ScannerKind, StageOutcome};
     use crate::pipeline::JobRef;
     use crate::pipeline::fetch::{next_export, poll_export};
     use crate::pipeline::test_support::{CONNECTOR, harness};

@@ -1,29 +1,12 @@
 //! Initiating: create the job record for an execution.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{JobRef, Services, resume};
+use super::{JobRef, Services};
 use crate::errors::{Result, SyncError};
-use crate::model::{ConnectorRecord, Stage, SyncJob, SyncMode, SyncScope, Trigger};
-
-/// What starts a sync: the state machine's execution input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SyncRequest {
-    pub connector_id: String,
-    /// The connector's default mode when absent.
-    #[serde(default)]
-    pub mode: Option<SyncMode>,
-    /// Scheduled when absent.
-    #[serde(default)]
-    pub trigger: Option<Trigger>,
-    /// A manual run may narrow what it exports; everything when absent.
-    #[serde(default)]
-    pub scope: SyncScope,
-    /// The ended job this sync takes up again, with its mode and scope.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resumed_from: Option<String>,
-}
+use crate::job::{self, SyncRequest};
+use crate::model::{Stage, SyncJob};
 
 /// The request, with the execution's name as the job id: one execution, one job, and
 /// a start that is retried cannot make two.
@@ -57,8 +40,8 @@ pub async fn initiate(services: &Services, start: StartSync) -> Result<JobRef> {
         Some(existing) if existing.stages.contains_key(&Stage::Initiating) => return Ok(job_ref(&existing)),
         Some(existing) => existing,
         None => {
-            let mut job = new_job(&start.job_id, &record, request, &services.settings.deployment, Utc::now())?;
-            resume::plan(services.jobs.as_ref(), &mut job).await?;
+            let mut job = job::new_job(&start.job_id, &record, request, &services.settings.deployment, Utc::now())?;
+            job::plan_resumption(services.jobs.as_ref(), &mut job).await?;
             services.jobs.create_job(&job).await?;
             job
         }
@@ -71,37 +54,13 @@ pub async fn initiate(services: &Services, start: StartSync) -> Result<JobRef> {
     Ok(job_ref(&job))
 }
 
-/// A started job of the connector, before any stage ran: what [`initiate`] records,
-/// and what a starter records first so that the job can be followed at once.
-pub fn new_job(
-    job_id: &str,
-    record: &ConnectorRecord,
-    request: SyncRequest,
-    deployment: &str,
-    now: DateTime<Utc>,
-) -> Result<SyncJob> {
-    let connector = &record.connector;
-    let mode = request.mode.unwrap_or(connector.default_mode);
-    if mode == SyncMode::Incremental && !request.scope.is_everything() {
-        return Err(SyncError::InvalidRequest(
-            "an incremental sync starts where the last one ended: give a scope to a full sync instead".into(),
-        ));
-    }
-    let trigger = request.trigger.unwrap_or(Trigger::Scheduled);
-    Ok(SyncJob {
-        scope: request.scope,
-        resumed_from: request.resumed_from,
-        window_ends_at: record.sync_window_minutes.map(|minutes| now + chrono::Duration::minutes(i64::from(minutes))),
-        ..SyncJob::started(job_id, &connector.connector_id, mode, trigger, deployment, now)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use tenable_simulator::SimulatorConfig;
 
     use super::*;
-    use crate::model::JobStatus;
+    use crate::job::new_job;
+    use crate::model::{JobStatus, SyncMode, SyncScope, Trigger};
     use crate::pipeline::test_support::{CONNECTOR, harness};
     use crate::store::JobStore;
 

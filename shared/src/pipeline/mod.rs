@@ -17,8 +17,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::errors::{Result, SyncError, error_names};
-use crate::model::{Connector, ConnectorRecord, ExportKind, JobFailure, JobStatus, ScannerKind, Stage, StageOutcome};
+use crate::errors::{Result, SyncError};
+use crate::job;
+use crate::model::{Connector, ConnectorRecord, ExportKind, ScannerKind, Stage, StageOutcome};
 use crate::scanner_network::ScannerHttp;
 use crate::scanners::{self, CallLimits, ExportScanner};
 use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore, SecretStore};
@@ -161,7 +162,7 @@ impl Services {
         let outcome = match work.await {
             Ok(value) => self.jobs.stage_ended(job_id, stage, StageOutcome::Succeeded, Utc::now()).await.map(|_| value),
             Err(error) => {
-                self.record_stage_failure(job_id, stage, chunk_key, &error).await;
+                job::record_stage_failure(self.jobs.as_ref(), job_id, stage, chunk_key, &error).await;
                 Err(error)
             }
         };
@@ -182,47 +183,6 @@ impl Services {
             tracing::warn!(job_id, %error, "could not record what the stage consumed");
         }
     }
-
-    async fn record_stage_failure(&self, job_id: &str, stage: Stage, chunk_key: Option<&str>, error: &SyncError) {
-        let now = Utc::now();
-        tracing::warn!(job_id, %stage, chunk = chunk_key, error = error.error_name(), message = %error, "stage failed");
-        let transient = error_names::TRANSIENT.contains(&error.error_name());
-        let failure = failure_of(error, stage, chunk_key, now);
-        let mut bookkeeping = Vec::new();
-        if let Some(chunk_key) = chunk_key {
-            bookkeeping.push(self.jobs.chunk_attempt_failed(job_id, chunk_key, &failure).await);
-        }
-        if !transient {
-            let outcome = if failure.status == JobStatus::Paused { StageOutcome::Paused } else { StageOutcome::Failed };
-            bookkeeping.push(self.jobs.stage_ended(job_id, stage, outcome, now).await);
-            bookkeeping.push(self.jobs.record_failure(job_id, &failure).await);
-        } else if chunk_key.is_none() {
-            bookkeeping.push(self.jobs.note_retryable_failure(job_id, &failure).await);
-        }
-        // The stage's own error is what the state machine must see; a bookkeeping
-        // failure on top of it is logged, and finalize rebuilds what it can.
-        for result in bookkeeping {
-            if let Err(secondary) = result {
-                tracing::error!(job_id, error = %secondary, "could not record the stage failure");
-            }
-        }
-    }
-}
-
-/// The job's account of an error.
-pub fn failure_of(error: &SyncError, stage: Stage, chunk_key: Option<&str>, at: chrono::DateTime<Utc>) -> JobFailure {
-    let response = error.response();
-    JobFailure {
-        status: error.job_status(),
-        stage,
-        error: error.error_name().to_string(),
-        message: error.to_string(),
-        action: error.action().to_string(),
-        http_status: response.map(|r| r.status),
-        payload: response.map(|r| r.to_payload()),
-        chunk: chunk_key.or(error.chunk()).map(String::from),
-        occurred_at: at,
-    }
 }
 
 #[cfg(test)]
@@ -235,11 +195,12 @@ pub(crate) mod test_support {
 
     use super::{ChunkTask, JobRef, Services, Settings};
     use crate::errors::Result;
+    use crate::job::SyncRequest;
     use crate::model::{Connector, ExportRef, ScannerCredentials, ScannerKind, SyncMode, SyncScope, Trigger};
     use crate::pipeline::connectivity::test_connectivity;
     use crate::pipeline::fetch::{fetch_chunk, next_export, poll_export};
     use crate::pipeline::finalize::{CaughtError, FinalizeEvent, JobSummary, finalize};
-    use crate::pipeline::initiate::{self, StartSync, SyncRequest};
+    use crate::pipeline::initiate::{self, StartSync};
     use crate::pipeline::normalize::normalize;
     use crate::pipeline::process::process;
     use crate::store::memory::MemoryStore;

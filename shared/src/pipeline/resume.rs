@@ -13,66 +13,12 @@ use chrono::Utc;
 
 use super::{JobRef, Services};
 use crate::errors::{Result, SyncError};
-use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobStatus, SyncJob};
+use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, SyncJob};
 use crate::scanners::{ExportScanner, ExportState};
-use crate::store::{HistoryFilter, HistoryPage, JobStore, MAX_SYNC_JOBS};
 
 /// How long after its request an export is taken up again. Tenable's chunks expire
 /// about a day after the export was requested; this leaves time to fetch the rest.
 const EXPORT_REUSABLE_FOR: chrono::Duration = chrono::Duration::hours(20);
-
-/// Decides what a new job that resumes another (`job.resumed_from`) carries over:
-/// fills `carries_from`, or says in `starts_over_because` why it cannot.
-pub async fn plan(jobs: &dyn JobStore, job: &mut SyncJob) -> Result<()> {
-    let Some(earlier_id) = job.resumed_from.clone() else { return Ok(()) };
-    let carry = match jobs.get_job(&earlier_id).await? {
-        None => Carry::StartsOver(format!("job {earlier_id} is no longer in the history")),
-        Some(earlier) => carry(jobs, job, &earlier).await?,
-    };
-    match carry {
-        Carry::From(carries_from) => job.carries_from = carries_from,
-        Carry::StartsOver(reason) => {
-            tracing::info!(job_id = %job.job_id, resumed_from = %earlier_id, %reason, "the resumed sync starts over");
-            job.starts_over_because = Some(reason);
-        }
-    }
-    Ok(())
-}
-
-/// What a resumed job takes from the job it resumes.
-enum Carry {
-    /// The chunks of these jobs count as its own (nearest first).
-    From(Vec<String>),
-    /// Nothing: it starts over, for this reason.
-    StartsOver(String),
-}
-
-async fn carry(jobs: &dyn JobStore, job: &SyncJob, earlier: &SyncJob) -> Result<Carry> {
-    let earlier_id = &earlier.job_id;
-    let starts_over = |reason: String| Ok(Carry::StartsOver(reason));
-    if earlier.connector_id != job.connector_id {
-        return starts_over(format!("job {earlier_id} synced another connector"));
-    }
-    if earlier.status == JobStatus::Finished || !earlier.status.is_terminal() {
-        return starts_over(format!("job {earlier_id} is {}, not stopped part way", earlier.status));
-    }
-    if earlier.mode != job.mode || earlier.scope != job.scope {
-        return starts_over(format!("this sync asks for other data (mode or scope) than job {earlier_id}"));
-    }
-    if earlier.carries_from.len() + 2 > MAX_SYNC_JOBS {
-        return starts_over(format!("job {earlier_id} continues {} earlier jobs already", earlier.carries_from.len()));
-    }
-    let since_earlier = HistoryFilter { from: Some(earlier.started_at), ..Default::default() };
-    let (started_since, _) =
-        jobs.history(&job.connector_id, &since_earlier, &HistoryPage { limit: 10, token: None }).await?;
-    if let Some(newer) = started_since.iter().find(|other| other.job_id != *earlier_id && other.job_id != job.job_id) {
-        return starts_over(format!(
-            "sync {} of the connector started after job {earlier_id}, so its data is newer",
-            newer.job_id
-        ));
-    }
-    Ok(Carry::From(std::iter::once(earlier_id.clone()).chain(earlier.carries_from.iter().cloned()).collect()))
-}
 
 /// The export of `kind` that the job's nearest earlier job requested, when the scanner
 /// still serves it: the job takes it up, with the chunks that job processed.
@@ -151,13 +97,13 @@ mod tests {
     use tenable_simulator::{Faults, Route, ServerErrors, SimulatorConfig};
 
     use super::*;
-    use crate::model::{ChunkCounts, SyncMode, SyncScope};
+    use crate::job::{SyncRequest, new_job, plan_resumption};
+    use crate::model::{ChunkCounts, JobStatus, SyncMode, SyncScope};
     use crate::pipeline::connectivity::test_connectivity;
     use crate::pipeline::fetch::{next_export, poll_export};
     use crate::pipeline::finalize::FinalizeEvent;
-    use crate::pipeline::initiate::{SyncRequest, new_job};
     use crate::pipeline::test_support::{CONNECTOR, Harness, harness};
-    use crate::store::ObjectStore;
+    use crate::store::{JobStore, ObjectStore};
 
     /// 150 assets × 2 findings in three vulns chunks; the first download of chunk 2
     /// answers 500.
@@ -282,12 +228,12 @@ mod tests {
         };
 
         let mut other_mode = new_job("job-1", &record, resume(SyncMode::Full), "unit-tests", Utc::now()).unwrap();
-        plan(h.store.as_ref(), &mut other_mode).await.unwrap();
+        plan_resumption(h.store.as_ref(), &mut other_mode).await.unwrap();
         assert!(other_mode.carries_from.is_empty());
         assert!(other_mode.starts_over_because.is_some_and(|reason| reason.contains("other data")));
 
         let mut same_mode = new_job("job-1", &record, resume(stopped.mode), "unit-tests", Utc::now()).unwrap();
-        plan(h.store.as_ref(), &mut same_mode).await.unwrap();
+        plan_resumption(h.store.as_ref(), &mut same_mode).await.unwrap();
         assert_eq!((same_mode.carries_from, same_mode.starts_over_because), (vec!["job-0".to_string()], None));
 
         let mut finished = stopped;
@@ -296,7 +242,7 @@ mod tests {
         h.store.create_job(&finished).await.unwrap();
         let mut after_finished = new_job("job-2", &record, resume(finished.mode), "unit-tests", Utc::now()).unwrap();
         after_finished.resumed_from = Some("job-done".into());
-        plan(h.store.as_ref(), &mut after_finished).await.unwrap();
+        plan_resumption(h.store.as_ref(), &mut after_finished).await.unwrap();
         assert!(after_finished.starts_over_because.is_some_and(|reason| reason.contains("FINISHED")));
     }
 

@@ -8,11 +8,11 @@ use serde_json::json;
 
 use super::{ConnectorStore, JobStore};
 use crate::errors::{SyncError, error_names};
+use crate::job::failure_of;
 use crate::model::{
     ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, JobStatus, RecordCounts, ScannerKind, Stage,
     StageOutcome, SweepMark, SyncClaim, SyncJob, SyncMode, Trigger,
 };
-use crate::pipeline::failure_of;
 use crate::usage::Usage;
 
 /// The ports the rules need.
