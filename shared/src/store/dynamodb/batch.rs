@@ -1,0 +1,125 @@
+//! Batch reads and writes of assets and findings: DynamoDB's per-call limits, and
+//! unprocessed items retried with backoff.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::size::{MAX_ITEM_BYTES, encoded_size};
+use super::{DynamoStore, decode, item, storage_error, string, unbuildable};
+use crate::errors::{Result, SyncError};
+
+/// DynamoDB's limits per batch call.
+const BATCH_GET_LIMIT: usize = 100;
+const BATCH_WRITE_LIMIT: usize = 25;
+/// Unprocessed items of a batch are retried this often, with backoff, before giving up.
+const BATCH_RETRIES: u32 = 8;
+
+impl DynamoStore {
+    /// The items of `table` under `connector_id` whose sort key `sort_key` is one of `ids`.
+    pub(super) async fn batch_get<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        connector_id: &str,
+        sort_key: &str,
+        ids: &[String],
+    ) -> Result<Vec<T>> {
+        let operation = format!("BatchGetItem on {table}");
+        let mut found = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(BATCH_GET_LIMIT) {
+            let keys = batch
+                .iter()
+                .map(|id| {
+                    HashMap::from([
+                        ("connector_id".to_string(), string(connector_id)),
+                        (sort_key.to_string(), string(id)),
+                    ])
+                })
+                .collect();
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| unbuildable(&operation, e))?;
+            for attempt in 0..=BATCH_RETRIES {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(table, request.clone())
+                    .send()
+                    .await
+                    .map_err(|e| storage_error(&operation, e))?;
+                for item in output.responses.and_then(|mut r| r.remove(table)).unwrap_or_default() {
+                    found.push(decode(table, item)?);
+                }
+                match output.unprocessed_keys.and_then(|mut u| u.remove(table)) {
+                    Some(unprocessed) if !unprocessed.keys.is_empty() => {
+                        request = unprocessed;
+                        backoff(attempt).await;
+                    }
+                    _ => break,
+                }
+                if attempt == BATCH_RETRIES {
+                    return Err(SyncError::storage(
+                        format!("DynamoDB {operation}"),
+                        "keys stayed unprocessed (throttled)",
+                        true,
+                    ));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes every record, or fails before writing any when one would be an item
+    /// DynamoDB refuses for its size (normalizing bounds each field, so none should).
+    pub(super) async fn batch_put<T: Serialize>(&self, table: &str, records: &[T]) -> Result<()> {
+        let operation = format!("BatchWriteItem on {table}");
+        let mut writes = Vec::with_capacity(records.len());
+        for (position, record) in records.iter().enumerate() {
+            let item = item(record)?;
+            let size = encoded_size(&item);
+            if size > MAX_ITEM_BYTES {
+                return Err(SyncError::Internal(format!(
+                    "record {position} of a write to {table} would be a {size}-byte item, over DynamoDB's \
+                     {MAX_ITEM_BYTES}-byte limit: nothing of it was written. Report it: normalizing should have \
+                     cut or refused the field that makes it so large"
+                )));
+            }
+            let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| unbuildable(&operation, e))?;
+            writes.push(WriteRequest::builder().put_request(put).build());
+        }
+        while !writes.is_empty() {
+            let mut requests: Vec<WriteRequest> = writes.drain(..writes.len().min(BATCH_WRITE_LIMIT)).collect();
+            for attempt in 0..=BATCH_RETRIES {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| storage_error(&operation, e))?;
+                requests = output.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt == BATCH_RETRIES {
+                    return Err(SyncError::storage(
+                        format!("DynamoDB {operation}"),
+                        "items stayed unprocessed (throttled)",
+                        true,
+                    ));
+                }
+                backoff(attempt).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt.min(6)))).await;
+}
