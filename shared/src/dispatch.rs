@@ -89,8 +89,12 @@ mod tests {
     use super::*;
     use crate::model::{Connector, ScannerKind, SyncMode};
     use crate::store::memory::MemoryStore;
-    use crate::store::{ConnectorStore, JobStore};
+    use crate::store::{ConnectorStore, JobEnding, JobStore};
     use crate::workflow::RecordingWorkflow;
+
+    fn ending(status: JobStatus, ended_at: DateTime<Utc>) -> JobEnding {
+        JobEnding { status, chunks: crate::model::ChunkCounts::default(), ended_at }
+    }
 
     fn record(connector_id: &str, schedule_hours: Option<u32>) -> ConnectorRecord {
         let mut record = ConnectorRecord::from(Connector {
@@ -159,10 +163,7 @@ mod tests {
 
         let twice = dispatch(&s.starter, tick).await.expect("dispatches");
         assert_eq!(twice, DispatchReport::default(), "the same tick again starts nothing");
-        let mut ended = job.clone();
-        ended.status = JobStatus::Finished;
-        ended.ended_at = Some(tick);
-        s.store.finish_job(&ended).await.unwrap();
+        s.store.finish_job(&job.job_id, &ending(JobStatus::Finished, tick)).await.unwrap();
         let later = dispatch(&s.starter, tick + Duration::minutes(5)).await.expect("dispatches");
         assert!(later.started.is_empty(), "one sync per slot, even after it ended");
         assert_eq!(s.workflow.executions().len(), 1);
@@ -192,10 +193,7 @@ mod tests {
             "no job for a sync that did not start"
         );
 
-        let mut ended = s.store.get_job("manual-1").await.unwrap().expect("the manual job");
-        ended.status = JobStatus::Finished;
-        ended.ended_at = Some(tick);
-        s.store.finish_job(&ended).await.unwrap();
+        s.store.finish_job("manual-1", &ending(JobStatus::Finished, tick)).await.unwrap();
         let after = dispatch(&s.starter, tick + Duration::minutes(1)).await.expect("dispatches");
         assert_eq!(after.started, vec!["hourly-20261122T07Z".to_string()], "the slot's sync runs once it is free");
     }
@@ -205,10 +203,8 @@ mod tests {
         let s = scheduler(&[record("hourly", Some(1))]).await;
         let tick = at("2026-11-22T07:05:00Z");
         dispatch(&s.starter, tick).await.expect("dispatches");
-        let mut paused = s.store.get_job("hourly-20261122T07Z").await.unwrap().expect("the job");
-        paused.status = JobStatus::Paused;
-        paused.ended_at = Some(tick + Duration::minutes(30));
-        s.store.finish_job(&paused).await.unwrap();
+        let paused = ending(JobStatus::Paused, tick + Duration::minutes(30));
+        s.store.finish_job("hourly-20261122T07Z", &paused).await.unwrap();
 
         let next_slot = dispatch(&s.starter, tick + Duration::hours(1)).await.expect("dispatches");
         let job = s.store.get_job(&next_slot.started[0]).await.unwrap().expect("the next job");
@@ -216,10 +212,8 @@ mod tests {
         assert_eq!(job.carries_from, ["hourly-20261122T07Z"], "it takes up where the paused one stopped");
         assert_eq!(s.workflow.executions()[1].input["resumed_from"], "hourly-20261122T07Z");
 
-        let mut finished = job;
-        finished.status = JobStatus::Finished;
-        finished.ended_at = Some(tick + Duration::hours(1) + Duration::minutes(10));
-        s.store.finish_job(&finished).await.unwrap();
+        let finished = ending(JobStatus::Finished, tick + Duration::hours(1) + Duration::minutes(10));
+        s.store.finish_job(&job.job_id, &finished).await.unwrap();
         let after_finished = dispatch(&s.starter, tick + Duration::hours(2)).await.expect("dispatches");
         let job = s.store.get_job(&after_finished.started[0]).await.unwrap().expect("the third job");
         assert_eq!(job.resumed_from, None, "only a paused sync is resumed");

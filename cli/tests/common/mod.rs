@@ -21,8 +21,8 @@ use vulnflow_shared::api::{ApiRequest, ApiServices, Identity, PageTokens, handle
 use vulnflow_shared::auth::{self, Role};
 use vulnflow_shared::model::{ChunkRecord, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome};
 use vulnflow_shared::scanner_network::ScannerNetworkPolicy;
-use vulnflow_shared::store::JobStore;
 use vulnflow_shared::store::memory::MemoryStore;
+use vulnflow_shared::store::{JobEnding, JobStore};
 use vulnflow_shared::workflow::RecordingWorkflow;
 
 /// The test deployment's token signing key.
@@ -259,12 +259,10 @@ impl TestApi {
         if let Some(failure) = &failure {
             self.store.record_failure(job_id, failure).await.expect("the in-memory store");
         }
-        let mut ended = self.store.get_job(job_id).await.expect("the in-memory store").expect("the job");
-        ended.status = status;
-        ended.ended_at = Some(now);
-        ended.current_stage = None;
-        ended.chunks.failed = ended.chunks.total - ended.chunks.processed;
-        self.store.finish_job(&ended).await.expect("the in-memory store");
+        let mut chunks = self.store.get_job(job_id).await.expect("the in-memory store").expect("the job").chunks;
+        chunks.failed = chunks.total - chunks.processed;
+        let ending = JobEnding { status, chunks, ended_at: now };
+        self.store.finish_job(job_id, &ending).await.expect("the in-memory store");
     }
 }
 

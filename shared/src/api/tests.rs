@@ -14,7 +14,7 @@ use crate::model::{
 };
 use crate::scanner_network::ScannerNetworkPolicy;
 use crate::store::memory::MemoryStore;
-use crate::store::{ConnectorStore, JobStore};
+use crate::store::{ConnectorStore, JobEnding, JobStore};
 use crate::workflow::{ExecutionState, RecordingWorkflow, Workflow};
 
 const ACCESS_KEY: &str = "AKEY-3f9a0c6e1b2d4c58";
@@ -509,9 +509,7 @@ async fn a_manual_sync_starts_the_workflow_with_the_sync_request_and_a_new_job_i
     assert_eq!(created.trigger, Trigger::Manual { by: "ana@example.com".into() });
     assert_eq!(created.execution_arn.as_deref(), Some(executions[0].arn.as_str()));
 
-    let mut ended = job(job_id, CONNECTOR, JobStatus::Finished, Utc::now());
-    ended.ended_at = Some(Utc::now());
-    api.store.finish_job(&ended).await.unwrap();
+    api.store.finish_job(job_id, &finished_now()).await.unwrap();
     let again = api.post(&format!("/connectors/{CONNECTOR}/syncs"), json!({})).await;
     assert_eq!(again.status, 202, "the first one ended: {:?}", again.body);
     assert_eq!(api.workflow.executions()[1].input["mode"], "full", "the connector's default mode");
@@ -534,9 +532,7 @@ async fn a_second_start_while_a_sync_runs_or_sets_up_is_a_conflict() {
     assert_eq!(running.status, 409);
     assert!(body(&running)["message"].as_str().is_some_and(|m| m.contains("DELEGATED") && m.contains("/cancel")));
 
-    let mut ended = job(&job_id, CONNECTOR, JobStatus::Finished, Utc::now());
-    ended.ended_at = Some(Utc::now());
-    api.store.finish_job(&ended).await.unwrap();
+    api.store.finish_job(&job_id, &finished_now()).await.unwrap();
     assert_eq!(api.post(&syncs, json!({})).await.status, 202);
     assert_eq!(api.workflow.executions().len(), 2);
 }
@@ -553,7 +549,7 @@ async fn a_scheduled_sync_that_runs_blocks_a_manual_one_and_a_lapsed_claim_does_
     scheduled.execution_arn = Some(api.workflow.start_sync("scheduled-1", &json!({})).await.unwrap());
     api.store.create_job(&scheduled).await.unwrap();
     assert_eq!(api.post(&format!("/connectors/{CONNECTOR}/syncs"), json!({})).await.status, 409);
-    api.store.finish_job(&job("scheduled-1", CONNECTOR, JobStatus::Finished, Utc::now())).await.unwrap();
+    api.store.finish_job("scheduled-1", &finished_now()).await.unwrap();
     assert_eq!(api.post(&format!("/connectors/{CONNECTOR}/syncs"), json!({})).await.status, 202);
 }
 
@@ -753,7 +749,7 @@ async fn a_resumed_sync_continues_an_ended_job_of_the_same_connector() {
     let others = api.post(&syncs, json!({ "resume_job_id": "other-1" })).await;
     assert_eq!((others.status, field(&others)), (400, "resume_job_id"));
     assert_eq!(api.post(&syncs, json!({ "resume_job_id": "running-1" })).await.status, 409);
-    api.store.finish_job(&job("running-1", CONNECTOR, JobStatus::Finished, Utc::now())).await.unwrap();
+    api.store.finish_job("running-1", &finished_now()).await.unwrap();
 
     let resumed = api.post(&syncs, json!({ "resume_job_id": "failed-1" })).await;
     assert_eq!(resumed.status, 202, "{:?}", resumed.body);
@@ -1324,4 +1320,9 @@ mod http {
         let empty = into_response(ApiResponse { status: 204, body: None });
         assert!(matches!(empty.body(), Body::Empty) && !empty.headers().contains_key("content-type"));
     }
+}
+
+/// A job's end as FINISHED now, with no chunks.
+fn finished_now() -> JobEnding {
+    JobEnding { status: JobStatus::Finished, chunks: ChunkCounts::default(), ended_at: Utc::now() }
 }

@@ -4,7 +4,7 @@ use chrono::Utc;
 
 use crate::errors::Result;
 use crate::model::{ChunkCounts, JobFailure, JobStatus, StageOutcome, SyncJob};
-use crate::store::JobStore;
+use crate::store::{JobEnding, JobStore};
 
 /// How a job ends.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,9 +70,9 @@ pub async fn end(jobs: &dyn JobStore, job: &SyncJob, how: JobEnd) -> Result<Sync
             ChunkCounts::settled(job.chunks.total, &jobs.chunks(&job.job_id).await?)
         }
     };
-    let ended = SyncJob { status: how.status(), chunks, ended_at: Some(now), current_stage: None, ..job.clone() };
-    jobs.finish_job(&ended).await?;
-    Ok(ended)
+    let ending = JobEnding { status: how.status(), chunks, ended_at: now };
+    jobs.finish_job(&job.job_id, &ending).await?;
+    Ok(SyncJob { status: ending.status, chunks, ended_at: Some(now), current_stage: None, ..job.clone() })
 }
 
 #[cfg(test)]

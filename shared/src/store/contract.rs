@@ -6,7 +6,7 @@
 use chrono::Utc;
 use serde_json::json;
 
-use super::{ConnectorStore, JobStore};
+use super::{ConnectorStore, JobEnding, JobStore};
 use crate::errors::{SyncError, error_names};
 use crate::job::failure_of;
 use crate::model::{
@@ -175,8 +175,8 @@ async fn a_stage_that_ends_after_its_job_was_cancelled_changes_nothing(jobs: &dy
     let job_id = job.job_id.as_str();
     jobs.add_total_chunks(job_id, ExportKind::Vulns, 2).await.expect("counts");
     jobs.save_chunk(&chunk(job_id, 1, "normalized", None)).await.expect("saves the chunk");
-    let cancelled = SyncJob { status: JobStatus::Cancelled, ended_at: Some(Utc::now()), ..job.clone() };
-    jobs.finish_job(&cancelled).await.expect("cancels");
+    let cancelled = JobEnding { status: JobStatus::Cancelled, chunks: job.chunks, ended_at: Utc::now() };
+    jobs.finish_job(job_id, &cancelled).await.expect("cancels");
     let settled = jobs.get_job(job_id).await.expect("reads").expect("the job");
 
     // The process and poll functions in flight when the execution stopped end now.

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AssetsPage, ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobStore, ObjectStore,
-    SecretStore, StoredAsset, StoredFinding, retired_id,
+    AssetsPage, ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobEnding, JobStore,
+    ObjectStore, SecretStore, StoredAsset, StoredFinding, retired_id,
 };
 use crate::errors::{Result, SyncError};
 use crate::model::{
@@ -254,12 +254,12 @@ impl JobStore for MemoryStore {
         self.with_job(job_id, |job| job.last_retryable_failure = Some(failure.clone()))
     }
 
-    async fn finish_job(&self, finished: &SyncJob) -> Result<()> {
-        self.with_job(&finished.job_id, |job| {
-            job.status = finished.status;
-            job.chunks = finished.chunks;
-            job.ended_at = finished.ended_at;
-            job.current_stage = finished.current_stage;
+    async fn finish_job(&self, job_id: &str, ending: &JobEnding) -> Result<()> {
+        self.with_job(job_id, |job| {
+            job.status = ending.status;
+            job.chunks = ending.chunks;
+            job.ended_at = Some(ending.ended_at);
+            job.current_stage = None;
         })
     }
 

@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    Asset, ChunkRecord, Connector, ConnectorRecord, ExportKind, ExportRef, Finding, JobFailure, JobStatus, LogLevel,
-    RecordCounts, ScannerCredentials, Stage, StageOutcome, SweepMark, SyncClaim, SyncJob, SyncMode, TriggerKind,
+    Asset, ChunkCounts, ChunkRecord, Connector, ConnectorRecord, ExportKind, ExportRef, Finding, JobFailure, JobStatus,
+    LogLevel, RecordCounts, ScannerCredentials, Stage, StageOutcome, SweepMark, SyncClaim, SyncJob, SyncMode,
+    TriggerKind,
 };
 use crate::usage::Usage;
 
@@ -68,6 +69,14 @@ pub trait SecretStore: Send + Sync {
     /// Deletes the secret at once (no recovery window, so the id can be used again);
     /// a secret that is already gone is fine.
     async fn delete_secret(&self, secret_id: &str) -> Result<()>;
+}
+
+/// What ending a job writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEnding {
+    pub status: JobStatus,
+    pub chunks: ChunkCounts,
+    pub ended_at: DateTime<Utc>,
 }
 
 /// Which of a connector's jobs a history lists. Empty lists and absent bounds keep all.
@@ -177,8 +186,8 @@ pub trait JobStore: Send + Sync {
     async fn record_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()>;
     /// Keeps the latest failure a retry may still cure.
     async fn note_retryable_failure(&self, job_id: &str, failure: &JobFailure) -> Result<()>;
-    /// Ends the job with its final status and chunk counts.
-    async fn finish_job(&self, job: &SyncJob) -> Result<()>;
+    /// Ends the job: its final status and chunk counts, and no stage current.
+    async fn finish_job(&self, job_id: &str, ending: &JobEnding) -> Result<()>;
     /// A connector's jobs that pass `filter`, newest first, and the token of the next
     /// page when more jobs may follow.
     async fn history(

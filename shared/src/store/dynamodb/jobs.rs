@@ -16,7 +16,7 @@ use crate::model::{
     ChunkRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, StageRun, SweepMark,
     SyncJob,
 };
-use crate::store::{HistoryCursor, HistoryFilter, HistoryPage, JobStore};
+use crate::store::{HistoryCursor, HistoryFilter, HistoryPage, JobEnding, JobStore};
 use crate::usage::Usage;
 
 /// The condition every write to a job item carries: a stage still in flight when a
@@ -271,20 +271,14 @@ impl JobStore for DynamoStore {
             .await
     }
 
-    async fn finish_job(&self, job: &SyncJob) -> Result<()> {
-        let mut values = vec![
-            (":status", attribute(&job.status)?),
-            (":chunks", attribute(&job.chunks)?),
-            (":ended_at", attribute(&job.ended_at)?),
+    async fn finish_job(&self, job_id: &str, ending: &JobEnding) -> Result<()> {
+        let values = vec![
+            (":status", attribute(&ending.status)?),
+            (":chunks", attribute(&ending.chunks)?),
+            (":ended_at", attribute(&ending.ended_at)?),
         ];
-        let expression = match job.current_stage {
-            Some(stage) => {
-                values.push((":stage", string(stage.as_str())));
-                "SET #status = :status, chunks = :chunks, ended_at = :ended_at, current_stage = :stage"
-            }
-            None => "SET #status = :status, chunks = :chunks, ended_at = :ended_at REMOVE current_stage",
-        };
-        self.update_job(&job.job_id, expression, &[("#status", "status")], values).await
+        let expression = "SET #status = :status, chunks = :chunks, ended_at = :ended_at REMOVE current_stage";
+        self.update_job(job_id, expression, &[("#status", "status")], values).await
     }
 
     async fn history(
