@@ -2,7 +2,8 @@
 //! model is `vulnflow_shared::cost`; its measured figures come from `cargo bench`.
 
 use clap::Args;
-use vulnflow_shared::cost::{self, Measured, Prices, Workload};
+use vulnflow_shared::cost::{self, Measured, Workload};
+use vulnflow_shared::usage::Prices;
 
 use crate::error::CliError;
 use crate::output::{self, Table};

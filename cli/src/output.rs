@@ -2,7 +2,7 @@
 //! stdout; progress and notes to stderr, so that stdout can be piped.
 
 use std::io::{self, Write};
-use vulnflow_shared::cost::Prices;
+use vulnflow_shared::usage::Prices;
 use vulnflow_shared::usage::Usage;
 
 use chrono::{DateTime, Local, Utc};

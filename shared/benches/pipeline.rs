@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tenable_simulator::Dataset;
-use vulnflow_shared::cost::{self, Measured, Prices, Workload};
+use vulnflow_shared::cost::{self, Measured, Workload};
 use vulnflow_shared::job::{SyncRequest, new_job};
 use vulnflow_shared::model::{Connector, ConnectorRecord, ExportKind, ScannerKind, SyncMode, SyncScope};
 use vulnflow_shared::pipeline::normalize::normalize;
@@ -20,6 +20,7 @@ use vulnflow_shared::scanners::CallLimits;
 use vulnflow_shared::store::dynamodb::item_size;
 use vulnflow_shared::store::memory::MemoryStore;
 use vulnflow_shared::store::{ConnectorStore, ObjectStore};
+use vulnflow_shared::usage::Prices;
 
 /// A chunk as the template's default cuts it: 500 assets, here with 20 findings each.
 const ASSETS: u32 = 500;

@@ -5,6 +5,8 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+// The estimate `vulnflow cost` and the bench print: not in a Lambda binary.
+#[cfg(feature = "cost-model")]
 pub mod cost;
 pub mod dispatch;
 pub mod errors;

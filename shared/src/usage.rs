@@ -8,7 +8,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cost::Prices;
+/// AWS list prices in USD (us-east-1; Lambda on arm64; DynamoDB on demand; S3 Standard).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Prices {
+    pub lambda_per_million_requests: f64,
+    pub lambda_per_gb_second: f64,
+    pub step_functions_per_thousand_transitions: f64,
+    pub dynamodb_per_million_write_units: f64,
+    pub dynamodb_per_million_read_units: f64,
+    pub dynamodb_per_gb_month: f64,
+    pub s3_per_thousand_puts: f64,
+    pub s3_per_thousand_gets: f64,
+    pub s3_per_gb_month: f64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Prices {
+            lambda_per_million_requests: 0.20,
+            lambda_per_gb_second: 0.000_013_333_4,
+            step_functions_per_thousand_transitions: 0.025,
+            dynamodb_per_million_write_units: 0.625,
+            dynamodb_per_million_read_units: 0.125,
+            dynamodb_per_gb_month: 0.25,
+            s3_per_thousand_puts: 0.005,
+            s3_per_thousand_gets: 0.0004,
+            s3_per_gb_month: 0.023,
+        }
+    }
+}
 
 /// Resources consumed, in whole units so that a store can add them exactly.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

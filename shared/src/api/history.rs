@@ -5,10 +5,10 @@ use serde::Serialize;
 
 use super::input::Query;
 use super::{ApiServices, connectors};
-use crate::cost::Prices;
 use crate::errors::{Result, SyncError};
 use crate::model::{JobStatus, LogLevel, RecordCounts, Stage, SyncJob, SyncMode, Trigger};
 use crate::store::{HistoryFilter, HistoryPage};
+use crate::usage::Prices;
 
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;

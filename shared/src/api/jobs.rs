@@ -6,12 +6,12 @@ use serde::Serialize;
 
 use super::ApiServices;
 use super::input::Query;
-use crate::cost::Prices;
 use crate::errors::{Result, SyncError};
 use crate::model::{
     ChunkCounts, ChunkRecord, ChunkStatus, ExportRef, JobFailure, JobStatus, LogLevel, RecordCounts, Stage,
     StageOutcome, SyncJob, SyncMode, SyncScope, Trigger,
 };
+use crate::usage::Prices;
 use crate::usage::{Usage, UsageCost};
 
 /// Below this share of chunks processed, the rate so far says little about the rest

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_sfn::types::ExecutionStatus;
 use serde_json::json;
 use tenable_simulator::{ChangeReport, Changes, Faults, FindingKey, RunningSimulator, SimulatorConfig};
-use vulnflow_shared::cost::Prices;
 use vulnflow_shared::model::{Connector, Finding, JobStatus, RecordCounts, ScannerKind, Stage, SyncJob};
 use vulnflow_shared::store::JobStore;
+use vulnflow_shared::usage::Prices;
 
 use crate::{ACCESS_KEY, SECRET_KEY, Stack, simulator};
 
