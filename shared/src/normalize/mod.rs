@@ -7,12 +7,14 @@
 //! [`NormalizedRecord`]: crate::model::NormalizedRecord
 
 pub(crate) mod fields;
+pub(crate) mod wanted;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{Asset, OsCategory};
+use wanted::{Pruned, Wanted};
 
 /// How many characters of plugin output a finding keeps for display; the whole text
 /// stays in the raw chunk in S3.
@@ -72,10 +74,11 @@ pub enum ChunkError {
 /// first unusable record so a chunk is stored entirely or not at all.
 pub(crate) fn normalize_chunk<T>(
     bytes: &[u8],
+    wanted: &'static [Wanted],
     normalize_record: impl Fn(&Value, usize) -> Result<T, RecordError>,
 ) -> Result<Vec<T>, ChunkError> {
     let mut records = Vec::new();
-    each_record(bytes, normalize_record, |record| {
+    each_record(bytes, wanted, normalize_record, |record| {
         records.push(record);
         Ok(())
     })?;
@@ -85,14 +88,16 @@ pub(crate) fn normalize_chunk<T>(
 /// Normalizes a chunk (a JSON array of records) one record at a time, handing each to
 /// `keep` in the chunk's order, and says how many there were. The chunk is read as a
 /// stream: only one record is held as a JSON tree at a time, so memory stays near the
-/// raw bytes plus what `keep` keeps. Stops at the first unusable record.
-pub fn each_record<T>(
+/// raw bytes plus what `keep` keeps; and each record holds only the `wanted` fields,
+/// the others being skipped unbuilt. Stops at the first unusable record.
+pub(crate) fn each_record<T>(
     bytes: &[u8],
+    wanted: &'static [Wanted],
     normalize_record: impl Fn(&Value, usize) -> Result<T, RecordError>,
     keep: impl FnMut(T) -> Result<(), ChunkError>,
 ) -> Result<u64, ChunkError> {
     let mut refused = None;
-    let visitor = RecordVisitor { normalize_record, keep, refused: &mut refused, count: 0 };
+    let visitor = RecordVisitor { wanted, normalize_record, keep, refused: &mut refused, count: 0 };
     let mut parser = serde_json::Deserializer::from_slice(bytes);
     let read = serde::Deserializer::deserialize_seq(&mut parser, visitor).and_then(|count| {
         parser.end()?;
@@ -112,6 +117,7 @@ pub fn each_record<T>(
 
 /// Walks the chunk's array; a record it cannot use is kept in `refused` and ends the walk.
 struct RecordVisitor<'r, N, K> {
+    wanted: &'static [Wanted],
     normalize_record: N,
     keep: K,
     refused: &'r mut Option<ChunkError>,
@@ -130,7 +136,7 @@ where
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut records: A) -> Result<u64, A::Error> {
-        while let Some(record) = records.next_element::<Value>()? {
+        while let Some(record) = records.next_element_seed(Pruned(self.wanted))? {
             let index = usize::try_from(self.count).unwrap_or(usize::MAX);
             let kept = (self.normalize_record)(&record, index).map_err(ChunkError::from).and_then(&mut self.keep);
             if let Err(refused) = kept {

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::model::{Asset, Finding, FindingState, NormalizedRecord, OsCategory, ScannerKind, Severity};
 use crate::normalize::fields::{Fields, first};
+use crate::normalize::wanted::{Wanted, part, whole};
 use crate::normalize::{
     ChunkError, NormalizedAsset, RecordError, each_record, normalize_chunk, os_category, parse_timestamp,
     protocol_name, sanitize_output,
@@ -23,14 +24,66 @@ use crate::scanners::ChunkNormalizer;
 /// Normalizes a whole vulns export chunk, failing on its first unusable record so a
 /// chunk is stored entirely or not at all.
 pub fn normalize_vulns_chunk(bytes: &[u8]) -> Result<Vec<NormalizedRecord>, ChunkError> {
-    normalize_chunk(bytes, normalize_vuln)
+    normalize_chunk(bytes, VULN_FIELDS, normalize_vuln)
 }
 
 /// Normalizes a whole assets export chunk, failing on its first unusable record so a
 /// chunk is stored entirely or not at all.
 pub fn normalize_assets_chunk(bytes: &[u8]) -> Result<Vec<NormalizedAsset>, ChunkError> {
-    normalize_chunk(bytes, normalize_asset)
+    normalize_chunk(bytes, ASSET_FIELDS, normalize_asset)
 }
+
+/// The fields of a vuln record [`normalize_vuln`] reads: the rest is skipped unread.
+const VULN_FIELDS: &[Wanted] = &[
+    part(
+        "asset",
+        &[
+            whole("uuid"),
+            whole("hostname"),
+            whole("netbios_name"),
+            whole("fqdn"),
+            whole("ipv4"),
+            whole("operating_system"),
+            whole("device_type"),
+        ],
+    ),
+    part(
+        "plugin",
+        &[
+            whole("id"),
+            whole("name"),
+            whole("family"),
+            whole("cve"),
+            whole("cvss3_base_score"),
+            part("vpr", &[whole("score")]),
+            whole("synopsis"),
+            whole("solution"),
+        ],
+    ),
+    part("port", &[whole("port"), whole("protocol"), whole("service")]),
+    whole("severity"),
+    whole("severity_id"),
+    whole("state"),
+    whole("first_found"),
+    whole("last_found"),
+    whole("last_fixed"),
+    whole("output"),
+];
+
+/// The fields of an asset record [`normalize_asset`] reads.
+const ASSET_FIELDS: &[Wanted] = &[
+    whole("id"),
+    whole("last_seen"),
+    whole("terminated_at"),
+    whole("deleted_at"),
+    whole("hostnames"),
+    whole("netbios_names"),
+    whole("fqdns"),
+    whole("ipv4s"),
+    whole("operating_systems"),
+    whole("system_types"),
+    whole("tags"),
+];
 
 /// Tenable's chunks: JSON arrays of export records, read one record at a time.
 pub struct TenableNormalizer;
@@ -43,7 +96,7 @@ impl ChunkNormalizer for TenableNormalizer {
         _reference: Option<&[u8]>,
         keep: &mut dyn FnMut(NormalizedRecord) -> Result<(), ChunkError>,
     ) -> Result<u64, ChunkError> {
-        each_record(raw, normalize_vuln, keep)
+        each_record(raw, VULN_FIELDS, normalize_vuln, keep)
     }
 
     fn assets(
@@ -51,7 +104,7 @@ impl ChunkNormalizer for TenableNormalizer {
         raw: &[u8],
         keep: &mut dyn FnMut(NormalizedAsset) -> Result<(), ChunkError>,
     ) -> Result<u64, ChunkError> {
-        each_record(raw, normalize_asset, keep)
+        each_record(raw, ASSET_FIELDS, normalize_asset, keep)
     }
 }
 

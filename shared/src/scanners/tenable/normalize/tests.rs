@@ -1222,3 +1222,24 @@ proptest! {
         prop_assert_eq!(from_vuln, from_asset);
     }
 }
+
+/// Reading a chunk skips the fields the normalizer does not read ([`VULN_FIELDS`],
+/// [`ASSET_FIELDS`]): records with every field give what their whole JSON gives, so a
+/// field the normalizer reads cannot be missing from those lists.
+#[test]
+fn records_read_from_a_chunk_with_only_the_wanted_fields_normalize_as_whole_ones() {
+    let dataset = tenable_simulator::Dataset::generate(5, 40, 4, SIMULATOR_ANCHOR);
+    let mut vulns = dataset.vulns().to_vec();
+    vulns.push(full_record());
+    let whole: Vec<NormalizedRecord> =
+        vulns.iter().enumerate().map(|(index, record)| normalize_vuln(record, index).expect("normalizes")).collect();
+    let chunk = serde_json::to_vec(&vulns).expect("serializes");
+    assert_eq!(normalize_vulns_chunk(&chunk).expect("normalizes"), whole);
+
+    let mut assets = dataset.assets().to_vec();
+    assets.push(full_asset_record());
+    let whole: Vec<NormalizedAsset> =
+        assets.iter().enumerate().map(|(index, record)| normalize_asset(record, index).expect("normalizes")).collect();
+    let chunk = serde_json::to_vec(&assets).expect("serializes");
+    assert_eq!(normalize_assets_chunk(&chunk).expect("normalizes"), whole);
+}
