@@ -53,7 +53,14 @@ pub struct PollOutcome {
     pub manifest_key: Option<String>,
     /// How long the state machine waits before the next poll.
     pub wait_seconds: u64,
+    /// How many chunks the chunk map fetches at once: [`CHUNKS_AT_ONCE`], or fewer when
+    /// the scanner serves fewer calls at once.
+    pub max_concurrency: u32,
 }
+
+/// Chunks fetched, normalized and processed at once by the chunk map, when the scanner
+/// allows as many.
+pub const CHUNKS_AT_ONCE: u32 = 4;
 
 pub async fn fetch(services: &Services, event: FetchEvent) -> Result<FetchOutput> {
     match event {
@@ -167,6 +174,7 @@ pub async fn poll_export(services: &Services, job: &JobRef, export: &ExportRef) 
                         pending_chunks: 0,
                         manifest_key: None,
                         wait_seconds: services.settings.export_poll_seconds,
+                        max_concurrency: CHUNKS_AT_ONCE,
                     })
                 }
                 ExportState::Error => Err(SyncError::ScannerRejected {
@@ -201,6 +209,9 @@ pub async fn poll_export(services: &Services, job: &JobRef, export: &ExportRef) 
                         pending_chunks: pending.len() as u64,
                         manifest_key: Some(manifest_key),
                         wait_seconds: 0,
+                        max_concurrency: status
+                            .concurrency_limit
+                            .map_or(CHUNKS_AT_ONCE, |limit| limit.clamp(1, CHUNKS_AT_ONCE)),
                     })
                 }
             }
@@ -356,6 +367,7 @@ mod tests {
         };
         assert!(polls > 1, "the simulator answers QUEUED/PROCESSING first");
         assert_eq!(outcome.total_chunks, 3, "120 assets at 50 per chunk");
+        assert_eq!(outcome.max_concurrency, CHUNKS_AT_ONCE, "Tenable sets no limit on concurrent downloads");
         let manifest = h.store.get_object(outcome.manifest_key.as_deref().unwrap()).await.unwrap();
         assert_eq!(serde_json::from_slice::<Vec<u32>>(&manifest).unwrap(), vec![1, 2, 3]);
         let stored = h.store.get_job("job-1").await.unwrap().unwrap();

@@ -32,6 +32,9 @@ pub struct ExportStatus {
     pub chunks_failed: Vec<u32>,
     /// Known only once the export finished.
     pub total_chunks: u64,
+    /// How many calls the scanner serves at once, when it says (Qualys'
+    /// `X-Concurrency-Limit-Limit`): the chunks fetched at once stay within it.
+    pub concurrency_limit: Option<u32>,
 }
 
 /// What to export: the filters the sync mode asks for.

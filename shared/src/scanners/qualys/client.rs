@@ -54,7 +54,7 @@ pub struct QualysClient {
 
 /// What one answer means to the client.
 enum Verdict {
-    Body(Vec<u8>),
+    Accepted(Answer),
     /// Turned away by a limit: wait this long, or give up with the error.
     Wait(Duration, SyncError),
     Failed(SyncError),
@@ -74,7 +74,7 @@ impl QualysClient {
 
     /// Sends the call, waiting out Qualys' rate and concurrency limits as long as its
     /// answers ask while the budget lasts: a throttled call is the API working as designed.
-    async fn call(&self, method: Method, path: &str, form: &[(&str, String)]) -> Result<Vec<u8>> {
+    async fn call(&self, method: Method, path: &str, form: &[(&str, String)]) -> Result<Answer> {
         let mut waited = Duration::ZERO;
         loop {
             let request = self
@@ -85,7 +85,7 @@ impl QualysClient {
                 .form(form);
             let answer = exchange(&self.http, request, (&method, path), &self.limits, &self.redactor).await?;
             match self.verdict(path, answer) {
-                Verdict::Body(body) => return Ok(body),
+                Verdict::Accepted(answer) => return Ok(answer),
                 Verdict::Failed(error) => return Err(error),
                 Verdict::Wait(wait, error) => {
                     if waited + wait > self.limits.throttle_budget {
@@ -121,18 +121,21 @@ impl QualysClient {
             return Verdict::Failed(SyncError::ScannerUnavailable { reason, response: Some(recorded) });
         }
         if status.is_success() && refusal.is_none() {
-            return Verdict::Body(answer.body);
+            return Verdict::Accepted(answer);
         }
         let reason = format!("{path} answered HTTP {}{said}", status.as_u16());
         Verdict::Failed(SyncError::ScannerRejected { reason, response: Some(recorded) })
     }
 
-    /// The ids of the hosts a sync from `since` (unix seconds; 0 for all) looks at.
-    async fn host_ids(&self, since: i64) -> Result<Vec<u64>> {
+    /// The ids of the hosts a sync from `since` (unix seconds; 0 for all) looks at, and
+    /// how many calls the subscription serves at once, when the answer says.
+    async fn host_ids(&self, since: i64) -> Result<(Vec<u64>, Option<u32>)> {
         let mut form =
             vec![("action", "list".to_string()), ("details", "None".into()), ("truncation_limit", "0".into())];
         form.extend(processed_after(since));
-        let body = self.call(Method::POST, HOSTS, &form).await?;
+        let answer = self.call(Method::POST, HOSTS, &form).await?;
+        let concurrency_limit = answer.header("X-Concurrency-Limit-Limit").and_then(|limit| limit.trim().parse().ok());
+        let body = answer.body;
         let mut ids = Vec::new();
         page::each_element(&body, &HOST_LIST, &["RESPONSE", "ID_SET"], |element| {
             let set: IdSet = page::deserialize(element).map_err(|unreadable| {
@@ -147,7 +150,7 @@ impl QualysClient {
             reason: format!("{HOSTS} answered something that is not a host list: {error}"),
             response: Some(self.redactor.response(200, [], &String::from_utf8_lossy(&body))),
         })?;
-        Ok(ids)
+        Ok((ids, concurrency_limit))
     }
 }
 
@@ -295,7 +298,7 @@ impl ExportScanner for QualysClient {
                 "a Qualys sync cannot be scoped by tags yet: scope it by severity or time, or not at all".into(),
             ));
         }
-        let ids = self.host_ids(request.since).await?;
+        let (ids, _) = self.host_ids(request.since).await?;
         let plan = HostPlan {
             width: bucket_width(&ids, request.assets_per_chunk),
             since: request.since,
@@ -307,9 +310,10 @@ impl ExportScanner for QualysClient {
 
     async fn export_status(&self, _kind: ExportKind, export_uuid: &str) -> Result<ExportStatus> {
         let plan = HostPlan::parse(export_uuid)?;
-        let buckets: BTreeSet<u32> =
-            self.host_ids(plan.since).await?.into_iter().filter_map(|id| u32::try_from(id / plan.width).ok()).collect();
+        let (ids, concurrency_limit) = self.host_ids(plan.since).await?;
+        let buckets: BTreeSet<u32> = ids.into_iter().filter_map(|id| u32::try_from(id / plan.width).ok()).collect();
         Ok(ExportStatus {
+            concurrency_limit,
             state: ExportState::Finished,
             total_chunks: buckets.len() as u64,
             chunks_available: buckets.into_iter().collect(),
@@ -340,7 +344,7 @@ impl ExportScanner for QualysClient {
             let levels: Vec<String> = plan.severities.iter().map(u8::to_string).collect();
             form.push(("severities", levels.join(",")));
         }
-        self.call(Method::POST, DETECTIONS, &form).await
+        Ok(self.call(Method::POST, DETECTIONS, &form).await?.body)
     }
 
     /// The KnowledgeBase entries of the page's QIDs, as JSON, for the normalizer.
@@ -370,7 +374,7 @@ impl KnowledgeSource for QualysClient {
         let ids: Vec<String> = qids.iter().map(u64::to_string).collect();
         let mut form = vec![("action", "list".to_string()), ("details", "All".into()), ("ids", ids.join(","))];
         form.extend(changed_after.map(|at| ("last_modified_after", qualys_time(at))));
-        let body = self.call(Method::POST, KNOWLEDGE_BASE, &form).await?;
+        let body = self.call(Method::POST, KNOWLEDGE_BASE, &form).await?.body;
         let mut entries = Vec::new();
         knowledge_base::each_entry(&body, |entry| entries.push(entry)).map_err(|error| SyncError::ScannerRejected {
             reason: format!("{KNOWLEDGE_BASE} answered something vulnflow cannot read: {error}"),
@@ -424,13 +428,14 @@ mod tests {
 
     #[tokio::test]
     async fn every_host_comes_in_exactly_one_chunk_of_at_most_the_chunk_size() {
-        let config = SimulatorConfig { hosts: 120, detections_per_host: 2, ..Default::default() };
+        let config = SimulatorConfig { hosts: 120, detections_per_host: 2, concurrency_limit: 3, ..Default::default() };
         let password = config.password.clone();
         let (simulator, client) = client_of(config, &password).await;
         client.check_access().await.expect("the login works");
         let started = client.request_export(&request(25)).await.expect("planned");
         let status = client.export_status(ExportKind::Vulns, &started.export_uuid).await.expect("listed");
         assert_eq!(status.state, ExportState::Finished);
+        assert_eq!(status.concurrency_limit, Some(3), "the subscription's X-Concurrency-Limit-Limit");
         assert_eq!(status.total_chunks, status.chunks_available.len() as u64);
         let mut seen = Vec::new();
         for chunk in &status.chunks_available {

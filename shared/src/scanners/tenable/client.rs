@@ -226,6 +226,7 @@ impl ExportScanner for TenableClient {
             }
         };
         Ok(ExportStatus {
+            concurrency_limit: None,
             state,
             chunks_available: body.chunks_available,
             chunks_failed: body.chunks_failed,
