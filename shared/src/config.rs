@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::http::HttpApi;
-use crate::api::{ApiServices, PageTokens};
+use crate::api::{self, ApiServices, PageTokens};
 use crate::auth;
 use crate::errors::SyncError;
 use crate::pipeline::{Services, Settings};
@@ -121,10 +120,10 @@ pub async fn services_from_env() -> Result<Services, SyncError> {
     })
 }
 
-/// The API function's ports: the tables, the connectors' secrets, and the state machine
-/// (`STATE_MACHINE_ARN`). With `API_SIGNING_SECRET_ID` set, the function also checks
-/// bearer tokens itself where no authorizer ran.
-pub async fn http_api_from_env() -> Result<HttpApi, SyncError> {
+/// The API function's router over its ports: the tables, the connectors' secrets, and
+/// the state machine (`STATE_MACHINE_ARN`). With `API_SIGNING_SECRET_ID` set, the
+/// function also checks bearer tokens itself where no authorizer ran.
+pub async fn api_router_from_env() -> Result<axum::Router, SyncError> {
     let (config, _) = aws_config().await;
     // The API's own calls belong to no sync: its meter is read by nobody.
     let dynamo = dynamo_store_from_env(&config, &Arc::default())?;
@@ -145,7 +144,7 @@ pub async fn http_api_from_env() -> Result<HttpApi, SyncError> {
         page_tokens: PageTokens::new(&page_key),
         scanner_network: scanner_network_from_env()?,
     };
-    Ok(HttpApi::new(services, token_key))
+    Ok(api::router(services, token_key))
 }
 
 /// The scheduler's ports: the tables and the state machine (`STATE_MACHINE_ARN`).

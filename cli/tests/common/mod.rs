@@ -1,7 +1,8 @@
-//! The sync API as the CLI meets it: `vulnflow_shared::api::handle` over the in-memory
-//! store and the recording workflow, served over HTTP on loopback under a `/v1` stage,
-//! with bearer tokens checked as the API function checks them. Tests run the built
-//! `vulnflow` binary against it and move jobs along in the store as the workflow would.
+//! The sync API as the CLI meets it: the `api` function's own router
+//! (`vulnflow_shared::api::router`) over the in-memory store and the recording workflow,
+//! served over HTTP on loopback under the stage `/v1` as API Gateway serves it, with the
+//! deployment's key to check bearer tokens. Tests run the built `vulnflow` binary
+//! against it and move jobs along in the store as the workflow would.
 
 #![allow(dead_code)] // Each test file uses its own part of the harness.
 
@@ -11,13 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use chrono::Utc;
 use serde_json::{Value, json};
-use vulnflow_shared::api::{ApiRequest, ApiServices, Identity, PageTokens, handle};
+use tower::ServiceExt;
+use vulnflow_shared::api::{self, ApiServices, PageTokens};
 use vulnflow_shared::auth::{self, Role};
 use vulnflow_shared::model::{ChunkRecord, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome};
 use vulnflow_shared::scanner_network::ScannerNetworkPolicy;
@@ -49,17 +52,14 @@ pub struct Served {
     pub answer: Value,
 }
 
-struct Server {
-    services: ApiServices,
-    served: Mutex<Vec<Served>>,
-}
-
 pub struct TestApi {
     /// The base URL, with the stage, as `--api-url` takes it.
     pub url: String,
     pub store: Arc<MemoryStore>,
     pub workflow: Arc<RecordingWorkflow>,
-    server: Arc<Server>,
+    /// The API's router, as the function runs it.
+    api: Router,
+    served: Arc<Mutex<Vec<Served>>>,
 }
 
 pub fn token(principal: &str, role: Role) -> String {
@@ -104,13 +104,19 @@ impl TestApi {
                 ScannerNetworkPolicy::from_allow_list(TEST_SCANNER_HOSTS).expect("a valid allow list"),
             ),
         };
-        let server = Arc::new(Server { services, served: Mutex::default() });
-        let app = Router::new().fallback(forward).with_state(server.clone());
+        let router = api::router(services, Some(KEY.to_vec()));
+        let served = Arc::new(Mutex::default());
+        // API Gateway: the API under its stage, and its own refusal of any other path.
+        let gateway = Router::new()
+            .nest_service(STAGE, router.clone().layer(middleware::from_fn_with_state(served.clone(), record)))
+            .fallback(|| async {
+                (StatusCode::FORBIDDEN, axum::Json(json!({ "message": "Missing Authentication Token" })))
+            });
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a loopback port");
         let address = listener.local_addr().expect("the port");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let api = TestApi { url: format!("http://{address}{STAGE}"), store, workflow, server };
+        tokio::spawn(async move { axum::serve(listener, gateway).await });
+        let api = TestApi { url: format!("http://{address}{STAGE}"), store, workflow, api: router, served };
         let created = api
             .call(
                 &admin(),
@@ -135,15 +141,14 @@ impl TestApi {
     /// Calls the API in-process as the caller `token` names (the setup a test needs,
     /// outside what the CLI is seen to ask), and answers its JSON.
     pub async fn call(&self, token: &str, method: &str, path: &str, body: Value) -> Value {
-        let request = ApiRequest {
-            method: method.into(),
-            path: path.into(),
-            query: Vec::new(),
-            body: body.to_string().into_bytes(),
-            identity: identity(Some(token)),
-        };
-        let answer = handle(&self.server.services, request).await;
-        answer.body.unwrap_or(Value::Null)
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::from(body.to_string()))
+            .expect("a request");
+        let answer = self.api.clone().oneshot(request).await.expect("the router never fails");
+        json(&to_bytes(answer.into_body(), usize::MAX).await.expect("the answer"))
     }
 
     /// Runs `vulnflow args` against this API with `token`, as a user would.
@@ -152,7 +157,7 @@ impl TestApi {
     }
 
     pub fn served(&self) -> Vec<Served> {
-        lock(&self.server.served).clone()
+        lock(&self.served).clone()
     }
 
     /// Waits until the API has served `times` requests that `seen` matches.
@@ -306,28 +311,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The caller a bearer token names, checked as the API function checks it.
-fn identity(authorization: Option<&str>) -> Result<Identity, String> {
-    let token = authorization.ok_or("no caller identity reached the API")?;
-    auth::verify(KEY, token, Utc::now())
-        .map(|caller| Identity { principal: caller.principal, role: caller.role.as_str().to_string() })
-        .map_err(|refused| format!("the bearer token was refused: {refused}"))
+/// The JSON of a body; null when it holds none.
+fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
 }
 
-/// Every request, as API Gateway hands it on: without the stage, the caller from the
-/// bearer token.
-async fn forward(
-    State(server): State<Arc<Server>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some(path) = uri.path().strip_prefix(STAGE) else {
-        return (StatusCode::FORBIDDEN, axum::Json(json!({ "message": "Missing Authentication Token" })))
-            .into_response();
-    };
-    let query: Vec<(String, String)> = uri
+/// Records every request the API answers, as the stage left it.
+async fn record(State(served): State<Arc<Mutex<Vec<Served>>>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let query: Vec<(String, String)> = parts
+        .uri
         .query()
         .map(|query| {
             reqwest::Url::parse(&format!("http://api/?{query}"))
@@ -335,25 +329,17 @@ async fn forward(
                 .unwrap_or_default()
         })
         .unwrap_or_default();
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-    let request_body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let request = ApiRequest {
-        method: method.to_string(),
-        path: path.to_string(),
-        query: query.clone(),
-        body: body.to_vec(),
-        identity: identity(authorization),
-    };
-    let answer = handle(&server.services, request).await;
-    let body = answer.body.clone().unwrap_or(Value::Null);
-    lock(&server.served).push(Served {
-        method: method.to_string(),
-        path: path.to_string(),
+    let (method, path) = (parts.method.to_string(), parts.uri.path().to_string());
+    let answer = next.run(Request::from_parts(parts, Body::from(body.clone()))).await;
+    let (answer, answer_body) = answer.into_parts();
+    let answer_body = to_bytes(answer_body, usize::MAX).await.unwrap_or_default();
+    lock(&served).push(Served {
+        method,
+        path,
         query,
-        body: request_body,
-        status: answer.status,
-        answer: body.clone(),
+        body: json(&body),
+        status: answer.status.as_u16(),
+        answer: json(&answer_body),
     });
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, axum::Json(body)).into_response()
+    Response::from_parts(answer, Body::from(answer_body))
 }

@@ -1,4 +1,5 @@
-//! The routes, and who may call each: the one table access is decided by.
+//! The routes, and who may call each: the one table the router is built from and
+//! access is decided by.
 
 use super::Identity;
 use super::response::ApiError;
@@ -65,49 +66,31 @@ const fn route(
     Route { method, path, endpoint, roles, query }
 }
 
-/// A route and the parameters its path filled in.
-pub(super) struct Matched {
-    pub(super) route: &'static Route,
-    params: Vec<(&'static str, String)>,
+/// Every path the API serves, once each, as the router takes them.
+pub(super) fn paths() -> impl Iterator<Item = &'static str> {
+    ROUTES
+        .iter()
+        .enumerate()
+        .filter(|(index, route)| ROUTES[..*index].iter().all(|earlier| earlier.path != route.path))
+        .map(|(_, route)| route.path)
 }
 
-impl Matched {
-    pub(super) fn param(&self, name: &str) -> &str {
-        self.params.iter().find(|(param, _)| *param == name).map_or("", |(_, value)| value.as_str())
-    }
+/// A path no route serves.
+pub(super) fn no_endpoint(path: &str) -> ApiError {
+    SyncError::NotFound(format!("there is no endpoint {path}: see api/openapi.yaml for the routes")).into()
 }
 
-fn segments(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|segment| !segment.is_empty())
-}
-
-fn matches_path(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
-    let (template, path): (Vec<&'static str>, Vec<&str>) = (segments(template).collect(), segments(path).collect());
-    if template.len() != path.len() {
-        return None;
-    }
-    let mut params = Vec::new();
-    for (expected, given) in template.into_iter().zip(path) {
-        match expected.strip_prefix('{').and_then(|name| name.strip_suffix('}')) {
-            Some(name) => params.push((name, given.to_string())),
-            None if expected == given => {}
-            None => return None,
-        }
-    }
-    Some(params)
-}
-
-pub(super) fn resolve(method: &str, path: &str, query: &[(String, String)]) -> Result<Matched, ApiError> {
-    let on_path: Vec<(&'static Route, Vec<(&'static str, String)>)> =
-        ROUTES.iter().filter_map(|route| matches_path(route.path, path).map(|params| (route, params))).collect();
-    if on_path.is_empty() {
-        return Err(
-            SyncError::NotFound(format!("there is no endpoint {path}: see api/openapi.yaml for the routes")).into()
-        );
-    }
-    let Some((route, params)) = on_path.iter().find(|(route, _)| route.method.eq_ignore_ascii_case(method)).cloned()
-    else {
-        let allowed: Vec<&str> = on_path.iter().map(|(route, _)| route.method).collect();
+/// The route of `template` that takes `method`, if the query holds only the parameters
+/// it reads. `path` is the path as it was asked, for the errors.
+pub(super) fn resolve(
+    template: &str,
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+) -> Result<&'static Route, ApiError> {
+    let on_path = || ROUTES.iter().filter(|route| route.path == template);
+    let Some(route) = on_path().find(|route| route.method.eq_ignore_ascii_case(method)) else {
+        let allowed: Vec<&str> = on_path().map(|route| route.method).collect();
         return Err(ApiError::MethodNotAllowed(format!("{path} takes {}, not {method}", allowed.join(", "))));
     };
     if let Some((unknown, _)) = query.iter().find(|(name, _)| !route.query.contains(&name.as_str())) {
@@ -117,7 +100,7 @@ pub(super) fn resolve(method: &str, path: &str, query: &[(String, String)]) -> R
         };
         return Err(SyncError::invalid_field(unknown.clone(), reason).into());
     }
-    Ok(Matched { route, params })
+    Ok(route)
 }
 
 /// The caller, if their role may call the route.

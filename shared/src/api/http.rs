@@ -1,55 +1,135 @@
-//! API Gateway's Lambda proxy integration: its events in, HTTP answers out.
+//! What stands in front of the routes, for lambda_http and a plain HTTP server alike:
+//! the path as the API knows it (without API Gateway's stage), the caller, and the
+//! request log.
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::Extensions;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::uri::{PathAndQuery, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use lambda_http::http::StatusCode;
-use lambda_http::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
 
-use super::{ApiRequest, ApiResponse, ApiServices, Identity, handle};
+use super::Identity;
+use super::response::{ApiError, ErrorCode};
 use crate::auth;
 
-/// The API as the function serves it.
-pub struct HttpApi {
-    services: ApiServices,
-    /// The deployment's token signing key, to check bearer tokens where no authorizer ran.
-    token_key: Option<Vec<u8>>,
+/// The deployment's token signing key, to check bearer tokens where no authorizer ran.
+#[derive(Clone)]
+struct Gate {
+    token_key: Option<Arc<[u8]>>,
 }
 
-impl HttpApi {
-    pub fn new(services: ApiServices, token_key: Option<Vec<u8>>) -> Self {
-        HttpApi { services, token_key }
-    }
+/// The path a request asked for, without the stage: what the log and the errors name.
+#[derive(Clone)]
+struct AskedPath(String);
 
-    pub async fn answer(&self, request: Request) -> Response<Body> {
-        let request = api_request(&request, self.token_key.as_deref(), Utc::now());
-        into_response(handle(&self.services, request).await)
-    }
+/// `endpoints` behind [`admit`]. A layer on a router runs once it has chosen the route,
+/// so the path is set right in a router of its own, in front of the one that routes.
+pub(super) fn in_front_of(endpoints: Router, token_key: Option<Vec<u8>>) -> Router {
+    let gate = Gate { token_key: token_key.map(Arc::from) };
+    Router::new().fallback_service(endpoints).layer(middleware::from_fn_with_state(gate, admit))
 }
 
-pub fn api_request(request: &Request, token_key: Option<&[u8]>, now: DateTime<Utc>) -> ApiRequest {
-    // Without the stage API Gateway puts in front (`/v1/connectors`).
-    let path = match request.raw_http_path() {
-        "" => request.uri().path(),
-        raw => raw,
+/// Every request: routed by its path without the stage, refused without a caller,
+/// and logged once answered. Never the body: it may hold API keys.
+async fn admit(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
+    let path = asked_path(request.extensions(), request.uri()).to_string();
+    if let Some(uri) = routed_uri(&request) {
+        *request.uri_mut() = uri;
+    }
+    let method = request.method().clone();
+    let identity = caller(&request, gate.token_key.as_deref(), Utc::now());
+    let principal = identity.as_ref().map_or_else(|_| "-".to_string(), |identity| identity.principal.clone());
+    let answer = match identity {
+        Ok(identity) => {
+            request.extensions_mut().insert(identity);
+            request.extensions_mut().insert(AskedPath(path.clone()));
+            next.run(request).await
+        }
+        Err(why) => ApiError::Unauthenticated(why).into_response(),
     };
-    let query = request
-        .query_string_parameters_ref()
-        .map(|parameters| parameters.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect())
-        .unwrap_or_default();
-    ApiRequest {
-        method: request.method().as_str().to_string(),
-        path: path.to_string(),
-        query,
-        body: request.body().to_vec(),
-        identity: identity(request, token_key, now),
+    let status = answer.status().as_u16();
+    let error = answer.extensions().get::<ErrorCode>().map(|code| code.0.as_str());
+    if status >= 500 {
+        tracing::error!(%method, %path, status, principal, error, "request failed");
+    } else {
+        tracing::info!(%method, %path, status, principal, error, "request answered");
     }
+    answer
+}
+
+/// The path as asked. Under lambda_http the URI's path starts with API Gateway's stage
+/// (`/v1/connectors`); the event's own path, which it keeps apart, does not.
+pub(super) fn asked_path<'a>(extensions: &'a Extensions, uri: &'a Uri) -> &'a str {
+    match extensions.get::<AskedPath>() {
+        Some(asked) => &asked.0,
+        None => match extensions.raw_http_path() {
+            "" => uri.path(),
+            raw => raw,
+        },
+    }
+}
+
+/// The URI the routes are matched on: the path without the stage and its empty
+/// segments (`/connectors/` is `/connectors`), the query as it came.
+fn routed_uri(request: &Request) -> Option<Uri> {
+    let path: Vec<String> = match request.raw_http_path() {
+        "" => segments(request.uri().path()).map(str::to_string).collect(),
+        // API Gateway's path is decoded: each segment is encoded again, so that the
+        // router reads it back as it was.
+        raw => segments(raw).map(encoded).collect(),
+    };
+    let path = format!("/{}", path.join("/"));
+    let target = match request.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    let mut uri = request.uri().clone().into_parts();
+    uri.path_and_query = Some(PathAndQuery::try_from(target).ok()?);
+    Uri::from_parts(uri).ok()
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|segment| !segment.is_empty())
+}
+
+/// A path segment with every byte but the unreserved and the sub-delimiters encoded.
+fn encoded(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (byte as char).to_string(),
+            _ if b"-._~!$&'()*+,;=:@".contains(&byte) => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// Every query parameter, repeated ones included. lambda_http writes API Gateway's
+/// parameters into the URI's query.
+pub(super) fn query(uri: &Uri) -> Vec<(String, String)> {
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect()
+}
+
+/// The caller [`admit`] let in.
+pub(super) fn identity(request: &Parts) -> Result<&Identity, ApiError> {
+    request
+        .extensions
+        .get::<Identity>()
+        .ok_or_else(|| ApiError::Unauthenticated("no caller identity reached the API".to_string()))
 }
 
 /// The caller the authorizer named in the request context. Where no authorizer ran
 /// (LocalStack's community edition runs none), the bearer token is checked here, as
 /// the authorizer would check it.
-fn identity(request: &Request, token_key: Option<&[u8]>, now: DateTime<Utc>) -> Result<Identity, String> {
+fn caller(request: &Request, token_key: Option<&[u8]>, now: DateTime<Utc>) -> Result<Identity, String> {
     let context = match request.request_context_ref() {
         Some(RequestContext::ApiGatewayV1(context)) => Some(&context.authorizer.fields),
         Some(RequestContext::ApiGatewayV2(context)) => context.authorizer.as_ref().map(|authorizer| &authorizer.fields),
@@ -68,20 +148,4 @@ fn identity(request: &Request, token_key: Option<&[u8]>, now: DateTime<Utc>) -> 
             .map_err(|refused| format!("the bearer token was refused: {refused}")),
         _ => Err("no caller identity reached the API: send the header `Authorization: Bearer <token>`".to_string()),
     }
-}
-
-pub fn into_response(answer: ApiResponse) -> Response<Body> {
-    let body = match &answer.body {
-        Some(json) => Body::Text(json.to_string()),
-        None => Body::Empty,
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = response.headers_mut();
-    if answer.body.is_some() {
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    }
-    // Job status changes from one poll to the next.
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

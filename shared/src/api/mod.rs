@@ -1,12 +1,13 @@
 //! The control-plane HTTP API: connectors, manual syncs, job status and history, and
-//! cancelling. [`handle`] is a function over the ports, so every endpoint is tested
-//! with the in-memory store and the recording workflow; [`http`] adapts it to API
-//! Gateway's Lambda proxy events. The contract is `api/openapi.yaml`.
+//! cancelling, as one axum [`router`]. The `api` function runs it under lambda_http,
+//! and the tests serve the very same router: over the in-memory store and the
+//! recording workflow, every endpoint is tested as the function answers it. The
+//! contract is `api/openapi.yaml`.
 
 mod access;
 mod connectors;
 mod history;
-pub mod http;
+mod http;
 mod input;
 mod jobs;
 mod page_token;
@@ -18,10 +19,14 @@ mod tests;
 use std::sync::Arc;
 
 use access::Endpoint;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::routing::any;
 pub use page_token::PageTokens;
-use response::ApiError;
-pub use response::ApiResponse;
+use response::{ApiError, ApiResponse};
 
+use crate::auth::Caller;
+use crate::errors::SyncError;
 use crate::scanner_network::ScannerNetworkPolicy;
 use crate::starter::SyncStarter;
 use crate::store::{ConnectorStore, JobStore, SecretStore};
@@ -53,48 +58,61 @@ impl ApiServices {
     }
 }
 
-/// The caller, as API Gateway's authorizer named them.
+/// The caller, as API Gateway's authorizer named them or their bearer token does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub principal: String,
     pub role: String,
 }
 
-/// One HTTP request, as far as the API reads it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiRequest {
-    pub method: String,
-    /// Without the API Gateway stage: `/connectors/tenable-1/syncs`.
-    pub path: String,
-    /// Every query parameter, repeated ones included.
-    pub query: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    /// The caller, or why there is none.
-    pub identity: Result<Identity, String>,
+/// The API: every route of the role table, each answered as JSON. Paths are without
+/// API Gateway's stage (`/connectors/tenable-1/syncs`): under lambda_http the stage is
+/// dropped before routing; a server of its own nests the router under the stage.
+/// `token_key`, the deployment's token signing key, checks bearer tokens where no
+/// authorizer ran.
+pub fn router(services: ApiServices, token_key: Option<Vec<u8>>) -> Router {
+    let endpoints = access::paths()
+        .fold(Router::new(), |router, path| {
+            router.route(
+                path,
+                any(move |State(services): State<ApiServices>, request: Request| answer(services, path, request)),
+            )
+        })
+        .fallback(|request: Request| async move {
+            access::no_endpoint(http::asked_path(request.extensions(), request.uri()))
+        })
+        .with_state(services);
+    http::in_front_of(endpoints, token_key)
 }
 
-/// Answers one request: who may make it, what it asks, and what happened, as JSON.
-pub async fn handle(services: &ApiServices, request: ApiRequest) -> ApiResponse {
-    let answer = route(services, &request).await.unwrap_or_else(ApiError::into_response);
-    // Never the body: it may hold API keys.
-    let principal = request.identity.as_ref().map(|identity| identity.principal.as_str()).unwrap_or("-");
-    let (method, path, status, error) = (&request.method, &request.path, answer.status, answer.error_code());
-    if status >= 500 {
-        tracing::error!(%method, %path, status, principal, error, "request failed");
-    } else {
-        tracing::info!(%method, %path, status, principal, error, "request answered");
-    }
-    answer
+/// Answers a request on the route `path`: whether it takes the method and the query,
+/// whether the caller's role may make it, and what happened.
+async fn answer(services: ApiServices, path: &'static str, request: Request) -> Result<ApiResponse, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let asked = http::asked_path(&parts.extensions, &parts.uri).to_string();
+    let query = http::query(&parts.uri);
+    let route = access::resolve(path, parts.method.as_str(), &asked, &query)?;
+    let caller = access::authorize(route, http::identity(&parts)?)?;
+    let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(&mut parts, &())
+        .await
+        .map_err(|_| access::no_endpoint(&asked))?;
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| SyncError::InvalidRequest(format!("the request's body could not be read: {e}")))?;
+    serve(&services, route.endpoint, &caller, &params, &query, &body).await
 }
 
-async fn route(services: &ApiServices, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let identity = request.identity.as_ref().map_err(|why| ApiError::Unauthenticated(why.clone()))?;
-    let matched = access::resolve(&request.method, &request.path, &request.query)?;
-    let caller = access::authorize(matched.route, identity)?;
-    let query = input::Query::new(&request.query);
-    let body = request.body.as_slice();
-    let id = |name| matched.param(name);
-    Ok(match matched.route.endpoint {
+async fn serve(
+    services: &ApiServices,
+    endpoint: Endpoint,
+    caller: &Caller,
+    params: &[(String, String)],
+    query: &[(String, String)],
+    body: &[u8],
+) -> Result<ApiResponse, ApiError> {
+    let id = |name: &str| params.iter().find(|(param, _)| param == name).map_or("", |(_, value)| value.as_str());
+    let query = input::Query::new(query);
+    Ok(match endpoint {
         Endpoint::CreateConnector => ApiResponse::json(201, &connectors::create(services, body).await?),
         Endpoint::ListConnectors => ApiResponse::json(200, &connectors::list(services).await?),
         Endpoint::GetConnector => ApiResponse::json(200, &connectors::get(services, id("connector_id")).await?),
@@ -105,12 +123,10 @@ async fn route(services: &ApiServices, request: &ApiRequest) -> Result<ApiRespon
             connectors::delete(services, id("connector_id")).await?;
             ApiResponse::no_content()
         }
-        Endpoint::StartSync => {
-            ApiResponse::json(202, &syncs::start(services, &caller, id("connector_id"), body).await?)
-        }
+        Endpoint::StartSync => ApiResponse::json(202, &syncs::start(services, caller, id("connector_id"), body).await?),
         Endpoint::ListSyncs => ApiResponse::json(200, &history::list(services, id("connector_id"), &query).await?),
         Endpoint::GetJob => ApiResponse::json(200, &jobs::get(services, id("job_id"), &query).await?),
         Endpoint::GetJobStatus => ApiResponse::json(200, &jobs::status(services, id("job_id")).await?),
-        Endpoint::CancelJob => ApiResponse::json(202, &syncs::cancel(services, &caller, id("job_id"), body).await?),
+        Endpoint::CancelJob => ApiResponse::json(202, &syncs::cancel(services, caller, id("job_id"), body).await?),
     })
 }

@@ -1,22 +1,26 @@
 //! Answers, and the one place errors become HTTP statuses and error bodies.
 
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::errors::SyncError;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiResponse {
-    pub status: u16,
+pub(super) struct ApiResponse {
+    pub(super) status: u16,
     /// None for 204.
-    pub body: Option<Value>,
+    pub(super) body: Option<Value>,
 }
 
 impl ApiResponse {
     pub(super) fn json(status: u16, body: &impl Serialize) -> ApiResponse {
         match serde_json::to_value(body) {
             Ok(body) => ApiResponse { status, body: Some(body) },
-            Err(e) => ApiError::from(SyncError::Internal(format!("cannot encode the answer: {e}"))).into_response(),
+            Err(e) => ApiError::from(SyncError::Internal(format!("cannot encode the answer: {e}"))).into(),
         }
     }
 
@@ -25,8 +29,40 @@ impl ApiResponse {
     }
 
     /// The `error` code of an error answer, for the request log.
-    pub(super) fn error_code(&self) -> Option<&str> {
+    fn error_code(&self) -> Option<&str> {
         self.body.as_ref().and_then(|body| body["error"].as_str())
+    }
+}
+
+/// The `error` code of an error answer, kept on the HTTP response for the request log.
+#[derive(Debug, Clone)]
+pub(super) struct ErrorCode(pub(super) String);
+
+impl IntoResponse for ApiResponse {
+    fn into_response(self) -> Response {
+        let code = self.error_code().map(|code| ErrorCode(code.to_string()));
+        let body = match &self.body {
+            Some(json) => Body::from(json.to_string()),
+            None => Body::empty(),
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        if self.body.is_some() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        // Job status changes from one poll to the next.
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(code) = code {
+            response.extensions_mut().insert(code);
+        }
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        ApiResponse::from(self).into_response()
     }
 }
 
@@ -47,9 +83,9 @@ impl From<SyncError> for ApiError {
     }
 }
 
-impl ApiError {
-    pub(super) fn into_response(self) -> ApiResponse {
-        let (status, code, message, field) = match self {
+impl From<ApiError> for ApiResponse {
+    fn from(error: ApiError) -> Self {
+        let (status, code, message, field) = match error {
             ApiError::Unauthenticated(why) => (401, "unauthenticated", why, None),
             ApiError::Forbidden(why) => (403, "forbidden", why, None),
             ApiError::MethodNotAllowed(why) => (405, "method_not_allowed", why, None),

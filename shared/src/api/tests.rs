@@ -1,12 +1,15 @@
-//! Every endpoint over the in-memory store and the recording workflow.
+//! Every endpoint over the in-memory store and the recording workflow, asked as the
+//! `api` function is: API Gateway's proxy events, through lambda_http, to the router.
 
 use std::sync::{Arc, Mutex};
 
+use axum::Router;
 use chrono::{DateTime, Duration, Utc};
+use lambda_http::tower::ServiceExt;
 use serde_json::{Value, json};
 
 use super::jobs::progress;
-use super::{ApiRequest, ApiResponse, ApiServices, Identity, PageTokens, handle};
+use super::{ApiResponse, ApiServices, Identity, PageTokens, router};
 use crate::errors::{Result, SyncError};
 use crate::model::{
     ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
@@ -22,6 +25,8 @@ const SECRET_KEY: &str = "SKEY-7d2e9b41a0c3f685";
 const CONNECTOR: &str = "tenable-unit";
 /// The test connectors' scanners: allowed by name, since they resolve nowhere.
 const TEST_SCANNER_HOSTS: &str = "cloud.tenable.example,elsewhere.example";
+/// The deployment's token signing key.
+const TOKEN_KEY: &[u8] = b"the deployment's signing key, 32+ bytes";
 
 fn admin() -> Result<Identity, String> {
     Ok(Identity { principal: "ana@example.com".into(), role: "admin".into() })
@@ -35,10 +40,67 @@ fn anonymous() -> Result<Identity, String> {
     Err("no caller identity".into())
 }
 
+/// A REST API proxy event as API Gateway sends it on the stage `v1`: `authorizer` is
+/// the context the authorizer gave (null where none ran), `query` the parameters as
+/// `multiValueQueryStringParameters`.
+fn rest_event(method: &str, path: &str, query: Value, body: Option<Value>, authorizer: Value, headers: Value) -> Value {
+    json!({
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {},
+        "queryStringParameters": {},
+        "multiValueQueryStringParameters": query,
+        "pathParameters": { "proxy": path.trim_start_matches('/') },
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": "000000000000",
+            "resourceId": "abc",
+            "stage": "v1",
+            "requestId": "req-1",
+            "identity": { "sourceIp": "127.0.0.1" },
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "apiId": "api123",
+            "path": format!("/v1{path}"),
+            "authorizer": authorizer
+        },
+        "body": body.map(|json| json.to_string()),
+        "isBase64Encoded": false
+    })
+}
+
+/// The authorizer's context naming `identity`.
+fn authorizer(identity: &Result<Identity, String>) -> Value {
+    match identity {
+        Ok(identity) => {
+            json!({ "principal": identity.principal, "role": identity.role, "principalId": identity.principal })
+        }
+        Err(_) => Value::Null,
+    }
+}
+
+/// The function's HTTP answer to `event`: lambda_http's request, through `router`.
+async fn answer(router: &Router, event: &Value) -> axum::response::Response {
+    let request = lambda_http::request::from_str(&event.to_string()).expect("a REST proxy event");
+    router.clone().oneshot(request).await.expect("the router never fails")
+}
+
+/// An answer's status and JSON.
+async fn read(answer: axum::response::Response) -> ApiResponse {
+    let status = answer.status().as_u16();
+    let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX).await.expect("the body");
+    let body = (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).expect("a JSON answer"));
+    ApiResponse { status, body }
+}
+
 struct Api {
     store: Arc<MemoryStore>,
     workflow: Arc<RecordingWorkflow>,
     services: ApiServices,
+    /// The function's router, with the deployment's token key.
+    router: Router,
     /// Every answer's text, to search for keys.
     seen: Mutex<Vec<String>>,
 }
@@ -62,10 +124,12 @@ impl Api {
                 ScannerNetworkPolicy::from_allow_list(TEST_SCANNER_HOSTS).expect("a valid allow list"),
             ),
         };
-        Api { store, workflow, services, seen: Mutex::default() }
+        let router = router(services.clone(), Some(TOKEN_KEY.to_vec()));
+        Api { store, workflow, services, router, seen: Mutex::default() }
     }
 
-    /// `target` is the path with its query: `/jobs/1?level=warn`.
+    /// `target` is the path with its query: `/jobs/1?level=warn`. The caller reaches
+    /// the function as the authorizer named them.
     async fn call(
         &self,
         identity: Result<Identity, String>,
@@ -74,17 +138,14 @@ impl Api {
         body: Option<Value>,
     ) -> ApiResponse {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let query = query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (name.to_string(), value.to_string())
-            })
-            .collect();
-        let body = body.map(|json| json.to_string().into_bytes()).unwrap_or_default();
-        let request = ApiRequest { method: method.into(), path: path.into(), query, body, identity };
-        let answer = handle(&self.services, request).await;
+        let mut parameters = serde_json::Map::new();
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let values = parameters.entry(name).or_insert_with(|| json!([]));
+            values.as_array_mut().expect("a list").push(json!(value));
+        }
+        let event = rest_event(method, path, Value::Object(parameters), body, authorizer(&identity), json!({}));
+        let answer = read(answer(&self.router, &event).await).await;
         self.seen.lock().expect("lock").push(answer.body.as_ref().map(Value::to_string).unwrap_or_default());
         answer
     }
@@ -1234,91 +1295,122 @@ async fn no_answer_ever_holds_a_key() {
     assert!(answers.contains("access_key") || answers.contains("secret_key"), "the errors name the fields");
 }
 
-mod http {
+mod lambda {
     use lambda_http::Body;
 
     use super::*;
-    use crate::api::http::{api_request, into_response};
     use crate::auth::{self, Role};
 
-    const TOKEN_KEY: &[u8] = b"the deployment's signing key, 32+ bytes";
-
-    /// A REST API proxy event as API Gateway sends it after the authorizer ran.
-    fn rest_event(authorizer: Value, headers: Value) -> String {
-        json!({
-            "resource": "/{proxy+}",
-            "path": "/connectors/tenable-1/syncs",
-            "httpMethod": "GET",
-            "headers": headers,
-            "multiValueHeaders": {},
-            "queryStringParameters": { "status": "CANCELLED" },
-            "multiValueQueryStringParameters": { "status": ["FINISHED", "CANCELLED"], "limit": ["5"] },
-            "pathParameters": { "proxy": "connectors/tenable-1/syncs" },
-            "stageVariables": null,
-            "requestContext": {
-                "accountId": "000000000000",
-                "resourceId": "abc",
-                "stage": "v1",
-                "requestId": "req-1",
-                "identity": { "sourceIp": "127.0.0.1" },
-                "resourcePath": "/{proxy+}",
-                "httpMethod": "GET",
-                "apiId": "api123",
-                "path": "/v1/connectors/tenable-1/syncs",
-                "authorizer": authorizer
-            },
-            "body": "{\"mode\":\"full\"}",
-            "isBase64Encoded": false
-        })
-        .to_string()
+    /// `GET /connectors/tenable-1/syncs` as API Gateway hands it on after `authorizer`
+    /// ran, with a query both single- and multi-valued and a body.
+    fn history_event(authorizer: Value, headers: Value) -> Value {
+        let mut event = rest_event(
+            "GET",
+            "/connectors/tenable-1/syncs",
+            json!({ "status": ["FINISHED", "CANCELLED"], "limit": ["5"] }),
+            Some(json!({ "mode": "full" })),
+            authorizer,
+            headers,
+        );
+        event["queryStringParameters"] = json!({ "status": "CANCELLED" });
+        event
     }
 
-    #[test]
-    fn an_api_gateway_event_becomes_a_request_with_the_authorizers_caller() {
-        let event = rest_event(
-            json!({ "principal": "ana@example.com", "role": "admin", "principalId": "ana@example.com" }),
-            json!({}),
-        );
-        let request = lambda_http::request::from_str(&event).expect("a REST proxy event");
-        let api_request = api_request(&request, None, Utc::now());
-        assert_eq!((api_request.method.as_str(), api_request.path.as_str()), ("GET", "/connectors/tenable-1/syncs"));
-        let mut query = api_request.query.clone();
-        query.sort();
-        assert_eq!(
-            query,
-            [("limit".into(), "5".into()), ("status".into(), "CANCELLED".into()), ("status".into(), "FINISHED".into())]
-        );
-        assert_eq!(api_request.body, br#"{"mode":"full"}"#);
-        assert_eq!(api_request.identity, admin());
+    /// `event` as the sync's start: a POST with its body and no query.
+    fn start_sync(event: &Value) -> Value {
+        let mut start = event.clone();
+        start["httpMethod"] = json!("POST");
+        start["multiValueQueryStringParameters"] = json!({});
+        start["queryStringParameters"] = json!({});
+        start
     }
 
-    #[test]
-    fn without_an_authorizer_the_bearer_token_is_checked_here() {
-        let now = Utc::now();
-        let token = auth::mint(TOKEN_KEY, "rui@example.com", Role::Reader, Duration::hours(1), now);
-        let event = rest_event(Value::Null, json!({ "Authorization": format!("Bearer {token}") }));
-        let request = lambda_http::request::from_str(&event).expect("a REST proxy event");
-        assert_eq!(api_request(&request, Some(TOKEN_KEY), now).identity, reader());
-        assert!(
-            api_request(&request, Some(b"another deployment's key entirely"), now).identity.is_err(),
-            "a foreign signature"
-        );
-        assert!(api_request(&request, None, now).identity.is_err(), "no key: no token is trusted");
-        let anonymous = lambda_http::request::from_str(&rest_event(Value::Null, json!({}))).expect("an event");
-        let refused = api_request(&anonymous, Some(TOKEN_KEY), now).identity.expect_err("no identity");
+    #[tokio::test]
+    async fn an_api_gateway_event_is_answered_for_the_path_without_the_stage_and_the_authorizers_caller() {
+        let api = Api::new();
+        api.create_connector("tenable-1").await;
+        let start = Utc::now() - Duration::hours(1);
+        let statuses = [JobStatus::Finished, JobStatus::Cancelled, JobStatus::ApiError];
+        for minute in 0..9 {
+            let job_id = format!("job-{minute}");
+            let started_at = start + Duration::minutes(minute);
+            let status = statuses[minute as usize % statuses.len()];
+            api.store.create_job(&job(&job_id, "tenable-1", status, started_at)).await.unwrap();
+        }
+        let event = history_event(authorizer(&admin()), json!({}));
+        let listed = read(answer(&api.router, &event).await).await;
+        assert_eq!(listed.status, 200, "{:?}", listed.body);
+        // Every value of the multi-valued parameters (the single-valued one names only
+        // CANCELLED), five at the most, newest first.
+        assert_eq!(job_ids(&listed), ["job-7", "job-6", "job-4", "job-3", "job-1"]);
+
+        let started = read(answer(&api.router, &start_sync(&event)).await).await;
+        assert_eq!(started.status, 202, "{:?}", started.body);
+        let job_id = body(&started)["job_id"].as_str().expect("a job id");
+        let job = api.store.get_job(job_id).await.unwrap().expect("the job");
+        assert_eq!((job.mode, job.trigger), (SyncMode::Full, Trigger::Manual { by: "ana@example.com".into() }));
+    }
+
+    #[tokio::test]
+    async fn without_an_authorizer_the_bearer_token_is_checked_here() {
+        let api = Api::new();
+        api.create_connector("tenable-1").await;
+        let token = auth::mint(TOKEN_KEY, "rui@example.com", Role::Reader, Duration::hours(1), Utc::now());
+        let event = history_event(Value::Null, json!({ "Authorization": format!("Bearer {token}") }));
+        assert_eq!(read(answer(&api.router, &event).await).await.status, 200);
+        let refused = read(answer(&api.router, &start_sync(&event)).await).await;
+        assert_eq!(refused.status, 403, "{:?}", refused.body);
+        let message = body(&refused)["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(r#"rui@example.com has the role "reader""#), "the token's caller: {message}");
+
+        let foreign = router(api.services.clone(), Some(b"another deployment's key entirely".to_vec()));
+        assert_eq!(read(answer(&foreign, &event).await).await.status, 401, "a foreign signature");
+        let keyless = router(api.services.clone(), None);
+        assert_eq!(read(answer(&keyless, &event).await).await.status, 401, "no key: no token is trusted");
+        let anonymous = read(answer(&api.router, &history_event(Value::Null, json!({}))).await).await;
+        assert_eq!(anonymous.status, 401);
+        let refused = body(&anonymous)["message"].as_str().unwrap_or_default();
         assert!(refused.contains("Authorization: Bearer"), "{refused}");
     }
 
-    #[test]
-    fn answers_are_json_and_never_cached() {
-        let answer =
-            into_response(ApiResponse { status: 409, body: Some(json!({ "error": "conflict", "message": "m" })) });
-        assert_eq!(answer.status(), 409);
-        assert_eq!(answer.headers()["content-type"], "application/json");
-        assert_eq!(answer.headers()["cache-control"], "no-store");
-        assert!(matches!(answer.body(), Body::Text(text) if text.contains("conflict")));
-        let empty = into_response(ApiResponse { status: 204, body: None });
-        assert!(matches!(empty.body(), Body::Empty) && !empty.headers().contains_key("content-type"));
+    #[tokio::test]
+    async fn answers_are_json_and_never_cached() {
+        let api = Api::new();
+        api.create_connector(CONNECTOR).await;
+        api.start_running_sync(CONNECTOR).await;
+        let syncs = format!("/connectors/{CONNECTOR}/syncs");
+        let again = rest_event("POST", &syncs, json!({}), None, authorizer(&admin()), json!({}));
+        // As lambda_http hands the answer back to API Gateway.
+        let conflict = lambda_http::IntoResponse::into_response(answer(&api.router, &again).await).await;
+        assert_eq!(conflict.status(), 409);
+        assert_eq!(conflict.headers()["content-type"], "application/json");
+        assert_eq!(conflict.headers()["cache-control"], "no-store");
+        assert!(matches!(conflict.body(), Body::Text(text) if text.contains("conflict")));
+
+        api.create_connector("tenable-idle").await;
+        let delete = rest_event("DELETE", "/connectors/tenable-idle", json!({}), None, authorizer(&admin()), json!({}));
+        let empty = lambda_http::IntoResponse::into_response(answer(&api.router, &delete).await).await;
+        assert_eq!(empty.status(), 204);
+        assert!(empty.body().is_empty() && !empty.headers().contains_key("content-type"));
+    }
+
+    #[tokio::test]
+    async fn the_stage_and_empty_segments_never_reach_the_routes() {
+        let api = Api::new();
+        api.create_connector(CONNECTOR).await;
+        for path in [format!("/connectors/{CONNECTOR}/"), format!("//connectors/{CONNECTOR}")] {
+            let event = rest_event("GET", &path, json!({}), None, authorizer(&reader()), json!({}));
+            let answer = read(answer(&api.router, &event).await).await;
+            assert_eq!((answer.status, body(&answer)["connector_id"].clone()), (200, json!(CONNECTOR)), "{path}");
+        }
+        let unknown = rest_event("GET", "/v2/connectors", json!({}), None, authorizer(&reader()), json!({}));
+        let answer = read(answer(&api.router, &unknown).await).await;
+        assert_eq!(answer.status, 404);
+        assert_eq!(
+            body(&answer)["message"],
+            "there is no endpoint /v2/connectors: see api/openapi.yaml for the routes",
+            "the path as asked"
+        );
     }
 }
 
