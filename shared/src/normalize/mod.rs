@@ -7,7 +7,7 @@
 //! [`NormalizedRecord`]: crate::model::NormalizedRecord
 
 pub(crate) mod fields;
-pub(crate) mod wanted;
+pub mod wanted;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -90,7 +90,7 @@ pub(crate) fn normalize_chunk<T>(
 /// stream: only one record is held as a JSON tree at a time, so memory stays near the
 /// raw bytes plus what `keep` keeps; and each record holds only the `wanted` fields,
 /// the others being skipped unbuilt. Stops at the first unusable record.
-pub(crate) fn each_record<T>(
+pub fn each_record<T>(
     bytes: &[u8],
     wanted: &'static [Wanted],
     normalize_record: impl Fn(&Value, usize) -> Result<T, RecordError>,
