@@ -123,7 +123,7 @@ pub async fn services_from_env() -> Result<Services, SyncError> {
 /// The API function's router over its ports: the tables, the connectors' secrets, and
 /// the state machine (`STATE_MACHINE_ARN`). With `API_SIGNING_SECRET_ID` set, the
 /// function also checks bearer tokens itself where no authorizer ran.
-pub async fn api_router_from_env() -> Result<axum::Router, SyncError> {
+pub async fn api_router_from_env() -> Result<api::GatewayService, SyncError> {
     let (config, _) = aws_config().await;
     // The API's own calls belong to no sync: its meter is read by nobody.
     let dynamo = dynamo_store_from_env(&config, &Arc::default())?;
@@ -144,7 +144,7 @@ pub async fn api_router_from_env() -> Result<axum::Router, SyncError> {
         page_tokens: PageTokens::new(&page_key),
         scanner_network: scanner_network_from_env()?,
     };
-    Ok(api::router(services, token_key))
+    Ok(api::behind_api_gateway(api::router(services, token_key)))
 }
 
 /// The scheduler's ports: the tables and the state machine (`STATE_MACHINE_ARN`).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::Extensions;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use axum::http::request::Parts;
 use axum::http::uri::{PathAndQuery, Uri};
 use axum::middleware::{self, Next};
@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
+use tower::util::MapResponse;
 
 use super::Identity;
 use super::response::{ApiError, ErrorCode};
@@ -29,6 +30,20 @@ struct Gate {
 /// The path a request asked for, without the stage: what the log and the errors name.
 #[derive(Clone)]
 struct AskedPath(String);
+
+/// The API as the Lambda function serves it.
+pub type GatewayService = MapResponse<Router, fn(Response) -> Response>;
+
+/// The router as the Lambda serves it behind API Gateway, which sets an answer's
+/// `Content-Length` itself: the one axum adds is left out, as the function did before
+/// it served a router, so that the gateway's is the only one.
+pub fn behind_api_gateway(router: Router) -> GatewayService {
+    fn without_length(mut response: Response) -> Response {
+        response.headers_mut().remove(CONTENT_LENGTH);
+        response
+    }
+    MapResponse::new(router, without_length as fn(Response) -> Response)
+}
 
 /// `endpoints` behind [`admit`]. A layer on a router runs once it has chosen the route,
 /// so the path is set right in a router of its own, in front of the one that routes.

@@ -22,6 +22,7 @@ use access::Endpoint;
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::routing::any;
+pub use http::{GatewayService, behind_api_gateway};
 pub use page_token::PageTokens;
 use response::{ApiError, ApiResponse};
 

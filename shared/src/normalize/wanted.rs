@@ -53,10 +53,10 @@ impl<'de> Visitor<'de> for Pruned {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut kept = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            match self.0.iter().find(|wanted| wanted.name == key) {
+        while let Some(found) = map.next_key_seed(Key(self.0))? {
+            match found {
                 Some(wanted) => {
-                    kept.insert(key, map.next_value_seed(Pruned(wanted.fields))?);
+                    kept.insert(wanted.name.to_owned(), map.next_value_seed(Pruned(wanted.fields))?);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -108,6 +108,30 @@ impl<'de> Visitor<'de> for Pruned {
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         self.deserialize(deserializer)
+    }
+}
+
+/// Reads an object's key as the wanted field it names, if any, without copying it:
+/// most keys of a record are not wanted.
+struct Key(&'static [Wanted]);
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Option<&'static Wanted>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Option<&'static Wanted>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a field name")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().find(|wanted| wanted.name == key))
     }
 }
 

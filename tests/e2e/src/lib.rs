@@ -160,6 +160,19 @@ impl Stack {
         SyncRun { execution_arn, status: execution.status, output: execution.output, job, chunks }
     }
 
+    /// Waits until the running job has received `findings` findings, to act mid-sync.
+    pub async fn wait_until_received(&self, job_id: &str, findings: u64) {
+        let deadline = Instant::now() + EXECUTION_TIMEOUT;
+        loop {
+            let job = self.store.get_job(job_id).await.expect("reads the job").expect("the job exists");
+            if job.counts.findings_received >= findings {
+                return;
+            }
+            assert!(!job.status.is_terminal() && Instant::now() < deadline, "the sync ended first: {:?}", job.status);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn connector(&self, connector_id: &str) -> Connector {
         self.store.get_connector(connector_id).await.expect("reads the connector").expect("the connector exists")
     }

@@ -2,8 +2,6 @@
 //! equal to a clean sync's, and the two jobs' counts add up to it, chunks that were in
 //! flight at the cancel included.
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 use tenable_simulator::SimulatorConfig;
 use vulnflow_e2e::api::{ApiClient, new_connector};
@@ -24,15 +22,7 @@ async fn the_counts_of_a_cancelled_sync_and_its_resumption_add_up_to_what_is_sto
     let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
 
     // Cancel once a quarter of the findings is processed, with more chunks in flight.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let job = stack.store.get_job(&job_id).await.expect("reads").expect("the job");
-        if job.counts.findings_received >= 1_000 {
-            break;
-        }
-        assert!(!job.status.is_terminal() && Instant::now() < deadline, "the sync ended first: {:?}", job.status);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    stack.wait_until_received(&job_id, 1_000).await;
     let cancelled = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
     assert_eq!(cancelled.status, 202, "{}", cancelled.text);
     let resumed = api.post(&syncs, &admin, json!({ "resume_job_id": job_id })).await;

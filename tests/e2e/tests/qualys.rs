@@ -3,17 +3,18 @@
 //! KnowledgeBase), full and then incremental, as a user of Tenable connectors would.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use qualys_simulator::{
-    Changes, CredentialError, DetectionStatus, Faults, FirstCalls, RateLimited, RunningSimulator, ServerErrors,
-    SimulatorConfig,
+    Changes, CredentialError, Dataset, DetectionStatus, Faults, FirstCalls, RateLimited, RunningSimulator,
+    ServerErrors, SimulatorConfig,
 };
 use serde_json::{Value, json};
 use vulnflow_e2e::Stack;
 use vulnflow_e2e::api::ApiClient;
 use vulnflow_shared::auth::Role;
-use vulnflow_shared::model::{FindingState, JobStatus};
+use vulnflow_shared::errors::error_names;
+use vulnflow_shared::model::{FindingState, JobStatus, Stage};
 use vulnflow_shared::store::{JobStore, StoredFinding};
 
 /// A finding as the simulator's truth says it must be stored: its id, and its state.
@@ -201,15 +202,7 @@ async fn a_cancelled_qualys_sync_resumes_fetching_only_the_host_buckets_it_had_n
     assert_eq!(started.status, 202, "{}", started.text);
     let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
 
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let job = stack.store.get_job(&job_id).await.expect("reads").expect("the job");
-        if job.counts.findings_received >= 250 {
-            break;
-        }
-        assert!(!job.status.is_terminal() && Instant::now() < deadline, "the sync ended first: {:?}", job.status);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    stack.wait_until_received(&job_id, 250).await;
     let cancelled = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
     assert_eq!(cancelled.status, 202, "{}", cancelled.text);
     let resumed = api.post(&syncs, &admin, json!({ "resume_job_id": job_id })).await;
@@ -231,4 +224,34 @@ async fn a_cancelled_qualys_sync_resumes_fetching_only_the_host_buckets_it_had_n
         second.counts
     );
     assert_eq!(states(&stored(&stack, &connector_id).await), truth(&simulator));
+}
+
+#[tokio::test]
+async fn a_detection_page_cut_inside_a_host_fails_its_chunks_at_normalizing_and_the_other_hosts_are_stored() {
+    let stack = Stack::local().await;
+    let api = ApiClient::new(&stack);
+    let admin = stack.token("ana@example.com", Role::Admin).await;
+    let (seed, hosts, detections_per_host) = (16, 120, 2);
+    // Host ids come from the seed alone: the simulator below makes the same ones.
+    let last_host = Dataset::generate(seed, hosts, detections_per_host, 0).hosts().last().expect("hosts").id;
+    let faults = Faults { malformed_detection_hosts: Some(last_host..=last_host), ..Default::default() };
+    let config = SimulatorConfig { seed, hosts, detections_per_host, faults, ..Default::default() };
+    let password = config.password.clone();
+    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
+    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+
+    let ended = sync(&api, &admin, &connector_id, "full").await;
+    let job_id = ended["job_id"].as_str().expect("a job id");
+    let job = stack.store.get_job(job_id).await.expect("reads").expect("the job");
+    assert_eq!(job.status, JobStatus::ApiError, "{ended}");
+    let failure = job.failure.as_ref().expect("the job says why");
+    assert_eq!((failure.stage, failure.error.as_str()), (Stage::Normalizing, error_names::MALFORMED_CHUNK));
+    assert!(failure.message.contains("not well-formed XML"), "{}", failure.message);
+    assert_eq!(job.chunks.failed, 2, "the bucket's assets chunk and vulns chunk: {:?}", job.chunks);
+
+    let stored = states(&stored(&stack, &connector_id).await);
+    let expected: BTreeMap<String, FindingState> =
+        truth(&simulator).into_iter().filter(|(id, _)| !id.starts_with(&format!("qualys/{last_host}/"))).collect();
+    assert!(!stored.is_empty() && stored.len() < expected.len(), "the other chunks are stored, the cut one not at all");
+    assert!(stored.iter().all(|(id, state)| expected.get(id) == Some(state)), "what is stored is true");
 }

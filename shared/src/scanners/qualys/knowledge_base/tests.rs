@@ -55,15 +55,7 @@ fn entries_read_as_real_pages_give_them() {
         solution: None,
         last_modified: None,
     };
-    let bare = KnowledgeEntry {
-        qid: 90001,
-        title: None,
-        category: None,
-        cves: Vec::new(),
-        cvss3_base: None,
-        solution: None,
-        last_modified: None,
-    };
+    let bare = KnowledgeEntry::unknown(90001);
     let cases = [
         (two, vec![certificate_entry(), banner]),
         (
