@@ -3,13 +3,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
+use std::convert::Infallible;
+
 use chrono::{DateTime, Duration, Utc};
+use lambda_http::tower::Service;
 use lambda_http::tower::ServiceExt;
 use serde_json::{Value, json};
 
 use super::jobs::progress;
-use super::{ApiResponse, ApiServices, Identity, PageTokens, router};
+use super::{ApiResponse, ApiServices, GatewayService, Identity, PageTokens, behind_api_gateway, router};
 use crate::errors::{Result, SyncError};
 use crate::model::{
     ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
@@ -81,10 +83,14 @@ fn authorizer(identity: &Result<Identity, String>) -> Value {
     }
 }
 
-/// The function's HTTP answer to `event`: lambda_http's request, through `router`.
-async fn answer(router: &Router, event: &Value) -> axum::response::Response {
+/// The function's HTTP answer to `event`: lambda_http's request, through `api` (the
+/// router, as the function serves it or bare).
+async fn answer<S>(api: &S, event: &Value) -> axum::response::Response
+where
+    S: Service<lambda_http::Request, Response = axum::response::Response, Error = Infallible> + Clone,
+{
     let request = lambda_http::request::from_str(&event.to_string()).expect("a REST proxy event");
-    router.clone().oneshot(request).await.expect("the router never fails")
+    api.clone().oneshot(request).await.expect("the router never fails")
 }
 
 /// An answer's status and JSON.
@@ -99,8 +105,8 @@ struct Api {
     store: Arc<MemoryStore>,
     workflow: Arc<RecordingWorkflow>,
     services: ApiServices,
-    /// The function's router, with the deployment's token key.
-    router: Router,
+    /// The router as the function serves it, with the deployment's token key.
+    router: GatewayService,
     /// Every answer's text, to search for keys.
     seen: Mutex<Vec<String>>,
 }
@@ -124,7 +130,7 @@ impl Api {
                 ScannerNetworkPolicy::from_allow_list(TEST_SCANNER_HOSTS).expect("a valid allow list"),
             ),
         };
-        let router = router(services.clone(), Some(TOKEN_KEY.to_vec()));
+        let router = behind_api_gateway(router(services.clone(), Some(TOKEN_KEY.to_vec())));
         Api { store, workflow, services, router, seen: Mutex::default() }
     }
 
@@ -1367,6 +1373,8 @@ mod lambda {
         assert_eq!(read(answer(&foreign, &event).await).await.status, 401, "a foreign signature");
         let keyless = router(api.services.clone(), None);
         assert_eq!(read(answer(&keyless, &event).await).await.status, 401, "no key: no token is trusted");
+        let gateway_sets_the_length = answer(&api.router, &event).await;
+        assert!(!gateway_sets_the_length.headers().contains_key("content-length"), "API Gateway sets it");
         let anonymous = read(answer(&api.router, &history_event(Value::Null, json!({}))).await).await;
         assert_eq!(anonymous.status, 401);
         let refused = body(&anonymous)["message"].as_str().unwrap_or_default();
