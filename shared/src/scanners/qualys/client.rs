@@ -10,7 +10,7 @@
 //! state is kept between invocations. Every call is a form POST, which keeps long
 //! parameter lists out of the URL (Qualys answers 414 to GET URLs over 8 KB).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -206,17 +206,6 @@ fn qualys_time(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// The QIDs a Host List Detection page names. A page the normalizer cannot read gives
-/// the QIDs before the fault: the normalize stage reports the fault itself.
-fn qids_of(page: &[u8]) -> BTreeSet<u64> {
-    let mut qids = BTreeSet::new();
-    let _ = super::normalize::each_detection(page, &HashMap::new(), |record| {
-        qids.extend(record.finding.plugin_id.parse::<u64>().ok());
-        Ok(())
-    });
-    qids
-}
-
 /// The widest power-of-two bucket of host ids that holds at most `per_chunk` of `ids`,
 /// and whose bucket numbers fit a chunk id.
 fn bucket_width(ids: &[u64], per_chunk: u32) -> u64 {
@@ -357,7 +346,8 @@ impl ExportScanner for QualysClient {
         if kind != ExportKind::Vulns {
             return Ok(None);
         }
-        let entries = knowledge_cache::entries_for(&qids_of(chunk), cache, self, chrono::Utc::now()).await?;
+        let entries =
+            knowledge_cache::entries_for(&super::normalize::qids(chunk), cache, self, chrono::Utc::now()).await?;
         serde_json::to_vec(&entries)
             .map(Some)
             .map_err(|e| SyncError::Internal(format!("the chunk's KnowledgeBase entries cannot be written: {e}")))

@@ -16,7 +16,7 @@
 //! - The WARNING element says the page was truncated and where the next one is
 //!   ([`next_page`]): paging, never a finding.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use serde::Deserialize;
@@ -92,6 +92,21 @@ pub fn each_detection(
     Ok(detections as u64)
 }
 
+/// The QIDs a Host List Detection page names, read without normalizing its detections:
+/// the fetch stage looks them up in the KnowledgeBase. A host that cannot be read gives
+/// none; normalizing the page reports it.
+pub fn qids(page: &[u8]) -> BTreeSet<u64> {
+    let mut qids = BTreeSet::new();
+    let _ = page::each_element(page, &HOST_LIST_DETECTION, HOSTS, |element| {
+        if let Ok(host) = page::deserialize::<HostQids>(element) {
+            let named = host.detection_list.detections.into_iter().filter_map(|detection| detection.qid);
+            qids.extend(named.filter_map(|qid| whole_number(&qid)));
+        }
+        Ok(())
+    });
+    qids
+}
+
 /// Normalizes each host of a Host List Detection page as an inventory asset (by the
 /// rules of a finding's asset; last seen at its LAST_SCAN_DATETIME), in the page's
 /// order, and says how many there were. A [`RecordError`] counts as the host's index in
@@ -149,6 +164,25 @@ struct Host {
     last_scan_datetime: Option<String>,
     #[serde(default)]
     detection_list: DetectionList,
+}
+
+/// A host's QIDs alone.
+#[derive(Deserialize)]
+struct HostQids {
+    #[serde(rename = "DETECTION_LIST", default)]
+    detection_list: QidList,
+}
+
+#[derive(Default, Deserialize)]
+struct QidList {
+    #[serde(rename = "DETECTION", default)]
+    detections: Vec<DetectionQid>,
+}
+
+#[derive(Deserialize)]
+struct DetectionQid {
+    #[serde(rename = "QID")]
+    qid: Option<String>,
 }
 
 /// A host's ID alone: what names a host whose element cannot be read whole.

@@ -652,3 +652,9 @@ proptest! {
         let _ = next_page(&page);
     }
 }
+
+#[test]
+fn the_qids_of_a_page_are_read_without_normalizing_it() {
+    assert_eq!(qids(PAGE.as_bytes()), BTreeSet::from([38170, 105943]));
+    assert_eq!(qids(b"not a page"), BTreeSet::new());
+}
