@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tower::util::MapResponse;
 
 use super::Identity;
@@ -99,7 +100,7 @@ fn routed_uri(request: &Request) -> Option<Uri> {
         "" => segments(request.uri().path()).map(str::to_string).collect(),
         // API Gateway's path is decoded: each segment is encoded again, so that the
         // router reads it back as it was.
-        raw => segments(raw).map(encoded).collect(),
+        raw => segments(raw).map(|segment| utf8_percent_encode(segment, SEGMENT).to_string()).collect(),
     };
     let path = format!("/{}", path.join("/"));
     let target = match request.uri().query() {
@@ -115,17 +116,26 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|segment| !segment.is_empty())
 }
 
-/// A path segment with every byte but the unreserved and the sub-delimiters encoded.
-fn encoded(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (byte as char).to_string(),
-            _ if b"-._~!$&'()*+,;=:@".contains(&byte) => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
-}
+/// What a path segment encodes: every byte but the unreserved characters, the
+/// sub-delimiters, `:` and `@` (RFC 3986's `pchar`).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
 
 /// Every query parameter, repeated ones included. lambda_http writes API Gateway's
 /// parameters into the URI's query.

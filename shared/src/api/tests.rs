@@ -902,6 +902,14 @@ async fn a_job_shows_its_stages_progress_failure_and_log() {
     let unknown = api.get("/jobs/job-1?levle=warn").await;
     assert_eq!((unknown.status, field(&unknown)), (400, "levle"));
     assert_eq!(api.get("/jobs/no-such-job").await.status, 404);
+    // API Gateway hands the path decoded: the router reads each segment back as it was.
+    let odd_id = api.get("/jobs/a b%2Fc:d@e").await;
+    assert_eq!(odd_id.status, 404);
+    assert!(
+        body(&odd_id)["message"].as_str().is_some_and(|m| m.starts_with("there is no job a b%2Fc:d@e:")),
+        "{:?}",
+        odd_id.body
+    );
 }
 
 #[tokio::test]
