@@ -24,7 +24,7 @@ pub struct SyncRequest {
     pub resumed_from: Option<String>,
 }
 
-/// A started job of the connector, before any stage ran: what [`initiate`] records,
+/// A started job of the connector, before any stage ran: what `pipeline::initiate` records,
 /// and what a starter records first so that the job can be followed at once.
 pub fn new_job(
     job_id: &str,
