@@ -50,53 +50,67 @@ fn states(findings: &[StoredFinding]) -> BTreeMap<String, FindingState> {
     findings.iter().map(|stored| (stored.finding.finding_id.clone(), stored.finding.state)).collect()
 }
 
-/// Creates a Qualys connector for the simulator through the API, answering its id.
-async fn create_connector(api: &ApiClient, admin: &str, simulator: &RunningSimulator, password: &str) -> String {
-    let created = api
-        .post(
-            "/connectors",
-            admin,
-            json!({
-                "name": "Qualys (simulator)",
-                "type": "qualys",
-                "base_url": simulator.base_url,
-                "username": "sim-user",
-                "password": password,
-            }),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.text);
-    assert_eq!(created.body["type"], "qualys");
-    assert!(!created.text.contains(password), "the answer holds no password: {}", created.text);
-    created.body["connector_id"].as_str().expect("an id").to_string()
+/// A Qualys connector made through the API, as an admin, for a simulator of a config.
+struct QualysConnector {
+    stack: Stack,
+    api: ApiClient,
+    admin: String,
+    simulator: RunningSimulator,
+    connector_id: String,
+    password: String,
 }
 
-/// Starts a sync through the API and answers the ended job's detail.
-async fn sync(api: &ApiClient, admin: &str, connector_id: &str, mode: &str) -> Value {
-    let started = api.post(&format!("/connectors/{connector_id}/syncs"), admin, json!({ "mode": mode })).await;
-    assert_eq!(started.status, 202, "{}", started.text);
-    let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
-    api.wait_until_ended(&job_id, admin).await;
-    api.get(&format!("/jobs/{job_id}"), admin).await.body
+impl QualysConnector {
+    async fn new(config: SimulatorConfig) -> QualysConnector {
+        let stack = Stack::local().await;
+        let api = ApiClient::new(&stack);
+        let admin = stack.token("ana@example.com", Role::Admin).await;
+        let password = config.password.clone();
+        let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
+        let created = api
+            .post(
+                "/connectors",
+                &admin,
+                json!({
+                    "name": "Qualys (simulator)",
+                    "type": "qualys",
+                    "base_url": simulator.base_url,
+                    "username": "sim-user",
+                    "password": password,
+                }),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        assert_eq!(created.body["type"], "qualys");
+        assert!(!created.text.contains(&password), "the answer holds no password: {}", created.text);
+        let connector_id = created.body["connector_id"].as_str().expect("an id").to_string();
+        QualysConnector { stack, api, admin, simulator, connector_id, password }
+    }
+
+    /// Starts a sync through the API and answers the ended job's detail.
+    async fn sync(&self, mode: &str) -> Value {
+        let syncs = format!("/connectors/{}/syncs", self.connector_id);
+        let started = self.api.post(&syncs, &self.admin, json!({ "mode": mode })).await;
+        assert_eq!(started.status, 202, "{}", started.text);
+        let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
+        self.api.wait_until_ended(&job_id, &self.admin).await;
+        self.api.get(&format!("/jobs/{job_id}"), &self.admin).await.body
+    }
 }
 
 #[tokio::test]
 async fn a_qualys_connector_syncs_in_full_then_incrementally_with_titles_from_the_knowledge_base() {
-    let stack = Stack::local().await;
-    let api = ApiClient::new(&stack);
-    let admin = stack.token("ana@example.com", Role::Admin).await;
     let config = SimulatorConfig { seed: 11, hosts: 60, detections_per_host: 6, ..Default::default() };
-    let password = config.password.clone();
-    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
-    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+    let connector = QualysConnector::new(config).await;
+    let QualysConnector { stack, simulator, connector_id, .. } = &connector;
 
-    let full = sync(&api, &admin, &connector_id, "full").await;
+    let full = connector.sync("full").await;
     assert_eq!(full["status"], "FINISHED", "{full}");
-    let expected = truth(&simulator);
+    let expected = truth(simulator);
     assert_eq!(expected.len(), 360, "60 hosts of 6 detections, fixed ones included");
     assert_eq!(full["counts"]["findings_new"], 360, "{}", full["counts"]);
     assert_eq!(full["counts"]["findings_received"], 360, "{}", full["counts"]);
-    let findings = stored(&stack, &connector_id).await;
+    let findings = stored(stack, connector_id).await;
     assert_eq!(states(&findings), expected, "every detection stored once, in its state");
 
     let knowledge_base: BTreeMap<u64, &str> =
@@ -112,13 +126,13 @@ async fn a_qualys_connector_syncs_in_full_then_incrementally_with_titles_from_th
     // saves the asking across chunks that follow and across syncs.
 
     let changes = simulator.apply_changes(Changes { fix: 5, reopen: 2, new_findings: 4, ..Default::default() });
-    let incremental = sync(&api, &admin, &connector_id, "incremental").await;
+    let incremental = connector.sync("incremental").await;
     assert_eq!(incremental["status"], "FINISHED", "{incremental}");
     let counts = &incremental["counts"];
     assert_eq!(counts["findings_new"], changes.added.len(), "{counts}");
     assert_eq!(counts["findings_fixed"], changes.fixed.len(), "{counts}");
     assert_eq!(counts["findings_reopened"], changes.reopened.len(), "{counts}");
-    assert_eq!(states(&stored(&stack, &connector_id).await), truth(&simulator), "the changes are stored");
+    assert_eq!(states(&stored(stack, connector_id).await), truth(simulator), "the changes are stored");
     let asked_again: BTreeSet<u64> =
         simulator.knowledge_base_qids_requested()[asked_first.len()..].iter().copied().collect();
     assert!(
@@ -129,86 +143,70 @@ async fn a_qualys_connector_syncs_in_full_then_incrementally_with_titles_from_th
 
 #[tokio::test]
 async fn a_qualys_sync_waits_out_limits_and_retries_server_errors_then_stores_everything() {
-    let stack = Stack::local().await;
-    let api = ApiClient::new(&stack);
-    let admin = stack.token("ana@example.com", Role::Admin).await;
     let faults = Faults {
         rate_limited: Some(RateLimited { first: FirstCalls { calls: 2, route: None }, to_wait_secs: 1 }),
         server_errors: Some(ServerErrors { status: 503, first: FirstCalls { calls: 2, route: None } }),
         ..Default::default()
     };
     let config = SimulatorConfig { seed: 12, hosts: 30, detections_per_host: 4, faults, ..Default::default() };
-    let password = config.password.clone();
-    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
-    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+    let connector = QualysConnector::new(config).await;
+    let QualysConnector { stack, simulator, connector_id, .. } = &connector;
 
-    let job = sync(&api, &admin, &connector_id, "full").await;
+    let job = connector.sync("full").await;
     assert_eq!(job["status"], "FINISHED", "{job}");
-    assert_eq!(states(&stored(&stack, &connector_id).await), truth(&simulator));
+    assert_eq!(states(&stored(stack, connector_id).await), truth(simulator));
     assert_eq!(job["counts"]["findings_new"], 120, "{}", job["counts"]);
 }
 
 #[tokio::test]
 async fn a_qualys_login_that_needs_secure_id_ends_the_sync_as_a_credential_error_without_the_password() {
-    let stack = Stack::local().await;
-    let api = ApiClient::new(&stack);
-    let admin = stack.token("ana@example.com", Role::Admin).await;
     let faults = Faults { credential_error: Some(CredentialError::SecureIdRequired), ..Default::default() };
     let config = SimulatorConfig { seed: 13, hosts: 5, faults, ..Default::default() };
-    let password = config.password.clone();
-    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
-    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+    let connector = QualysConnector::new(config).await;
+    let QualysConnector { stack, connector_id, password, .. } = &connector;
 
-    let job = sync(&api, &admin, &connector_id, "full").await;
+    let job = connector.sync("full").await;
     assert_eq!(job["status"], "CREDENTIAL_ERROR", "{job}");
-    assert!(!job.to_string().contains(&password), "{job}");
-    assert_eq!(stack.count_findings(&connector_id).await, 0);
+    assert!(!job.to_string().contains(password.as_str()), "{job}");
+    assert_eq!(stack.count_findings(connector_id).await, 0);
 }
 
 #[tokio::test]
 async fn a_qualys_sync_of_assets_only_stores_its_hosts_and_a_vulns_only_one_its_findings() {
-    let stack = Stack::local().await;
-    let api = ApiClient::new(&stack);
-    let admin = stack.token("ana@example.com", Role::Admin).await;
     let config = SimulatorConfig { seed: 14, hosts: 70, detections_per_host: 3, ..Default::default() };
-    let password = config.password.clone();
-    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
-    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+    let connector = QualysConnector::new(config).await;
+    let QualysConnector { stack, simulator, connector_id, .. } = &connector;
 
-    let assets = sync(&api, &admin, &connector_id, "assets_only").await;
+    let assets = connector.sync("assets_only").await;
     assert_eq!(assets["status"], "FINISHED", "{assets}");
     assert_eq!(assets["counts"]["assets_received"], 70, "{}", assets["counts"]);
-    assert_eq!(stack.count_items("AssetsTable", &connector_id, None).await, 70);
-    assert_eq!(stack.count_findings(&connector_id).await, 0, "assets only: no finding");
+    assert_eq!(stack.count_items("AssetsTable", connector_id, None).await, 70);
+    assert_eq!(stack.count_findings(connector_id).await, 0, "assets only: no finding");
 
-    let vulns = sync(&api, &admin, &connector_id, "vulns_only").await;
+    let vulns = connector.sync("vulns_only").await;
     assert_eq!(vulns["status"], "FINISHED", "{vulns}");
     assert_eq!(vulns["counts"]["assets_received"], 0, "{}", vulns["counts"]);
-    assert_eq!(states(&stored(&stack, &connector_id).await), truth(&simulator));
+    assert_eq!(states(&stored(stack, connector_id).await), truth(simulator));
 }
 
 #[tokio::test]
 async fn a_cancelled_qualys_sync_resumes_fetching_only_the_host_buckets_it_had_not_processed() {
-    let stack = Stack::local().await;
-    let api = ApiClient::new(&stack);
-    let admin = stack.token("ana@example.com", Role::Admin).await;
     let faults = Faults { slow_detection_pages: Some(Duration::from_millis(1_500)), ..Default::default() };
     let config = SimulatorConfig { seed: 15, hosts: 400, detections_per_host: 5, faults, ..Default::default() };
-    let password = config.password.clone();
-    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
-    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+    let connector = QualysConnector::new(config).await;
+    let QualysConnector { stack, api, admin, simulator, connector_id, .. } = &connector;
     let syncs = format!("/connectors/{connector_id}/syncs");
-    let started = api.post(&syncs, &admin, json!({ "mode": "vulns_only" })).await;
+    let started = api.post(&syncs, admin, json!({ "mode": "vulns_only" })).await;
     assert_eq!(started.status, 202, "{}", started.text);
     let job_id = started.body["job_id"].as_str().expect("a job id").to_string();
 
     stack.wait_until_received(&job_id, 250).await;
-    let cancelled = api.post(&format!("/jobs/{job_id}/cancel"), &admin, json!({})).await;
+    let cancelled = api.post(&format!("/jobs/{job_id}/cancel"), admin, json!({})).await;
     assert_eq!(cancelled.status, 202, "{}", cancelled.text);
-    let resumed = api.post(&syncs, &admin, json!({ "resume_job_id": job_id })).await;
+    let resumed = api.post(&syncs, admin, json!({ "resume_job_id": job_id })).await;
     assert_eq!(resumed.status, 202, "{}", resumed.text);
     let resumed_id = resumed.body["job_id"].as_str().expect("a job id").to_string();
-    let ended = api.wait_until_ended(&resumed_id, &admin).await;
+    let ended = api.wait_until_ended(&resumed_id, admin).await;
     assert_eq!(ended["status"], "FINISHED", "{ended}");
 
     let first = stack.store.get_job(&job_id).await.expect("reads").expect("the cancelled job");
@@ -223,24 +221,20 @@ async fn a_cancelled_qualys_sync_resumes_fetching_only_the_host_buckets_it_had_n
         first.counts,
         second.counts
     );
-    assert_eq!(states(&stored(&stack, &connector_id).await), truth(&simulator));
+    assert_eq!(states(&stored(stack, connector_id).await), truth(simulator));
 }
 
 #[tokio::test]
 async fn a_detection_page_cut_inside_a_host_fails_its_chunks_at_normalizing_and_the_other_hosts_are_stored() {
-    let stack = Stack::local().await;
-    let api = ApiClient::new(&stack);
-    let admin = stack.token("ana@example.com", Role::Admin).await;
     let (seed, hosts, detections_per_host) = (16, 120, 2);
     // Host ids come from the seed alone: the simulator below makes the same ones.
     let last_host = Dataset::generate(seed, hosts, detections_per_host, 0).hosts().last().expect("hosts").id;
     let faults = Faults { malformed_detection_hosts: Some(last_host..=last_host), ..Default::default() };
     let config = SimulatorConfig { seed, hosts, detections_per_host, faults, ..Default::default() };
-    let password = config.password.clone();
-    let simulator = RunningSimulator::start(config).await.expect("the simulator starts");
-    let connector_id = create_connector(&api, &admin, &simulator, &password).await;
+    let connector = QualysConnector::new(config).await;
+    let QualysConnector { stack, simulator, connector_id, .. } = &connector;
 
-    let ended = sync(&api, &admin, &connector_id, "full").await;
+    let ended = connector.sync("full").await;
     let job_id = ended["job_id"].as_str().expect("a job id");
     let job = stack.store.get_job(job_id).await.expect("reads").expect("the job");
     assert_eq!(job.status, JobStatus::ApiError, "{ended}");
@@ -249,9 +243,9 @@ async fn a_detection_page_cut_inside_a_host_fails_its_chunks_at_normalizing_and_
     assert!(failure.message.contains("not well-formed XML"), "{}", failure.message);
     assert_eq!(job.chunks.failed, 2, "the bucket's assets chunk and vulns chunk: {:?}", job.chunks);
 
-    let stored = states(&stored(&stack, &connector_id).await);
+    let stored = states(&stored(stack, connector_id).await);
     let expected: BTreeMap<String, FindingState> =
-        truth(&simulator).into_iter().filter(|(id, _)| !id.starts_with(&format!("qualys/{last_host}/"))).collect();
+        truth(simulator).into_iter().filter(|(id, _)| !id.starts_with(&format!("qualys/{last_host}/"))).collect();
     assert!(!stored.is_empty() && stored.len() < expected.len(), "the other chunks are stored, the cut one not at all");
     assert!(stored.iter().all(|(id, state)| expected.get(id) == Some(state)), "what is stored is true");
 }
