@@ -12,4 +12,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
 source "$REPO/infra/local/stack.sh"
 
+# The template's own chunk and sweep sizes, not the tests' small ones: what a sync costs
+# depends on them (three state transitions and three invocations a chunk).
+LOCAL_STACK_PARAMETERS+=(--parameter "ExportAssetsPerChunk=${SCALE_ASSETS_PER_CHUNK:-500}"
+    --parameter "SweepPageAssets=${SCALE_SWEEP_PAGE_ASSETS:-1000}")
+
 run_on_local_stack scale "${1:-1000000}"

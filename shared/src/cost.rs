@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use crate::store::dynamodb::FINDINGS_PER_PART;
 use crate::usage::Prices;
 
 /// The sync to price: the data's shape and the deployment's settings.
@@ -49,8 +50,9 @@ pub struct Measured {
     pub raw_bytes_per_finding: f64,
     /// The same record normalized (NDJSON line in S3).
     pub normalized_bytes_per_finding: f64,
-    /// A stored finding as a DynamoDB item (DynamoDB's size rules).
-    pub finding_item_bytes: f64,
+    /// A stored finding's share of the DynamoDB item it is packed in (DynamoDB's size
+    /// rules; findings are kept about 16 to an item, deflated).
+    pub finding_stored_bytes: f64,
     pub asset_item_bytes: f64,
     /// CPU time on one vCPU to normalize one record.
     pub normalize_micros_per_finding: f64,
@@ -69,11 +71,11 @@ impl Default for Measured {
         Measured {
             raw_bytes_per_finding: 1_233.0,
             normalized_bytes_per_finding: 1_008.0,
-            finding_item_bytes: 817.0,
-            asset_item_bytes: 332.0,
-            normalize_micros_per_finding: 20.9,
-            process_micros_per_finding: 9.25,
-            peak_memory_per_raw_byte: 8.0,
+            finding_stored_bytes: 226.0,
+            asset_item_bytes: 349.0,
+            normalize_micros_per_finding: 15.8,
+            process_micros_per_finding: 21.7,
+            peak_memory_per_raw_byte: 5.7,
         }
     }
 }
@@ -172,22 +174,26 @@ pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estim
 
     // DynamoDB on demand: a write unit per started KB, a read unit per 4 KB (strongly
     // consistent); a query reads whole items, whatever it projects.
-    let finding_write_units = (measured.finding_item_bytes / 1024.0).ceil();
+    // An asset's findings are packed in parts of about `FINDINGS_PER_PART`, each a
+    // write unit per started KB.
+    let findings_per_asset = findings / assets.max(1.0);
+    let parts_per_asset = (findings_per_asset / FINDINGS_PER_PART as f64).ceil().max(1.0);
+    let part_write_units = (findings_per_asset / parts_per_asset * measured.finding_stored_bytes / 1024.0).ceil();
     let asset_write_units = (measured.asset_item_bytes / 1024.0).ceil();
-    let write_units =
-        findings * finding_write_units + 2.0 * assets * asset_write_units + chunks * BOOKKEEPING_WRITE_UNITS_PER_CHUNK;
+    let write_units = assets * parts_per_asset * part_write_units
+        + 2.0 * assets * asset_write_units
+        + chunks * BOOKKEEPING_WRITE_UNITS_PER_CHUNK;
     // Merging a chunk reads each asset's partition with one strongly consistent Query
     // (a read unit per 4 KB of the partition), and each asset by BatchGetItem; the
     // sweep reads the assets once more, eventually consistent (half a unit per 4 KB).
-    let findings_per_asset = findings / assets.max(1.0);
-    let read_units = assets * (findings_per_asset * measured.finding_item_bytes / 4096.0).ceil()
+    let read_units = assets * (findings_per_asset * measured.finding_stored_bytes / 4096.0).ceil()
         + 2.0 * assets * (measured.asset_item_bytes / 4096.0).ceil()
         + (assets * measured.asset_item_bytes / 4096.0 / 2.0).ceil();
 
     let puts = 2.0 * chunks + exports;
     let gets = 2.0 * chunks + exports;
     let chunk_bytes = findings * (measured.raw_bytes_per_finding + measured.normalized_bytes_per_finding);
-    let stored_bytes = findings * measured.finding_item_bytes + assets * measured.asset_item_bytes;
+    let stored_bytes = findings * measured.finding_stored_bytes + assets * measured.asset_item_bytes;
 
     let lines = vec![
         line("Lambda", "invocations", invocations, "requests", invocations / 1e6 * prices.lambda_per_million_requests),
@@ -256,9 +262,10 @@ mod tests {
         assert_eq!((estimate.assets, estimate.vulns_chunks, estimate.assets_chunks), (50_000, 100, 100));
         let transitions = estimate.lines.iter().find(|line| line.item == "state transitions").unwrap().quantity;
         assert_eq!(transitions, 8.0 + 8.0 + 60.0 + 600.0, "parent, exports, 20 polls and 3 per chunk");
-        // Items under 1 KB take one write unit each.
+        // An asset's 20 findings in two parts of 2.26 KB, three units each; an asset item
+        // under 1 KB, written by both exports; twelve bookkeeping units a chunk.
         let writes = estimate.lines.iter().find(|line| line.item == "writes").unwrap().quantity;
-        assert_eq!(writes, 1_000_000.0 + 100_000.0 + 200.0 * 12.0);
+        assert_eq!(writes, 50_000.0 * 2.0 * 3.0 + 100_000.0 + 200.0 * 12.0);
         assert!((usd(&estimate, "DynamoDB", "writes") - writes / 1e6 * 0.625).abs() < 1e-9);
     }
 

@@ -2,6 +2,8 @@
 //! truth, whatever the map's own status says) and from the failure the state
 //! machine caught, if any.
 
+use std::collections::HashSet;
+
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +13,7 @@ use crate::job::{self, JobEnd};
 use crate::model::{
     ChunkCounts, ChunkStatus, ExportKind, JobFailure, JobStatus, RecordCounts, Stage, SweepMark, SyncJob, SyncMode,
 };
-use crate::store::SWEEP_CHUNK;
+use crate::store::{FindingsUpdate, SWEEP_CHUNK};
 
 /// An error the state machine caught, as Step Functions hands it over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,21 +150,36 @@ async fn sweep_page(services: &Services, job: &SyncJob) -> Result<SweepMark> {
     let now = Utc::now();
     let mut reached = next.map_or(SweepMark::Done, SweepMark::After);
     let mut inactivated = 0;
-    let mut writes = Vec::new();
+    let mut updates = Vec::new();
+    let mut writes = 0;
     let mut batches = unseen.chunks(SWEEP_ASSETS_PER_READ).peekable();
     while let Some(batch) = batches.next() {
-        for finding in services.inventory.findings_of_assets(&job.connector_id, batch).await?.into_values().flatten() {
-            if finding.last_job_id == job.job_id && finding.last_chunk == SWEEP_CHUNK {
-                // An earlier attempt of this page wrote it.
-                inactivated += 1;
-            } else if finding.active {
-                writes.push(finding.inactivated(&job.job_id, SWEEP_CHUNK, now));
-                inactivated += 1;
+        for (asset_id, stored) in services.inventory.findings_of_assets(&job.connector_id, batch).await? {
+            let mut update = FindingsUpdate {
+                asset_id,
+                layout: stored.layout,
+                findings: Vec::with_capacity(stored.findings.len()),
+                changed: HashSet::new(),
+            };
+            for finding in stored.findings {
+                if finding.last_job_id == job.job_id && finding.last_chunk == SWEEP_CHUNK {
+                    // An earlier attempt of this page wrote it.
+                    inactivated += 1;
+                    update.findings.push(finding);
+                } else if finding.active {
+                    update.changed.insert(finding.finding.finding_id.clone());
+                    update.findings.push(finding.inactivated(&job.job_id, SWEEP_CHUNK, now));
+                    inactivated += 1;
+                } else {
+                    update.findings.push(finding);
+                }
             }
+            writes += update.changed.len();
+            updates.push(update);
         }
         // Many vanished assets at once: the page ends early, so that one invocation's
         // writes stay within its time.
-        if writes.len() >= SWEEP_WRITE_BUDGET
+        if writes >= SWEEP_WRITE_BUDGET
             && batches.peek().is_some()
             && let Some(last) = batch.last()
         {
@@ -170,7 +187,7 @@ async fn sweep_page(services: &Services, job: &SyncJob) -> Result<SweepMark> {
             break;
         }
     }
-    services.inventory.put_findings(&writes).await?;
+    services.inventory.put_findings(&job.connector_id, &updates).await?;
     services.jobs.record_sweep(&job.job_id, job.sweep.as_ref(), &reached, inactivated).await?;
     Ok(reached)
 }
@@ -248,7 +265,7 @@ mod tests {
     use crate::pipeline::JobRef;
     use crate::pipeline::fetch::{next_export, poll_export};
     use crate::pipeline::test_support::{CONNECTOR, harness};
-    use crate::store::{ConnectorStore, InventoryStore, JobStore, ObjectStore};
+    use crate::store::{ConnectorStore, JobStore, ObjectStore};
 
     #[tokio::test]
     async fn a_clean_sync_finishes_with_every_stage_timed_and_every_finding_stored() {
@@ -283,7 +300,7 @@ mod tests {
         assert_eq!(h.run_new("job-1").await.status, JobStatus::Finished);
         let mut gone = h.store.all_findings(CONNECTOR).remove(0);
         gone.finding.finding_id = format!("{}-retired", gone.finding.finding_id);
-        h.store.put_findings(&[gone.clone()]).await.unwrap();
+        h.store.put_finding(gone.clone());
 
         let second = h.run_new("job-2").await;
         assert_eq!(second.counts.findings_inactivated, 1);

@@ -2,7 +2,7 @@
 //! commit the chunk: its counts reach the job exactly once, however often the state
 //! machine retries it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -12,7 +12,7 @@ use super::{ChunkTask, Services};
 use crate::errors::{Result, SyncError};
 use crate::model::{Asset, ExportKind, FindingState, NormalizedRecord, RecordCounts, Stage};
 use crate::normalize::NormalizedAsset;
-use crate::store::{Change, StoredAsset, StoredFinding, asset_key};
+use crate::store::{Change, FindingsUpdate, StoredAsset, StoredFinding, asset_key};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessOutput {
@@ -71,6 +71,15 @@ fn read_ndjson<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<Vec<T>> {
         .collect()
 }
 
+/// Adds a merged finding to its asset's update, and counts what the merge did to it.
+fn keep(update: &mut FindingsUpdate, merged: Merged<StoredFinding>, counts: &mut RecordCounts) {
+    count_finding(counts, merged.change);
+    if merged.write {
+        update.changed.insert(merged.record.finding.finding_id.clone());
+    }
+    update.findings.push(merged.record);
+}
+
 fn count_finding(counts: &mut RecordCounts, change: Change) {
     match change {
         Change::New => counts.findings_new += 1,
@@ -82,12 +91,20 @@ fn count_finding(counts: &mut RecordCounts, change: Change) {
     }
 }
 
-/// A stored record merged with what a chunk says of it, and whether it must be written.
-/// Nothing is written for a record the chunk leaves as it was, nor for one an earlier
-/// attempt of the same chunk already wrote.
+/// A stored record merged with what a chunk says of it, what the chunk did to it, and
+/// whether it must be written. Nothing is written for a record the chunk leaves as it
+/// was (it stays exactly as stored), nor for one an earlier attempt of the same chunk
+/// already wrote (its change is replayed).
 struct Merged<T> {
     record: T,
+    change: Change,
     write: bool,
+}
+
+impl Merged<StoredFinding> {
+    fn replayed(previous: &StoredFinding) -> Self {
+        Merged { record: previous.clone(), change: previous.last_change, write: false }
+    }
 }
 
 /// How one job's records are merged into what is stored.
@@ -119,33 +136,41 @@ impl Merge<'_> {
         let latest = self.latest_findings(&records);
         let latest_assets = self.latest_assets(&records);
         let asset_ids: Vec<String> = latest_assets.keys().cloned().collect();
-        let stored_by_asset = services.inventory.findings_of_assets(self.connector_id, &asset_ids).await?;
-        let stored: HashMap<&str, &StoredFinding> =
-            stored_by_asset.values().flatten().map(|f| (f.finding.finding_id.as_str(), f)).collect();
-
-        let mut writes = Vec::new();
-        let mut keep = |merged: Merged<StoredFinding>, counts: &mut RecordCounts| {
-            count_finding(counts, merged.record.last_change);
-            if merged.write {
-                writes.push(merged.record);
-            }
-        };
+        let mut stored_by_asset = services.inventory.findings_of_assets(self.connector_id, &asset_ids).await?;
+        let mut chunk_findings: HashMap<&str, Vec<(usize, &NormalizedRecord)>> = HashMap::new();
         for (index, record) in latest.values() {
-            let previous = stored.get(record.finding.finding_id.as_str()).copied();
-            keep(self.finding(*index, record, previous), &mut counts);
+            chunk_findings.entry(record.asset.asset_id.as_str()).or_default().push((*index, *record));
         }
-        if self.sees_every_finding {
-            let gone = stored.iter().filter(|(id, _)| !latest.contains_key(**id)).map(|(_, previous)| *previous);
-            for merged in gone.filter_map(|previous| self.inactivated(previous)) {
-                keep(merged, &mut counts);
+        let mut updates = Vec::with_capacity(chunk_findings.len());
+        for (asset_id, records) in chunk_findings {
+            let stored = stored_by_asset.remove(asset_id).unwrap_or_default();
+            let mut update = FindingsUpdate {
+                asset_id: asset_id.to_string(),
+                layout: stored.layout,
+                findings: Vec::with_capacity(stored.findings.len().max(records.len())),
+                changed: HashSet::new(),
+            };
+            let mut unreturned: HashMap<&str, &StoredFinding> =
+                stored.findings.iter().map(|f| (f.finding.finding_id.as_str(), f)).collect();
+            for (index, record) in records {
+                let previous = unreturned.remove(record.finding.finding_id.as_str());
+                keep(&mut update, self.finding(index, record, previous), &mut counts);
             }
+            for previous in unreturned.into_values() {
+                match self.sees_every_finding.then(|| self.inactivated(previous)).flatten() {
+                    Some(merged) => keep(&mut update, merged, &mut counts),
+                    // Kept as it is: its part may be rewritten with the asset's changes.
+                    None => update.findings.push(previous.clone()),
+                }
+            }
+            updates.push(update);
         }
 
         let assets: Vec<(&Asset, DateTime<Utc>)> =
             latest_assets.into_values().map(|r| (&r.asset, r.finding.last_seen)).collect();
         // Assets first: a finding is never stored before the asset it points at.
         self.store_assets(services, &assets, ExportKind::Vulns, &mut counts).await?;
-        services.inventory.put_findings(&writes).await?;
+        services.inventory.put_findings(self.connector_id, &updates).await?;
         Ok(counts)
     }
 
@@ -171,7 +196,7 @@ impl Merge<'_> {
             merged.insert(asset.asset_id.clone(), self.asset(asset, *last_seen, stored.get(&asset.asset_id), export));
         }
         for asset in merged.values() {
-            match asset.record.last_change {
+            match asset.change {
                 Change::New => counts.assets_new += 1,
                 Change::Updated => counts.assets_updated += 1,
                 _ => {}
@@ -215,10 +240,10 @@ impl Merge<'_> {
         stored: Option<&StoredFinding>,
     ) -> Merged<StoredFinding> {
         let mut finding = record.finding.clone();
-        let (first_job_id, change, write) = match stored {
+        let (first_job_id, change) = match stored {
             // This chunk was already merged (a retried attempt): replay the change.
             Some(previous) if self.wrote(&previous.last_job_id, &previous.last_chunk) => {
-                return Merged { record: previous.clone(), write: false };
+                return Merged::replayed(previous);
             }
             Some(previous) => {
                 // Another chunk of this sync found it gone: the scanner split its asset over
@@ -240,9 +265,12 @@ impl Merge<'_> {
                     }
                     _ => unchanged_or_updated(previous, &finding),
                 };
-                (previous.first_job_id.clone(), change, change != Change::Unchanged || !previous.active)
+                if change == Change::Unchanged && previous.active {
+                    return Merged { record: previous.clone(), change, write: false };
+                }
+                (previous.first_job_id.clone(), change)
             }
-            None => (self.job_id.to_string(), Change::New, true),
+            None => (self.job_id.to_string(), Change::New),
         };
         let record = StoredFinding {
             asset_key: asset_key(self.connector_id, &finding.asset_id),
@@ -256,17 +284,19 @@ impl Merge<'_> {
             raw_ref: format!("{}#{index}", self.raw_key),
             updated_at: self.now,
         };
-        Merged { record, write }
+        Merged { record, change, write: true }
     }
 
     /// A stored finding of the chunk's assets that the chunk no longer returns.
     fn inactivated(&self, previous: &StoredFinding) -> Option<Merged<StoredFinding>> {
         if self.wrote(&previous.last_job_id, &previous.last_chunk) {
-            return Some(Merged { record: previous.clone(), write: false });
+            return Some(Merged::replayed(previous));
         }
-        previous
-            .active
-            .then(|| Merged { record: previous.inactivated(self.job_id, self.chunk_key, self.now), write: true })
+        previous.active.then(|| Merged {
+            record: previous.inactivated(self.job_id, self.chunk_key, self.now),
+            change: Change::Inactivated,
+            write: true,
+        })
     }
 
     /// The asset as stored after this chunk. A vulns chunk marks the asset seen by the
@@ -282,7 +312,7 @@ impl Merge<'_> {
         let from_vulns = export == ExportKind::Vulns;
         let (first_job_id, change, write) = match stored {
             Some(previous) if self.wrote(&previous.last_job_id, &previous.last_chunk) => {
-                return Merged { record: previous.clone(), write: false };
+                return Merged { record: previous.clone(), change: previous.last_change, write: false };
             }
             Some(previous) => {
                 let change = if &previous.asset == asset { Change::Unchanged } else { Change::Updated };
@@ -311,7 +341,7 @@ impl Merge<'_> {
             vulns_job_id,
             updated_at: self.now,
         };
-        Merged { record, write }
+        Merged { record, change, write }
     }
 }
 
@@ -432,6 +462,30 @@ mod tests {
         for (old, new) in before.iter().zip(&after) {
             assert_eq!((&old.finding, old.active, &old.first_job_id), (&new.finding, new.active, &new.first_job_id));
         }
+    }
+
+    #[tokio::test]
+    async fn a_finding_that_changes_leaves_the_other_findings_of_its_asset_as_stored() {
+        let h = harness(SimulatorConfig { assets: 1, findings_per_asset: 12, ..Default::default() }).await;
+        let mut vulns = h.simulator.dataset().vulns().to_vec();
+        let first_job = h.start_job("job-1").await;
+        process(&h.services, normalized_chunk(&h, &first_job, "vulns-00001", &vulns).await).await.unwrap();
+        let before = h.store.all_findings(CONNECTOR);
+
+        vulns[0]["state"] = "FIXED".into();
+        vulns[0]["last_fixed"] = vulns[0]["last_found"].clone();
+        let second_job = h.start_job("job-2").await;
+        let second =
+            process(&h.services, normalized_chunk(&h, &second_job, "vulns-00002", &vulns).await).await.unwrap();
+        assert_eq!((second.counts.findings_fixed, second.counts.findings_unchanged), (1, 11));
+        let after = h.store.all_findings(CONNECTOR);
+        let written: Vec<&StoredFinding> = after.iter().filter(|f| f.last_job_id == "job-2").collect();
+        assert_eq!(written.len(), 1, "only the fixed finding is job-2's");
+        assert_eq!(written[0].finding.state, FindingState::Fixed);
+        let unchanged = |findings: &[StoredFinding]| -> Vec<StoredFinding> {
+            findings.iter().filter(|f| f.finding.finding_id != written[0].finding.finding_id).cloned().collect()
+        };
+        assert_eq!(unchanged(&after), unchanged(&before), "the other eleven exactly as the first sync stored them");
     }
 
     #[tokio::test]

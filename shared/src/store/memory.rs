@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AssetsPage, ConnectorStore, HistoryCursor, HistoryFilter, HistoryPage, InventoryStore, JobEnding, JobStore,
-    ObjectStore, SecretStore, StoredAsset, StoredFinding, retired_id,
+    AssetFindings, AssetsPage, ConnectorStore, FindingsUpdate, HistoryCursor, HistoryFilter, HistoryPage,
+    InventoryStore, JobEnding, JobStore, ObjectStore, SecretStore, StoredAsset, StoredFinding, retired_id,
 };
 use crate::errors::{Result, SyncError};
 use crate::model::{
@@ -49,6 +49,11 @@ impl MemoryStore {
 
     pub fn all_findings(&self, connector_id: &str) -> Vec<StoredFinding> {
         lock(&self.findings).values().filter(|f| f.connector_id == connector_id).cloned().collect()
+    }
+
+    /// Stores a finding as it is, for a test to set up what a sync will find.
+    pub fn put_finding(&self, finding: StoredFinding) {
+        lock(&self.findings).insert((finding.connector_id.clone(), finding.finding.finding_id.clone()), finding);
     }
 
     pub fn all_assets(&self, connector_id: &str) -> Vec<StoredAsset> {
@@ -405,21 +410,25 @@ impl InventoryStore for MemoryStore {
         &self,
         connector_id: &str,
         asset_ids: &[String],
-    ) -> Result<HashMap<String, Vec<StoredFinding>>> {
+    ) -> Result<HashMap<String, AssetFindings>> {
         let wanted: HashSet<&String> = asset_ids.iter().collect();
-        let mut found: HashMap<String, Vec<StoredFinding>> = HashMap::new();
+        let mut found: HashMap<String, AssetFindings> = HashMap::new();
         for finding in lock(&self.findings).values() {
             if finding.connector_id == connector_id && wanted.contains(&finding.finding.asset_id) {
-                found.entry(finding.finding.asset_id.clone()).or_default().push(finding.clone());
+                found.entry(finding.finding.asset_id.clone()).or_default().findings.push(finding.clone());
             }
         }
         Ok(found)
     }
 
-    async fn put_findings(&self, findings: &[StoredFinding]) -> Result<()> {
+    async fn put_findings(&self, connector_id: &str, updates: &[FindingsUpdate]) -> Result<()> {
         let mut stored = lock(&self.findings);
-        for finding in findings {
-            stored.insert((finding.connector_id.clone(), finding.finding.finding_id.clone()), finding.clone());
+        // As the DynamoDB store may: an asset's unchanged findings are written with its
+        // changed ones, so a merge that hands them over altered shows.
+        for update in updates.iter().filter(|update| update.changes_anything()) {
+            for finding in &update.findings {
+                stored.insert((connector_id.to_string(), finding.finding.finding_id.clone()), finding.clone());
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ pub mod metering;
 pub mod s3;
 pub mod secrets;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -320,6 +320,47 @@ pub const MAX_SYNC_JOBS: usize = 100;
 /// starts after (none on the last page).
 pub type AssetsPage = (Vec<StoredAsset>, Option<String>);
 
+/// One asset's stored findings, as read for a merge.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssetFindings {
+    /// Every finding of the asset, active or not.
+    pub findings: Vec<StoredFinding>,
+    /// How the store kept them when they were read. A merge hands it back with its
+    /// write, so that a store keeping several findings to an item knows which items to
+    /// rewrite; callers do not look inside.
+    pub layout: FindingsLayout,
+}
+
+/// How a store spread an asset's findings over its items (see [`AssetFindings::layout`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FindingsLayout {
+    /// How many items the findings are spread over; 0 when none is stored.
+    pub(crate) parts: u32,
+    /// False when items of two layouts were found: a write that grew the layout was
+    /// cut short, and the next write must lay every item out again.
+    pub(crate) unsettled: bool,
+}
+
+/// What a merge leaves of one asset's findings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingsUpdate {
+    pub asset_id: String,
+    /// The layout the findings were read in.
+    pub layout: FindingsLayout,
+    /// Every finding the asset has after the merge, changed or not: a store that keeps
+    /// several findings to an item rewrites a changed finding's neighbours with it.
+    pub findings: Vec<StoredFinding>,
+    /// The finding ids of those the merge changed; nothing else needs a write.
+    pub changed: HashSet<String>,
+}
+
+impl FindingsUpdate {
+    /// Whether the update writes anything.
+    pub fn changes_anything(&self) -> bool {
+        !self.changed.is_empty()
+    }
+}
+
 /// The current state of a connector's assets and findings.
 #[async_trait]
 pub trait InventoryStore: Send + Sync {
@@ -329,8 +370,10 @@ pub trait InventoryStore: Send + Sync {
         &self,
         connector_id: &str,
         asset_ids: &[String],
-    ) -> Result<HashMap<String, Vec<StoredFinding>>>;
-    async fn put_findings(&self, findings: &[StoredFinding]) -> Result<()>;
+    ) -> Result<HashMap<String, AssetFindings>>;
+    /// Writes the changed findings of each asset (updates that change nothing are
+    /// skipped).
+    async fn put_findings(&self, connector_id: &str, updates: &[FindingsUpdate]) -> Result<()>;
     async fn assets(&self, connector_id: &str, asset_ids: &[String]) -> Result<HashMap<String, StoredAsset>>;
     async fn put_assets(&self, assets: &[StoredAsset]) -> Result<()>;
     /// At most `limit` of the connector's assets, in asset id order, after `after`.

@@ -16,8 +16,8 @@ use tenable_simulator::{RunningSimulator, SimulatorConfig};
 use vulnflow_shared::auth::{self, Role, signing_key};
 use vulnflow_shared::config::s3_client;
 use vulnflow_shared::model::{ChunkRecord, Connector, ScannerKind, SyncJob, SyncMode};
-use vulnflow_shared::store::dynamodb::{DynamoStore, Tables};
-use vulnflow_shared::store::{ConnectorStore, JobStore};
+use vulnflow_shared::store::dynamodb::{DynamoStore, Tables, findings_in_items};
+use vulnflow_shared::store::{ConnectorStore, JobStore, StoredFinding};
 
 pub const LOCAL_ENDPOINT: &str = "http://127.0.0.1:4566";
 /// A sync of a few thousand findings takes seconds; this only stops a hung test.
@@ -178,57 +178,36 @@ impl Stack {
     }
 
     pub async fn count_findings(&self, connector_id: &str) -> usize {
-        self.findings(connector_id, None).await.len()
+        self.findings(connector_id).await.len()
     }
 
     pub async fn count_active_findings(&self, connector_id: &str) -> usize {
-        self.findings(connector_id, Some("active = :true")).await.len()
+        self.findings(connector_id).await.iter().filter(|finding| finding.active).count()
     }
 
-    /// A connector's stored findings (those that pass `filter`, which may use `:true`)
-    /// as items. The findings table is keyed by asset, so a test reads it whole.
-    pub async fn findings(&self, connector_id: &str, filter: Option<&str>) -> Vec<HashMap<String, AttributeValue>> {
-        self.scan_findings(connector_id, filter, None).await
-    }
-
-    /// The same, with only the attributes `projection` names (`#state` for `state`), read
-    /// by four parallel scan segments.
-    pub async fn scan_findings(
-        &self,
-        connector_id: &str,
-        filter: Option<&str>,
-        projection: Option<&str>,
-    ) -> Vec<HashMap<String, AttributeValue>> {
+    /// A connector's stored findings, read from the findings table's items. The table is
+    /// keyed by asset, so a test reads it whole, by four parallel scan segments.
+    pub async fn findings(&self, connector_id: &str) -> Vec<StoredFinding> {
         const SEGMENTS: i32 = 4;
-        let condition = match filter {
-            Some(filter) => format!("connector_id = :c AND ({filter})"),
-            None => "connector_id = :c".to_string(),
-        };
         let segments = (0..SEGMENTS).map(|segment| {
-            let mut scan = self
-                .dynamodb
+            self.dynamodb
                 .scan()
                 .table_name(self.output("FindingsTable"))
                 .segment(segment)
                 .total_segments(SEGMENTS)
-                .filter_expression(&condition)
-                .expression_attribute_values(":c", AttributeValue::S(connector_id.into()));
-            if filter.is_some_and(|filter| filter.contains(":true")) {
-                scan = scan.expression_attribute_values(":true", AttributeValue::Bool(true));
-            }
-            if let Some(projection) = projection {
-                scan = scan.projection_expression(projection);
-                if projection.contains("#state") {
-                    scan = scan.expression_attribute_names("#state", "state");
-                }
-            }
-            scan.into_paginator().items().send().collect::<Result<Vec<_>, _>>()
+                .filter_expression("connector_id = :c")
+                .expression_attribute_values(":c", AttributeValue::S(connector_id.into()))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
         });
-        futures::future::join_all(segments)
+        let items = futures::future::join_all(segments)
             .await
             .into_iter()
             .flat_map(|items| items.expect("scans the findings"))
-            .collect()
+            .collect();
+        findings_in_items(items).expect("the findings table's items read back")
     }
 
     /// The items of a connector in one of the stack's tables (named by its output).
@@ -259,14 +238,12 @@ impl Stack {
 
     /// The finding ids stored for a connector.
     pub async fn finding_ids(&self, connector_id: &str) -> Vec<String> {
-        let items = self.findings(connector_id, None).await;
-        items.into_iter().filter_map(|mut item| item.remove("finding_id")?.as_s().ok().cloned()).collect()
+        self.findings(connector_id).await.into_iter().map(|stored| stored.finding.finding_id).collect()
     }
 
-    /// Findings whose plugin output was cut for display, as stored items.
-    pub async fn findings_with_truncated_output(&self, connector_id: &str) -> Vec<serde_json::Value> {
-        let items = self.findings(connector_id, Some("output_truncated = :true")).await;
-        serde_dynamo::aws_sdk_dynamodb_1::from_items(items).expect("findings are JSON-shaped")
+    /// Findings whose plugin output was cut for display.
+    pub async fn findings_with_truncated_output(&self, connector_id: &str) -> Vec<StoredFinding> {
+        self.findings(connector_id).await.into_iter().filter(|stored| stored.finding.output_truncated).collect()
     }
 
     pub async fn object_size(&self, key: &str) -> i64 {

@@ -301,13 +301,16 @@ async fn sync(
 
 /// Every stored finding of the connector, by id.
 async fn stored_findings(stack: &Stack, connector_id: &str) -> HashMap<String, StoredState> {
-    let items = stack.scan_findings(connector_id, None, Some("finding_id, active, #state, last_job_id")).await;
-    items
+    let findings = stack.findings(connector_id).await;
+    findings
         .into_iter()
-        .map(|item| {
-            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-            let active = item.get("active").and_then(|v| v.as_bool().ok()).copied().unwrap_or_default();
-            (text("finding_id"), StoredState { active, state: text("state"), last_job_id: text("last_job_id") })
+        .map(|stored| {
+            let state = StoredState {
+                active: stored.active,
+                state: format!("{:?}", stored.finding.state),
+                last_job_id: stored.last_job_id,
+            };
+            (stored.finding.finding_id, state)
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use tenable_simulator::{Faults, Route, ServerErrors, SimulatorConfig, Throttle, ThrottledPaths};
 use vulnflow_e2e::{ACCESS_KEY, SECRET_KEY, Stack, SyncRun, simulator};
 use vulnflow_shared::errors::error_names;
-use vulnflow_shared::model::{ChunkStatus, ExportKind, JobStatus, LogLevel, Stage};
+use vulnflow_shared::model::{ChunkStatus, ExportKind, Finding, JobStatus, LogLevel, Stage};
 
 fn tenant_with(faults: Faults) -> SimulatorConfig {
     SimulatorConfig {
@@ -206,14 +206,18 @@ async fn a_megabyte_of_synopsis_and_hostname_is_cut_and_every_finding_is_stored_
     let (stack, sim, run) = sync_against(Faults { huge_text_finding: Some(1_048_576), ..Default::default() }).await;
 
     assert_eq!(run.job.status, JobStatus::Finished, "{:?}", run.job.failure);
-    let findings = stack.findings(&run.job.connector_id, None).await;
-    let findings: Vec<serde_json::Value> =
-        serde_dynamo::aws_sdk_dynamodb_1::from_items(findings).expect("findings are JSON-shaped");
+    let findings = stack.findings(&run.job.connector_id).await;
     let total = sim.dataset().vulns().len();
     assert_eq!(findings.len(), total, "every finding of the chunk is stored");
     assert_eq!(run.job.counts.findings_new, total as u64, "the job counts what is stored");
-    let longest = |field: &str| findings.iter().filter_map(|f| f[field].as_str()).map(str::len).max().unwrap_or(0);
-    assert_eq!((longest("synopsis"), longest("hostname")), (4096, 4096), "cut to 4 KB, not refused by DynamoDB");
+    let longest = |field: fn(&Finding) -> Option<&String>| {
+        findings.iter().filter_map(|stored| field(&stored.finding)).map(String::len).max().unwrap_or(0)
+    };
+    assert_eq!(
+        (longest(|f| f.synopsis.as_ref()), longest(|f| f.hostname.as_ref())),
+        (4096, 4096),
+        "cut to 4 KB, not refused by DynamoDB"
+    );
 }
 
 #[tokio::test]
@@ -223,10 +227,9 @@ async fn a_megabyte_of_plugin_output_is_cut_for_display_and_kept_whole_in_s3() {
     assert_eq!(run.job.status, JobStatus::Finished, "{:?}", run.job.failure);
     let findings = stack.findings_with_truncated_output(&run.job.connector_id).await;
     assert_eq!(findings.len(), 1);
-    let output = findings[0]["output"].as_str().expect("an output");
+    let output = findings[0].finding.output.as_deref().expect("an output");
     assert!(output.chars().count() < 20_000, "cut for display");
     assert!(!output.contains("<script>") && output.contains("&lt;script&gt;"), "markup escaped");
-    let raw_ref = findings[0]["raw_ref"].as_str().expect("a reference to the raw record");
-    let raw_key = raw_ref.split('#').next().expect("a key");
+    let raw_key = findings[0].raw_ref.split('#').next().expect("a reference to the raw record");
     assert!(stack.object_size(raw_key).await > 1_048_576, "the raw chunk keeps the whole output");
 }

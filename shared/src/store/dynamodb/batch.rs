@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -77,10 +77,15 @@ impl DynamoStore {
     /// Writes every record, or fails before writing any when one would be an item
     /// DynamoDB refuses for its size (normalizing bounds each field, so none should).
     pub(super) async fn batch_put<T: Serialize>(&self, table: &str, records: &[T]) -> Result<()> {
+        let items = records.iter().map(item).collect::<Result<Vec<_>>>()?;
+        self.batch_put_items(table, items).await
+    }
+
+    /// [`Self::batch_put`], of items already encoded.
+    pub(super) async fn batch_put_items(&self, table: &str, items: Vec<HashMap<String, AttributeValue>>) -> Result<()> {
         let operation = format!("BatchWriteItem on {table}");
-        let mut writes = Vec::with_capacity(records.len());
-        for (position, record) in records.iter().enumerate() {
-            let item = item(record)?;
+        let mut writes = Vec::with_capacity(items.len());
+        for (position, item) in items.into_iter().enumerate() {
             let size = encoded_size(&item);
             if size > MAX_ITEM_BYTES {
                 return Err(SyncError::Internal(format!(

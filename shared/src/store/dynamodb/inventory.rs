@@ -1,5 +1,6 @@
-//! The assets and findings tables: a connector's inventory. Assets are keyed by
-//! connector and asset id; findings by their asset's partition ([`asset_key`]).
+//! The inventory port over the assets and findings tables. Assets are keyed by
+//! connector and asset id; findings by their asset's partition ([`asset_key`]), packed
+//! (see `findings`).
 
 use std::collections::HashMap;
 
@@ -7,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{DynamoStore, decode, storage_error, string};
 use crate::errors::Result;
-use crate::store::{AssetsPage, InventoryStore, StoredAsset, StoredFinding, asset_key};
+use crate::store::{AssetFindings, AssetsPage, FindingsUpdate, InventoryStore, StoredAsset};
 
 /// Assets whose findings are read at once while a chunk is merged.
 const ASSET_QUERIES_IN_FLIGHT: usize = 16;
@@ -18,13 +19,13 @@ impl InventoryStore for DynamoStore {
         &self,
         connector_id: &str,
         asset_ids: &[String],
-    ) -> Result<HashMap<String, Vec<StoredFinding>>> {
+    ) -> Result<HashMap<String, AssetFindings>> {
         // One Query per asset partition, a few at a time: each reads only its asset.
         let mut found = HashMap::new();
         for batch in asset_ids.chunks(ASSET_QUERIES_IN_FLIGHT) {
             let queries = batch.iter().map(|asset_id| self.findings_of_asset(connector_id, asset_id));
             for (asset_id, findings) in batch.iter().zip(futures::future::try_join_all(queries).await?) {
-                if !findings.is_empty() {
+                if !findings.findings.is_empty() {
                     found.insert(asset_id.clone(), findings);
                 }
             }
@@ -32,8 +33,8 @@ impl InventoryStore for DynamoStore {
         Ok(found)
     }
 
-    async fn put_findings(&self, findings: &[StoredFinding]) -> Result<()> {
-        self.batch_put(&self.tables.findings, findings).await
+    async fn put_findings(&self, connector_id: &str, updates: &[FindingsUpdate]) -> Result<()> {
+        self.write_findings(connector_id, updates).await
     }
 
     async fn assets(&self, connector_id: &str, asset_ids: &[String]) -> Result<HashMap<String, StoredAsset>> {
@@ -72,14 +73,5 @@ impl InventoryStore for DynamoStore {
             .and_then(|mut key| key.remove("asset_id"))
             .and_then(|asset_id| asset_id.as_s().ok().cloned());
         Ok((assets, next))
-    }
-}
-
-impl DynamoStore {
-    /// Every finding stored in one asset's partition (strongly consistent: a retried
-    /// chunk must see what its earlier attempt wrote).
-    async fn findings_of_asset(&self, connector_id: &str, asset_id: &str) -> Result<Vec<StoredFinding>> {
-        let asset_key = asset_key(connector_id, asset_id);
-        self.query_partition(&self.tables.findings, "findings", "asset_key", &asset_key).await
     }
 }

@@ -1,11 +1,13 @@
-//! DynamoDB adapters, a file a table: `connectors`, `jobs`, `chunks`, and `inventory`
-//! (assets and findings); `batch` and `size` serve the inventory's batch writes. Here:
+//! DynamoDB adapters, a file a table: `connectors`, `jobs`, `chunks`, `findings`, and
+//! `inventory` (the inventory port, over assets and findings); `batch` and `size` serve
+//! the inventory's batch writes. Here:
 //! the store, its tables, and what every adapter shares (error classification, the
 //! conditional write, encoding).
 
 mod batch;
 mod chunks;
 mod connectors;
+mod findings;
 mod inventory;
 mod jobs;
 mod size;
@@ -25,6 +27,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
 use crate::errors::{Result, SyncError};
 
+pub use findings::{FINDINGS_PER_PART, findings_in_items, packed_item_sizes};
 pub use size::item_size;
 
 /// The table names of one deployment (the template passes them to every function).
@@ -78,8 +81,19 @@ impl DynamoStore {
         key_name: &str,
         key: &str,
     ) -> Result<Vec<T>> {
-        let items = self
-            .client
+        let items = self.partition_items(table, what, key_name, key).await?;
+        items.into_iter().map(|item| decode(what, item)).collect()
+    }
+
+    /// [`Self::query_partition`]'s items as DynamoDB holds them.
+    async fn partition_items(
+        &self,
+        table: &str,
+        what: &str,
+        key_name: &str,
+        key: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>> {
+        self.client
             .query()
             .table_name(table)
             .key_condition_expression(format!("{key_name} = :key"))
@@ -90,8 +104,7 @@ impl DynamoStore {
             .send()
             .collect::<std::result::Result<Vec<_>, _>>()
             .await
-            .map_err(|e| storage_error(&format!("Query on the {what} table"), e))?;
-        items.into_iter().map(|item| decode(what, item)).collect()
+            .map_err(|e| storage_error(&format!("Query on the {what} table"), e))
     }
 }
 
