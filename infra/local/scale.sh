@@ -17,4 +17,8 @@ source "$REPO/infra/local/stack.sh"
 LOCAL_STACK_PARAMETERS+=(--parameter "ExportAssetsPerChunk=${SCALE_ASSETS_PER_CHUNK:-500}"
     --parameter "SweepPageAssets=${SCALE_SWEEP_PAGE_ASSETS:-1000}")
 
+# The functions as Lambda runs them: optimized. A stack already running debug builds must
+# be stopped first (infra/local/down.sh); up.sh says so.
+export VULNFLOW_PROFILE="${VULNFLOW_PROFILE:-release}"
+
 run_on_local_stack scale "${1:-1000000}"

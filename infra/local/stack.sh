@@ -25,11 +25,17 @@ start_local_stack() {
 
 # Builds the workspace's binaries (the functions the stack runs among them), starts and
 # deploys the local stack, then runs the workspace binary $1 with the other arguments.
+# VULNFLOW_PROFILE=release builds and runs optimized binaries, as Lambda would run them.
 run_on_local_stack() {
-    local binary="$1"
+    local binary="$1" profile="${VULNFLOW_PROFILE:-debug}"
     shift
-    echo "[$binary] building the workspace"
-    cargo build --workspace --bins --locked
+    echo "[$binary] building the workspace ($profile)"
+    if [[ "$profile" == release ]]; then
+        cargo build --workspace --bins --locked --release
+    else
+        cargo build --workspace --bins --locked
+    fi
+    export VULNFLOW_BIN_DIR="$REPO/target/$profile"
     start_local_stack
-    "$REPO/target/debug/$binary" "$@"
+    "$REPO/target/$profile/$binary" "$@"
 }

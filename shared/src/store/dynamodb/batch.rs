@@ -12,6 +12,10 @@ use super::size::{MAX_ITEM_BYTES, encoded_size};
 use super::{DynamoStore, decode, item, storage_error, string, unbuildable};
 use crate::errors::{Result, SyncError};
 
+/// An item, and an item's key, as DynamoDB takes them.
+pub(super) type Item = HashMap<String, AttributeValue>;
+pub(super) type Key = HashMap<String, AttributeValue>;
+
 /// DynamoDB's limits per batch call.
 const BATCH_GET_LIMIT: usize = 100;
 const BATCH_WRITE_LIMIT: usize = 25;
@@ -27,20 +31,22 @@ impl DynamoStore {
         sort_key: &str,
         ids: &[String],
     ) -> Result<Vec<T>> {
+        let keys = ids
+            .iter()
+            .map(|id| {
+                HashMap::from([("connector_id".to_string(), string(connector_id)), (sort_key.to_string(), string(id))])
+            })
+            .collect();
+        self.batch_get_items(table, keys).await?.into_iter().map(|item| decode(table, item)).collect()
+    }
+
+    /// The items of `table` under these keys (those that exist), strongly consistent.
+    pub(super) async fn batch_get_items(&self, table: &str, keys: Vec<Key>) -> Result<Vec<Item>> {
         let operation = format!("BatchGetItem on {table}");
-        let mut found = Vec::with_capacity(ids.len());
-        for batch in ids.chunks(BATCH_GET_LIMIT) {
-            let keys = batch
-                .iter()
-                .map(|id| {
-                    HashMap::from([
-                        ("connector_id".to_string(), string(connector_id)),
-                        (sort_key.to_string(), string(id)),
-                    ])
-                })
-                .collect();
+        let mut found = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(BATCH_GET_LIMIT) {
             let mut request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
+                .set_keys(Some(batch.to_vec()))
                 .consistent_read(true)
                 .build()
                 .map_err(|e| unbuildable(&operation, e))?;
@@ -52,9 +58,7 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(|e| storage_error(&operation, e))?;
-                for item in output.responses.and_then(|mut r| r.remove(table)).unwrap_or_default() {
-                    found.push(decode(table, item)?);
-                }
+                found.extend(output.responses.and_then(|mut r| r.remove(table)).unwrap_or_default());
                 match output.unprocessed_keys.and_then(|mut u| u.remove(table)) {
                     Some(unprocessed) if !unprocessed.keys.is_empty() => {
                         request = unprocessed;
@@ -82,7 +86,7 @@ impl DynamoStore {
     }
 
     /// [`Self::batch_put`], of items already encoded.
-    pub(super) async fn batch_put_items(&self, table: &str, items: Vec<HashMap<String, AttributeValue>>) -> Result<()> {
+    pub(super) async fn batch_put_items(&self, table: &str, items: Vec<Item>) -> Result<()> {
         let operation = format!("BatchWriteItem on {table}");
         let mut writes = Vec::with_capacity(items.len());
         for (position, item) in items.into_iter().enumerate() {

@@ -24,6 +24,7 @@ use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 
+use super::batch::{Item, Key};
 use super::size::encoded_size;
 use super::{DynamoStore, number, storage_error, string};
 use crate::errors::{Result, SyncError};
@@ -68,12 +69,46 @@ fn part_of(finding_id: &str, parts: u32) -> u32 {
 }
 
 impl DynamoStore {
-    /// Every finding stored in one asset's partition (strongly consistent: a retried
-    /// chunk must see what its earlier attempt wrote).
-    pub(super) async fn findings_of_asset(&self, connector_id: &str, asset_id: &str) -> Result<AssetFindings> {
-        let key = asset_key(connector_id, asset_id);
-        let items = self.partition_items(&self.tables.findings, "findings", "asset_key", &key).await?;
-        read_parts(items)
+    /// Every finding stored for each asset (strongly consistent: a retried chunk must see
+    /// what its earlier attempt wrote), by BatchGetItem: a hundred parts a call, where a
+    /// Query per asset would make a call per asset. Part 0 of every asset is read first;
+    /// each part says how many the asset has, and the others follow. A part of a larger
+    /// layout (a growth cut short) has its layout's parts read too.
+    pub(super) async fn read_findings(
+        &self,
+        connector_id: &str,
+        asset_ids: &[String],
+    ) -> Result<HashMap<String, AssetFindings>> {
+        let key = |asset_id: &str, index: u32| {
+            HashMap::from([
+                ("asset_key".to_string(), string(&asset_key(connector_id, asset_id))),
+                ("part".to_string(), number(u64::from(index))),
+            ])
+        };
+        let mut items_by_asset: HashMap<String, Vec<Item>> = HashMap::new();
+        let mut asked: HashMap<String, u32> = asset_ids.iter().map(|asset_id| (asset_id.clone(), 1)).collect();
+        let mut keys: Vec<Key> = asset_ids.iter().map(|asset_id| key(asset_id, 0)).collect();
+        while !keys.is_empty() {
+            for item in self.batch_get_items(&self.tables.findings, keys).await? {
+                let asset_id = item.get("asset_id").and_then(|id| id.as_s().ok()).cloned().unwrap_or_default();
+                items_by_asset.entry(asset_id).or_default().push(item);
+            }
+            keys = Vec::new();
+            for (asset_id, items) in &items_by_asset {
+                let parts = items.iter().filter_map(parts_of).max().unwrap_or(0);
+                let asked = asked.entry(asset_id.clone()).or_insert(parts);
+                keys.extend((*asked..parts).map(|index| key(asset_id, index)));
+                *asked = (*asked).max(parts);
+            }
+        }
+        let mut found = HashMap::new();
+        for (asset_id, items) in items_by_asset {
+            let stored = read_parts(items)?;
+            if !stored.findings.is_empty() {
+                found.insert(asset_id, stored);
+            }
+        }
+        Ok(found)
     }
 
     /// Writes the parts of each update that hold a changed finding, or all of them when
@@ -191,14 +226,15 @@ fn read_parts(items: Vec<HashMap<String, AttributeValue>>) -> Result<AssetFindin
     Ok(AssetFindings { findings, layout: FindingsLayout { parts, unsettled: layouts.iter().any(|&l| l != parts) } })
 }
 
-fn unpack(item: &HashMap<String, AttributeValue>) -> Result<(u32, Vec<StoredFinding>)> {
+/// How many parts the layout a part belongs to has.
+fn parts_of(item: &Item) -> Option<u32> {
+    item.get(PARTS).and_then(|parts| parts.as_n().ok()).and_then(|parts| parts.parse().ok())
+}
+
+fn unpack(item: &Item) -> Result<(u32, Vec<StoredFinding>)> {
     let key = item.get("asset_key").and_then(|key| key.as_s().ok()).map_or("?", String::as_str);
     let unreadable = |what: String| SyncError::Internal(format!("the findings part of {key} cannot be read: {what}"));
-    let parts = item
-        .get(PARTS)
-        .and_then(|parts| parts.as_n().ok())
-        .and_then(|parts| parts.parse().ok())
-        .ok_or_else(|| unreadable(format!("`{PARTS}` is not a number")))?;
+    let parts = parts_of(item).ok_or_else(|| unreadable(format!("`{PARTS}` is not a number")))?;
     let packed = item
         .get(PACKED)
         .and_then(|packed| packed.as_b().ok())

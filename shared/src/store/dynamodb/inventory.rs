@@ -10,9 +10,6 @@ use super::{DynamoStore, decode, storage_error, string};
 use crate::errors::Result;
 use crate::store::{AssetFindings, AssetsPage, FindingsUpdate, InventoryStore, StoredAsset};
 
-/// Assets whose findings are read at once while a chunk is merged.
-const ASSET_QUERIES_IN_FLIGHT: usize = 16;
-
 #[async_trait]
 impl InventoryStore for DynamoStore {
     async fn findings_of_assets(
@@ -20,17 +17,7 @@ impl InventoryStore for DynamoStore {
         connector_id: &str,
         asset_ids: &[String],
     ) -> Result<HashMap<String, AssetFindings>> {
-        // One Query per asset partition, a few at a time: each reads only its asset.
-        let mut found = HashMap::new();
-        for batch in asset_ids.chunks(ASSET_QUERIES_IN_FLIGHT) {
-            let queries = batch.iter().map(|asset_id| self.findings_of_asset(connector_id, asset_id));
-            for (asset_id, findings) in batch.iter().zip(futures::future::try_join_all(queries).await?) {
-                if !findings.findings.is_empty() {
-                    found.insert(asset_id.clone(), findings);
-                }
-            }
-        }
-        Ok(found)
+        self.read_findings(connector_id, asset_ids).await
     }
 
     async fn put_findings(&self, connector_id: &str, updates: &[FindingsUpdate]) -> Result<()> {

@@ -81,19 +81,8 @@ impl DynamoStore {
         key_name: &str,
         key: &str,
     ) -> Result<Vec<T>> {
-        let items = self.partition_items(table, what, key_name, key).await?;
-        items.into_iter().map(|item| decode(what, item)).collect()
-    }
-
-    /// [`Self::query_partition`]'s items as DynamoDB holds them.
-    async fn partition_items(
-        &self,
-        table: &str,
-        what: &str,
-        key_name: &str,
-        key: &str,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>> {
-        self.client
+        let items = self
+            .client
             .query()
             .table_name(table)
             .key_condition_expression(format!("{key_name} = :key"))
@@ -104,7 +93,8 @@ impl DynamoStore {
             .send()
             .collect::<std::result::Result<Vec<_>, _>>()
             .await
-            .map_err(|e| storage_error(&format!("Query on the {what} table"), e))
+            .map_err(|e| storage_error(&format!("Query on the {what} table"), e))?;
+        items.into_iter().map(|item| decode(what, item)).collect()
     }
 }
 
