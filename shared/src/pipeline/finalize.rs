@@ -2,8 +2,6 @@
 //! truth, whatever the map's own status says) and from the failure the state
 //! machine caught, if any.
 
-use std::collections::HashSet;
-
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
@@ -155,23 +153,17 @@ async fn sweep_page(services: &Services, job: &SyncJob) -> Result<SweepMark> {
     let mut batches = unseen.chunks(SWEEP_ASSETS_PER_READ).peekable();
     while let Some(batch) = batches.next() {
         for (asset_id, stored) in services.inventory.findings_of_assets(&job.connector_id, batch).await? {
-            let mut update = FindingsUpdate {
-                asset_id,
-                layout: stored.layout,
-                findings: Vec::with_capacity(stored.findings.len()),
-                changed: HashSet::new(),
-            };
+            let mut update = FindingsUpdate::of(asset_id, &stored);
             for finding in stored.findings {
                 if finding.last_job_id == job.job_id && finding.last_chunk == SWEEP_CHUNK {
                     // An earlier attempt of this page wrote it.
                     inactivated += 1;
-                    update.findings.push(finding);
+                    update.keep(finding);
                 } else if finding.active {
-                    update.changed.insert(finding.finding.finding_id.clone());
-                    update.findings.push(finding.inactivated(&job.job_id, SWEEP_CHUNK, now));
+                    update.change(finding.inactivated(&job.job_id, SWEEP_CHUNK, now));
                     inactivated += 1;
                 } else {
-                    update.findings.push(finding);
+                    update.keep(finding);
                 }
             }
             writes += update.changed.len();

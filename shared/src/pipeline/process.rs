@@ -2,7 +2,7 @@
 //! commit the chunk: its counts reach the job exactly once, however often the state
 //! machine retries it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -74,10 +74,7 @@ fn read_ndjson<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<Vec<T>> {
 /// Adds a merged finding to its asset's update, and counts what the merge did to it.
 fn keep(update: &mut FindingsUpdate, merged: Merged<StoredFinding>, counts: &mut RecordCounts) {
     count_finding(counts, merged.change);
-    if merged.write {
-        update.changed.insert(merged.record.finding.finding_id.clone());
-    }
-    update.findings.push(merged.record);
+    if merged.write { update.change(merged.record) } else { update.keep(merged.record) }
 }
 
 fn count_finding(counts: &mut RecordCounts, change: Change) {
@@ -144,12 +141,7 @@ impl Merge<'_> {
         let mut updates = Vec::with_capacity(chunk_findings.len());
         for (asset_id, records) in chunk_findings {
             let stored = stored_by_asset.remove(asset_id).unwrap_or_default();
-            let mut update = FindingsUpdate {
-                asset_id: asset_id.to_string(),
-                layout: stored.layout,
-                findings: Vec::with_capacity(stored.findings.len().max(records.len())),
-                changed: HashSet::new(),
-            };
+            let mut update = FindingsUpdate::of(asset_id, &stored);
             let mut unreturned: HashMap<&str, &StoredFinding> =
                 stored.findings.iter().map(|f| (f.finding.finding_id.as_str(), f)).collect();
             for (index, record) in records {
@@ -160,7 +152,7 @@ impl Merge<'_> {
                 match self.sees_every_finding.then(|| self.inactivated(previous)).flatten() {
                     Some(merged) => keep(&mut update, merged, &mut counts),
                     // Kept as it is: its part may be rewritten with the asset's changes.
-                    None => update.findings.push(previous.clone()),
+                    None => update.keep(previous.clone()),
                 }
             }
             updates.push(update);

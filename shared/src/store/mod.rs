@@ -336,8 +336,8 @@ pub struct AssetFindings {
 pub struct FindingsLayout {
     /// How many items the findings are spread over; 0 when none is stored.
     pub(crate) parts: u32,
-    /// False when items of two layouts were found: a write that grew the layout was
-    /// cut short, and the next write must lay every item out again.
+    /// True when items of two layouts were found: a write that grew the layout was cut
+    /// short, and the next write must lay every item out again.
     pub(crate) unsettled: bool,
 }
 
@@ -355,6 +355,27 @@ pub struct FindingsUpdate {
 }
 
 impl FindingsUpdate {
+    /// An update of the asset whose stored findings were `stored`, holding none yet.
+    pub fn of(asset_id: impl Into<String>, stored: &AssetFindings) -> Self {
+        FindingsUpdate {
+            asset_id: asset_id.into(),
+            layout: stored.layout,
+            findings: Vec::with_capacity(stored.findings.len()),
+            changed: HashSet::new(),
+        }
+    }
+
+    /// Adds a finding as stored: it needs no write of its own.
+    pub fn keep(&mut self, finding: StoredFinding) {
+        self.findings.push(finding);
+    }
+
+    /// Adds a finding the merge changed.
+    pub fn change(&mut self, finding: StoredFinding) {
+        self.changed.insert(finding.finding.finding_id.clone());
+        self.findings.push(finding);
+    }
+
     /// Whether the update writes anything.
     pub fn changes_anything(&self) -> bool {
         !self.changed.is_empty()

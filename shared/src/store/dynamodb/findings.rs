@@ -141,7 +141,7 @@ impl DynamoStore {
         self.batch_put_items(&self.tables.findings, batched).await
     }
 
-    async fn put_part(&self, item: HashMap<String, AttributeValue>) -> Result<()> {
+    async fn put_part(&self, item: Item) -> Result<()> {
         self.client
             .put_item()
             .table_name(&self.tables.findings)
@@ -169,7 +169,7 @@ fn part_item(
     index: usize,
     parts: u32,
     findings: &[&StoredFinding],
-) -> Result<HashMap<String, AttributeValue>> {
+) -> Result<Item> {
     let last_job_id = findings.iter().max_by_key(|finding| finding.updated_at).map(|f| f.last_job_id.as_str());
     let mut item = HashMap::from([
         ("asset_key".to_string(), string(&asset_key(connector_id, asset_id))),
@@ -199,13 +199,13 @@ fn pack(findings: &[&StoredFinding]) -> Result<Vec<u8>> {
 }
 
 /// The findings that items of the findings table hold (a scan's, for instance), each once.
-pub fn findings_in_items(items: Vec<HashMap<String, AttributeValue>>) -> Result<Vec<StoredFinding>> {
+pub fn findings_in_items(items: Vec<Item>) -> Result<Vec<StoredFinding>> {
     Ok(read_parts(items)?.findings)
 }
 
 /// The findings the parts hold, each once: where a cut-short write left a finding in
 /// parts of two layouts, the larger layout's is the newer.
-fn read_parts(items: Vec<HashMap<String, AttributeValue>>) -> Result<AssetFindings> {
+fn read_parts(items: Vec<Item>) -> Result<AssetFindings> {
     let mut newest: HashMap<String, (u32, StoredFinding)> = HashMap::new();
     let mut layouts = Vec::new();
     for item in items {
@@ -265,7 +265,7 @@ mod tests {
         .expect("a finding")
     }
 
-    fn items(findings: &[StoredFinding], parts: u32, only: &[usize]) -> Vec<HashMap<String, AttributeValue>> {
+    fn items(findings: &[StoredFinding], parts: u32, only: &[usize]) -> Vec<Item> {
         let layout = Layout::of(findings, parts);
         only.iter().map(|&index| part_item("c", "a", index, parts, &layout.findings_by_part[index]).unwrap()).collect()
     }
