@@ -185,29 +185,48 @@ impl Stack {
         self.findings(connector_id).await.iter().filter(|finding| finding.active).count()
     }
 
-    /// A connector's stored findings, read from the findings table's items. The table is
-    /// keyed by asset, so a test reads it whole, by four parallel scan segments.
+    /// A connector's stored findings, read from the findings table's items.
     pub async fn findings(&self, connector_id: &str) -> Vec<StoredFinding> {
+        let mut findings = Vec::new();
+        self.each_finding(connector_id, |finding| findings.push(finding)).await;
+        findings
+    }
+
+    /// Hands each stored finding of a connector to `each`, a scan page at a time, so a
+    /// million findings need not be held at once. The table is keyed by asset, so it is
+    /// read whole, by four parallel scan segments.
+    pub async fn each_finding(&self, connector_id: &str, mut each: impl FnMut(StoredFinding)) {
         const SEGMENTS: i32 = 4;
-        let segments = (0..SEGMENTS).map(|segment| {
-            self.dynamodb
-                .scan()
-                .table_name(self.output("FindingsTable"))
-                .segment(segment)
-                .total_segments(SEGMENTS)
-                .filter_expression("connector_id = :c")
-                .expression_attribute_values(":c", AttributeValue::S(connector_id.into()))
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
+        let (pages, mut decoded) = tokio::sync::mpsc::channel::<Vec<StoredFinding>>(SEGMENTS as usize);
+        let scans = (0..SEGMENTS).map(|segment| {
+            let pages = pages.clone();
+            async move {
+                let mut scan = self
+                    .dynamodb
+                    .scan()
+                    .table_name(self.output("FindingsTable"))
+                    .segment(segment)
+                    .total_segments(SEGMENTS)
+                    .filter_expression("connector_id = :c")
+                    .expression_attribute_values(":c", AttributeValue::S(connector_id.into()))
+                    .into_paginator()
+                    .send();
+                while let Some(page) = scan.next().await {
+                    let items = page.expect("scans the findings").items.unwrap_or_default();
+                    let findings = findings_in_items(items).expect("the findings table's items read back");
+                    pages.send(findings).await.expect("the reader takes every page");
+                }
+            }
         });
-        let items = futures::future::join_all(segments)
-            .await
-            .into_iter()
-            .flat_map(|items| items.expect("scans the findings"))
-            .collect();
-        findings_in_items(items).expect("the findings table's items read back")
+        let scans: Vec<_> = scans.collect();
+        // The scans hold the only senders: the reader stops when the last scan ends.
+        drop(pages);
+        let reading = async {
+            while let Some(page) = decoded.recv().await {
+                page.into_iter().for_each(&mut each);
+            }
+        };
+        futures::future::join(futures::future::join_all(scans), reading).await;
     }
 
     /// The items of a connector in one of the stack's tables (named by its output).

@@ -299,20 +299,21 @@ async fn sync(
     (figures, stored)
 }
 
-/// Every stored finding of the connector, by id.
+/// Every stored finding of the connector, by id: only what the checks read, so that a
+/// million of them fit beside the simulator's dataset.
 async fn stored_findings(stack: &Stack, connector_id: &str) -> HashMap<String, StoredState> {
-    let findings = stack.findings(connector_id).await;
-    findings
-        .into_iter()
-        .map(|stored| {
+    let mut stored = HashMap::new();
+    stack
+        .each_finding(connector_id, |finding| {
             let state = StoredState {
-                active: stored.active,
-                state: format!("{:?}", stored.finding.state),
-                last_job_id: stored.last_job_id,
+                active: finding.active,
+                state: format!("{:?}", finding.finding.state),
+                last_job_id: finding.last_job_id,
             };
-            (stored.finding.finding_id, state)
+            stored.insert(finding.finding.finding_id, state);
         })
-        .collect()
+        .await;
+    stored
 }
 
 /// Keeps the highest `VmHWM` seen of each function process on this machine (the local

@@ -100,14 +100,12 @@ impl SimulatorState {
                 let num_assets = bounded(request, "num_assets", Some(NUM_ASSETS_DEFAULT), NUM_ASSETS_RANGE)?;
                 let filters = VulnFilters::from_json(&request["filters"])?;
                 let now_ms = Utc::now().timestamp_millis();
-                let chunks = dataset.vuln_chunks(&filters, now_ms, num_assets as usize);
-                (num_assets, records(chunks, |index| dataset.vuln(index)))
+                (num_assets, dataset.vuln_chunks(&filters, now_ms, num_assets as usize))
             }
             ExportKind::Assets => {
                 let chunk_size = bounded(request, "chunk_size", None, CHUNK_SIZE_RANGE)?;
                 let filters = AssetFilters::from_json(&request["filters"])?;
-                let chunks = dataset.asset_chunks(&filters, chunk_size as usize);
-                (chunk_size, records(chunks, |index| dataset.asset(index)))
+                (chunk_size, dataset.asset_chunks(&filters, chunk_size as usize))
             }
         };
         let sequence = self.exports_created.fetch_add(1, Ordering::Relaxed);
@@ -115,16 +113,12 @@ impl SimulatorState {
             kind,
             request.get("filters").cloned().unwrap_or_else(|| json!({})),
             chunk_size,
+            dataset,
             chunks,
             self.config.seed.wrapping_add(sequence),
             self.faults.export_faults(kind),
         ))
     }
-}
-
-/// The records of each chunk of dataset indexes.
-fn records<'a>(chunks: Vec<Vec<usize>>, record: impl Fn(usize) -> &'a Value) -> Vec<Vec<Value>> {
-    chunks.into_iter().map(|chunk| chunk.into_iter().map(|index| record(index).clone()).collect()).collect()
 }
 
 type Shared = State<Arc<SimulatorState>>;
@@ -261,8 +255,8 @@ async fn download_chunk(
     }
     state.traffic.count_chunk_download();
     let body = match kind {
-        ExportKind::Vulns => state.faults.vuln_chunk_body(chunk_id, &records),
-        ExportKind::Assets => serde_json::to_vec(&*records).unwrap_or_default(),
+        ExportKind::Vulns => state.faults.vuln_chunk_body(chunk_id, records),
+        ExportKind::Assets => serde_json::to_vec(&records).unwrap_or_default(),
     };
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -2,7 +2,8 @@
 //! configured number of polls while chunks become available (out of order, as on Tenable),
 //! then FINISHED, or ERROR when so configured. `total_chunks` stays 0 until FINISHED, as the
 //! real API only knows it then. A job holds its records from its creation on: later changes
-//! to the dataset do not show in it.
+//! to the dataset do not show in it (it keeps the dataset's snapshot of that moment and the
+//! indexes of its records, not copies: a million-finding export holds 8 MB, not 7 GB).
 
 use std::sync::Arc;
 
@@ -10,6 +11,8 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use simulator_kit::SplitMix64;
 use uuid::Uuid;
+
+use crate::Dataset;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ExportKind {
@@ -65,8 +68,10 @@ pub(crate) struct ExportJob {
     filters: Value,
     /// Assets per chunk (`num_assets` or `chunk_size`).
     chunk_size: u32,
-    /// The records of each chunk; chunk id N is `chunks[N - 1]`.
-    chunks: Vec<Arc<[Value]>>,
+    /// The dataset as it was when the export was created.
+    snapshot: Arc<Dataset>,
+    /// The snapshot's record indexes of each chunk; chunk id N is `chunks[N - 1]`.
+    chunks: Vec<Vec<usize>>,
     /// Chunk ids in the order they become available.
     availability_order: Vec<u32>,
     available: usize,
@@ -80,7 +85,8 @@ impl ExportJob {
         kind: ExportKind,
         filters: Value,
         chunk_size: u32,
-        chunks: Vec<Vec<Value>>,
+        snapshot: Arc<Dataset>,
+        chunks: Vec<Vec<usize>>,
         order_seed: u64,
         faults: ExportFaults,
     ) -> Self {
@@ -92,7 +98,8 @@ impl ExportJob {
             created_ms: Utc::now().timestamp_millis(),
             filters,
             chunk_size,
-            chunks: chunks.into_iter().map(Arc::from).collect(),
+            snapshot,
+            chunks,
             availability_order,
             available: 0,
             status_polls: 0,
@@ -140,9 +147,14 @@ impl ExportJob {
     }
 
     /// The records of an available chunk; `None` for unknown, failed or not yet available ids.
-    pub(crate) fn available_chunk(&self, chunk_id: u32) -> Option<Arc<[Value]>> {
+    pub(crate) fn available_chunk(&self, chunk_id: u32) -> Option<Vec<Value>> {
         let (available, _) = self.revealed_chunks();
-        available.contains(&chunk_id).then(|| Arc::clone(&self.chunks[chunk_id as usize - 1]))
+        let indexes = available.contains(&chunk_id).then(|| &self.chunks[chunk_id as usize - 1])?;
+        let record = |index: usize| match self.kind {
+            ExportKind::Vulns => self.snapshot.vuln(index).clone(),
+            ExportKind::Assets => self.snapshot.asset(index).clone(),
+        };
+        Some(indexes.iter().copied().map(record).collect())
     }
 
     /// The chunks processed so far, split into (available, failed).
@@ -181,9 +193,11 @@ impl ExportJob {
 mod tests {
     use super::*;
 
+    /// An export of `chunks` chunks, one finding each.
     fn job_with(chunks: usize, faults: ExportFaults) -> ExportJob {
-        let records = vec![vec![json!({})]; chunks];
-        ExportJob::new(ExportKind::Vulns, json!({}), 50, records, 7, faults)
+        let snapshot = Arc::new(Dataset::generate(7, chunks as u32, 1, 0));
+        let chunks = (0..chunks).map(|index| vec![index]).collect();
+        ExportJob::new(ExportKind::Vulns, json!({}), 50, snapshot, chunks, 7, faults)
     }
 
     fn job(chunks: usize) -> ExportJob {

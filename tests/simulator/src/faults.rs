@@ -197,9 +197,8 @@ impl FaultInjector {
     }
 
     /// The body of a vulns chunk, with the faults configured for it.
-    pub(crate) fn vuln_chunk_body(&self, chunk_id: u32, records: &[Value]) -> Vec<u8> {
+    pub(crate) fn vuln_chunk_body(&self, chunk_id: u32, mut records: Vec<Value>) -> Vec<u8> {
         let faults = &self.faults;
-        let mut records = records.to_vec();
         if let Some(Value::Object(first)) = records.first_mut() {
             if faults.records_missing_asset_chunks.contains(&chunk_id) {
                 first.remove("asset");
