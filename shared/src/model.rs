@@ -5,6 +5,10 @@
 //! record"): `vulnflow normalize` prints it, normalized chunks in S3 hold it, and the
 //! findings table stores it. Add fields; never rename or remove one.
 
+mod seen;
+
+pub use seen::SeenAssets;
+
 use crate::usage::Usage;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -711,6 +715,10 @@ pub struct ChunkRecord {
     /// carried it over instead of fetching it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carried_from: Option<String>,
+    /// The assets a processed vulns chunk returned: finalize's sweep looks for the
+    /// stored assets that none of the sync's chunks did.
+    #[serde(default, skip_serializing_if = "SeenAssets::is_empty")]
+    pub seen_assets: SeenAssets,
     pub updated_at: DateTime<Utc>,
 }
 

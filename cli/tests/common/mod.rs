@@ -22,7 +22,9 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use vulnflow_shared::api::{self, ApiServices, PageTokens};
 use vulnflow_shared::auth::{self, Role};
-use vulnflow_shared::model::{ChunkRecord, ChunkStatus, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome};
+use vulnflow_shared::model::{
+    ChunkRecord, ChunkStatus, JobFailure, JobStatus, RecordCounts, SeenAssets, Stage, StageOutcome,
+};
 use vulnflow_shared::scanner_network::ScannerNetworkPolicy;
 use vulnflow_shared::store::memory::MemoryStore;
 use vulnflow_shared::store::{JobEnding, JobStore};
@@ -231,11 +233,15 @@ impl TestApi {
                 last_failure: None,
                 retried: false,
                 carried_from: None,
+                seen_assets: SeenAssets::default(),
                 updated_at: Utc::now(),
             };
             self.store.save_chunk(&record).await.expect("the in-memory store");
-            let committed =
-                self.store.commit_chunk(job_id, &chunk_key, counts, Utc::now()).await.expect("the in-memory store");
+            let committed = self
+                .store
+                .commit_chunk(job_id, &chunk_key, counts, &SeenAssets::default(), Utc::now())
+                .await
+                .expect("the in-memory store");
             assert!(committed, "chunk {chunk_key} commits once");
         }
     }

@@ -14,8 +14,8 @@ use super::jobs::progress;
 use super::{ApiResponse, ApiServices, GatewayService, Identity, PageTokens, behind_api_gateway, router};
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage,
-    StageOutcome, StageRun, SyncJob, SyncMode, Trigger,
+    ChunkCounts, ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, SeenAssets,
+    Stage, StageOutcome, StageRun, SyncJob, SyncMode, Trigger,
 };
 use crate::scanner_network::ScannerNetworkPolicy;
 use crate::store::memory::MemoryStore;
@@ -242,6 +242,7 @@ fn chunk(job_id: &str, chunk_key: &str, status: ChunkStatus, failed_attempts: u3
             .then(|| failure(Stage::Normalizing, "chunk vulns-00002 is not valid JSON", at)),
         retried: status == ChunkStatus::Processed && failed_attempts > 0,
         carried_from: None,
+        seen_assets: SeenAssets::default(),
         updated_at: at,
     }
 }
@@ -984,6 +985,7 @@ async fn a_resumed_job_shows_what_it_carried_over_or_why_it_started_over() {
     api.store.create_job(&resumed).await.unwrap();
     let carried = [("vulns-00001", "job-0"), ("vulns-00002", "job-1")].map(|(chunk_key, from)| ChunkRecord {
         carried_from: Some(from.into()),
+        seen_assets: SeenAssets::default(),
         ..chunk("job-2", chunk_key, ChunkStatus::Processed, 0, start)
     });
     assert_eq!(api.store.carry_over_chunks(&carried).await.unwrap(), 2);
@@ -1256,7 +1258,10 @@ async fn cancelling_stops_the_execution_and_keeps_what_was_processed() {
     api.store.set_status(job_id, JobStatus::Delegated).await.unwrap();
     api.store.stage_ended(job_id, Stage::Fetching, StageOutcome::Succeeded, now).await.unwrap();
     let late = RecordCounts { findings_received: 10, findings_new: 10, ..Default::default() };
-    assert!(!api.store.commit_chunk(job_id, "vulns-00003", &late, now).await.unwrap(), "nothing commits into it");
+    assert!(
+        !api.store.commit_chunk(job_id, "vulns-00003", &late, &SeenAssets::default(), now).await.unwrap(),
+        "nothing commits into it"
+    );
     let carried = chunk(job_id, "vulns-00005", ChunkStatus::Processed, 0, now);
     assert_eq!(api.store.carry_over_chunks(&[carried]).await.unwrap(), 0, "nothing is carried into it");
     let chunk_3 = api.store.get_chunk(job_id, "vulns-00003").await.unwrap().expect("the chunk");

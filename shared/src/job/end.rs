@@ -80,7 +80,7 @@ mod tests {
     use super::*;
     use crate::errors::SyncError;
     use crate::job::failure_of;
-    use crate::model::{ChunkRecord, ChunkStatus, Stage, SyncMode, Trigger};
+    use crate::model::{ChunkRecord, ChunkStatus, SeenAssets, Stage, SyncMode, Trigger};
     use crate::store::memory::MemoryStore;
 
     /// A job fetching, with one chunk processed of two announced.
@@ -101,6 +101,7 @@ mod tests {
             last_failure: None,
             retried: false,
             carried_from: None,
+            seen_assets: SeenAssets::default(),
             updated_at: Utc::now(),
         };
         jobs.save_chunk(&chunk).await.unwrap();

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChunkOutput, JobRef, Services, resume};
 use crate::errors::{Result, SyncError};
-use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobStatus, Stage, SyncJob, SyncMode};
+use crate::model::{ChunkRecord, ChunkStatus, ExportKind, ExportRef, JobStatus, SeenAssets, Stage, SyncJob, SyncMode};
 use crate::scanners::{ExportRequest, ExportScanner, ExportState, ReferenceCache};
 use crate::store::{ObjectStore, keys};
 
@@ -252,6 +252,7 @@ pub async fn fetch_chunk(services: &Services, job: &JobRef, export: &ExportRef, 
                     last_failure: None,
                     retried: false,
                     carried_from: None,
+                    seen_assets: SeenAssets::default(),
                     updated_at: Utc::now(),
                 })
                 .await?;

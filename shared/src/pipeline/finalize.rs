@@ -9,9 +9,9 @@ use super::Services;
 use crate::errors::{FUNCTION_DIED_ACTION, Result, error_names, job_status_for, recommended_action};
 use crate::job::{self, JobEnd};
 use crate::model::{
-    ChunkCounts, ChunkStatus, ExportKind, JobFailure, JobStatus, RecordCounts, Stage, SweepMark, SyncJob, SyncMode,
+    ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, SeenAssets, Stage, SweepMark, SyncJob, SyncMode,
 };
-use crate::store::{FindingsUpdate, SWEEP_CHUNK};
+use crate::store::{FindingsUpdate, SWEEP_CHUNK, keys};
 
 /// An error the state machine caught, as Step Functions hands it over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,9 +129,9 @@ fn still_sweeping(job: &SyncJob, chunks: ChunkCounts) -> JobSummary {
 }
 
 /// One page of a complete sync's sweep: the findings still active on the assets of the
-/// page that none of the sync's jobs saw in a vulns export become inactive (assets the
-/// sync did see were reconciled as their chunks were processed). Returns the mark the
-/// sweep reached; the page is counted on the job once, however often it is retried.
+/// page that none of the sync's vulns chunks returned become inactive (assets the sync
+/// did see were reconciled as their chunks were processed). Returns the mark the sweep
+/// reached; the page is counted on the job once, however often it is retried.
 async fn sweep_page(services: &Services, job: &SyncJob) -> Result<SweepMark> {
     let after = match &job.sweep {
         Some(SweepMark::After(asset_id)) => Some(asset_id.as_str()),
@@ -139,10 +139,10 @@ async fn sweep_page(services: &Services, job: &SyncJob) -> Result<SweepMark> {
     };
     let (assets, next) =
         services.inventory.assets_page(&job.connector_id, after, services.settings.sweep_page_assets).await?;
-    let sync_jobs = job.jobs_of_export(ExportKind::Vulns);
+    let seen = seen_assets(services, job).await?;
     let unseen: Vec<String> = assets
         .iter()
-        .filter(|asset| asset.vulns_job_id.as_ref().is_none_or(|job_id| !sync_jobs.contains(job_id)))
+        .filter(|asset| !seen.contains(&asset.asset.asset_id))
         .map(|asset| asset.asset.asset_id.clone())
         .collect();
     let now = Utc::now();
@@ -182,6 +182,25 @@ async fn sweep_page(services: &Services, job: &SyncJob) -> Result<SweepMark> {
     services.inventory.put_findings(&job.connector_id, &updates).await?;
     services.jobs.record_sweep(&job.job_id, job.sweep.as_ref(), &reached, inactivated).await?;
     Ok(reached)
+}
+
+/// The assets the job's vulns chunks returned, those it carried over from an earlier job
+/// of the sync among them. Put together from the chunk records when the sweep begins and
+/// kept in S3 for its later pages, so that each page reads one object (8 bytes an asset),
+/// not every chunk record again.
+async fn seen_assets(services: &Services, job: &SyncJob) -> Result<SeenAssets> {
+    let key = keys::seen_assets(&job.connector_id, &job.job_id);
+    if let Some(bytes) = services.objects.find_object(&key).await? {
+        match SeenAssets::from_bytes(&bytes) {
+            Some(seen) => return Ok(seen),
+            None => tracing::warn!(key, "the sweep's set of seen assets cannot be read: it is put together again"),
+        }
+    }
+    let chunks = services.jobs.chunks(&job.job_id).await?;
+    let processed = chunks.iter().filter(|chunk| chunk.status == ChunkStatus::Processed);
+    let seen = SeenAssets::union(processed.map(|chunk| &chunk.seen_assets));
+    services.objects.put_object(&key, seen.to_bytes(), "application/octet-stream").await?;
+    Ok(seen)
 }
 
 /// Assets of a sweep page whose findings are read at once.
@@ -335,15 +354,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_resync_of_unchanged_data_writes_no_finding() {
+    async fn a_resync_of_unchanged_data_writes_no_finding_and_no_asset() {
         let h = harness(SimulatorConfig { assets: 12, findings_per_asset: 4, ..Default::default() }).await;
         h.run_new("job-1").await;
         let before = h.store.all_findings(CONNECTOR);
+        let assets_before = h.store.all_assets(CONNECTOR);
 
         let second = h.run_new("job-2").await;
         assert_eq!(second.status, JobStatus::Finished);
         assert_eq!((second.counts.findings_unchanged, second.counts.findings_inactivated), (48, 0));
         assert_eq!(h.store.all_findings(CONNECTOR), before, "every stored finding is as the first sync wrote it");
+        assert_eq!(h.store.all_assets(CONNECTOR), assets_before, "the sweep needs no mark on the assets it saw");
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{ChunkOutput, ChunkTask, Services};
 use crate::errors::{Result, SyncError};
-use crate::model::{ChunkRecord, ChunkStatus, ExportKind, Stage};
+use crate::model::{ChunkRecord, ChunkStatus, ExportKind, SeenAssets, Stage};
 use crate::normalize::ChunkError;
 use crate::scanners;
 use crate::store::keys;
@@ -47,6 +47,7 @@ pub async fn normalize(services: &Services, task: ChunkTask) -> Result<ChunkOutp
                     last_failure: None,
                     retried: false,
                     carried_from: None,
+                    seen_assets: SeenAssets::default(),
                     updated_at: Utc::now(),
                 })
                 .await?;

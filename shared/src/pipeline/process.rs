@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChunkTask, Services};
 use crate::errors::{Result, SyncError};
-use crate::model::{Asset, ExportKind, FindingState, NormalizedRecord, RecordCounts, Stage};
+use crate::model::{Asset, ExportKind, FindingState, NormalizedRecord, RecordCounts, SeenAssets, Stage};
 use crate::normalize::NormalizedAsset;
 use crate::store::{Change, FindingsUpdate, StoredAsset, StoredFinding, asset_key};
 
@@ -47,11 +47,15 @@ pub async fn process(services: &Services, task: ChunkTask) -> Result<ProcessOutp
                 sees_every_finding: sync.sees_every_finding(),
                 now: Utc::now(),
             };
-            let counts = match task.kind {
+            let (counts, seen) = match task.kind {
                 ExportKind::Vulns => merge.findings_chunk(services, read_ndjson(&task.object_key, &ndjson)?).await?,
-                ExportKind::Assets => merge.assets_chunk(services, read_ndjson(&task.object_key, &ndjson)?).await?,
+                ExportKind::Assets => {
+                    let counts = merge.assets_chunk(services, read_ndjson(&task.object_key, &ndjson)?).await?;
+                    (counts, SeenAssets::default())
+                }
             };
-            let committed = services.jobs.commit_chunk(&job.job_id, &task.chunk_key, &counts, Utc::now()).await?;
+            let committed =
+                services.jobs.commit_chunk(&job.job_id, &task.chunk_key, &counts, &seen, Utc::now()).await?;
             tracing::info!(job_id = %job.job_id, chunk = %task.chunk_key, committed, ?counts, "chunk processed");
             Ok(ProcessOutput { chunk_key: task.chunk_key.clone(), committed, counts })
         })
@@ -128,11 +132,18 @@ impl Merge<'_> {
     /// A vulns chunk holds every finding of its assets (the export chunks by asset), so
     /// merging it reconciles those assets whole: the stored findings of one of them that
     /// the chunk no longer returns become inactive, when the sync sees every finding.
-    async fn findings_chunk(&self, services: &Services, records: Vec<NormalizedRecord>) -> Result<RecordCounts> {
+    /// Answers what it counted and the assets it saw, which the chunk's commit keeps for
+    /// finalize's sweep of the assets no chunk returned.
+    async fn findings_chunk(
+        &self,
+        services: &Services,
+        records: Vec<NormalizedRecord>,
+    ) -> Result<(RecordCounts, SeenAssets)> {
         let mut counts = RecordCounts { findings_received: records.len() as u64, ..Default::default() };
         let latest = self.latest_findings(&records);
         let latest_assets = self.latest_assets(&records);
         let asset_ids: Vec<String> = latest_assets.keys().cloned().collect();
+        let seen = SeenAssets::of(asset_ids.iter().map(String::as_str));
         let mut stored_by_asset = services.inventory.findings_of_assets(self.connector_id, &asset_ids).await?;
         let mut chunk_findings: HashMap<&str, Vec<(usize, &NormalizedRecord)>> = HashMap::new();
         for (index, record) in latest.values() {
@@ -161,16 +172,16 @@ impl Merge<'_> {
         let assets: Vec<(&Asset, DateTime<Utc>)> =
             latest_assets.into_values().map(|r| (&r.asset, r.finding.last_seen)).collect();
         // Assets first: a finding is never stored before the asset it points at.
-        self.store_assets(services, &assets, ExportKind::Vulns, &mut counts).await?;
+        self.store_assets(services, &assets, &mut counts).await?;
         services.inventory.put_findings(self.connector_id, &updates).await?;
-        Ok(counts)
+        Ok((counts, seen))
     }
 
     async fn assets_chunk(&self, services: &Services, records: Vec<NormalizedAsset>) -> Result<RecordCounts> {
         let mut counts = RecordCounts { assets_received: records.len() as u64, ..Default::default() };
         let assets: Vec<(&Asset, DateTime<Utc>)> =
             records.iter().filter(|r| !r.deleted).map(|r| (&r.asset, r.last_seen.unwrap_or(self.now))).collect();
-        self.store_assets(services, &assets, ExportKind::Assets, &mut counts).await?;
+        self.store_assets(services, &assets, &mut counts).await?;
         Ok(counts)
     }
 
@@ -178,14 +189,13 @@ impl Merge<'_> {
         &self,
         services: &Services,
         assets: &[(&Asset, DateTime<Utc>)],
-        export: ExportKind,
         counts: &mut RecordCounts,
     ) -> Result<()> {
         let ids: Vec<String> = assets.iter().map(|(asset, _)| asset.asset_id.clone()).collect();
         let stored = services.inventory.assets(self.connector_id, &ids).await?;
         let mut merged: HashMap<String, Merged<StoredAsset>> = HashMap::new();
         for (asset, last_seen) in assets {
-            merged.insert(asset.asset_id.clone(), self.asset(asset, *last_seen, stored.get(&asset.asset_id), export));
+            merged.insert(asset.asset_id.clone(), self.asset(asset, *last_seen, stored.get(&asset.asset_id)));
         }
         for asset in merged.values() {
             match asset.change {
@@ -291,36 +301,19 @@ impl Merge<'_> {
         })
     }
 
-    /// The asset as stored after this chunk. A vulns chunk marks the asset seen by the
-    /// sync's vulns export (finalize's sweep looks for assets none of its jobs saw), so
-    /// the first vulns chunk of a sync that returns it writes it even when unchanged.
-    fn asset(
-        &self,
-        asset: &Asset,
-        last_seen: DateTime<Utc>,
-        stored: Option<&StoredAsset>,
-        export: ExportKind,
-    ) -> Merged<StoredAsset> {
-        let from_vulns = export == ExportKind::Vulns;
+    /// The asset as stored after this chunk: written only when it changed or was seen
+    /// later than stored (the chunk's commit keeps that it was seen, for the sweep).
+    fn asset(&self, asset: &Asset, last_seen: DateTime<Utc>, stored: Option<&StoredAsset>) -> Merged<StoredAsset> {
         let (first_job_id, change, write) = match stored {
             Some(previous) if self.wrote(&previous.last_job_id, &previous.last_chunk) => {
                 return Merged { record: previous.clone(), change: previous.last_change, write: false };
             }
             Some(previous) => {
                 let change = if &previous.asset == asset { Change::Unchanged } else { Change::Updated };
-                // Only a sync that sees every finding sweeps, and so reads the mark.
-                let unmarked = from_vulns
-                    && self.sees_every_finding
-                    && previous.vulns_job_id.as_ref().is_none_or(|job_id| !self.export_jobs.contains(job_id));
-                let write = change != Change::Unchanged || last_seen > previous.last_seen || unmarked;
+                let write = change != Change::Unchanged || last_seen > previous.last_seen;
                 (previous.first_job_id.clone(), change, write)
             }
             None => (self.job_id.to_string(), Change::New, true),
-        };
-        let vulns_job_id = if from_vulns {
-            Some(self.job_id.to_string())
-        } else {
-            stored.and_then(|previous| previous.vulns_job_id.clone())
         };
         let record = StoredAsset {
             connector_id: self.connector_id.to_string(),
@@ -330,7 +323,6 @@ impl Merge<'_> {
             last_chunk: self.chunk_key.to_string(),
             last_change: change,
             last_seen: stored.map_or(last_seen, |previous| previous.last_seen.max(last_seen)),
-            vulns_job_id,
             updated_at: self.now,
         };
         Merged { record, change, write }

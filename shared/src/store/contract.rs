@@ -10,8 +10,8 @@ use super::{ConnectorStore, JobEnding, JobStore};
 use crate::errors::{SyncError, error_names};
 use crate::job::failure_of;
 use crate::model::{
-    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, JobStatus, RecordCounts, ScannerKind, Stage,
-    StageOutcome, SweepMark, SyncClaim, SyncJob, SyncMode, Trigger,
+    ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, JobStatus, RecordCounts, ScannerKind, SeenAssets,
+    Stage, StageOutcome, SweepMark, SyncClaim, SyncJob, SyncMode, Trigger,
 };
 use crate::usage::Usage;
 
@@ -113,14 +113,17 @@ async fn a_chunk_commits_its_counts_once(jobs: &dyn JobStore) {
     let job_id = new_job(jobs, "commit").await.job_id;
     jobs.save_chunk(&chunk(&job_id, 1, "normalized", None)).await.expect("saves");
     let counts = RecordCounts { findings_received: 3, findings_new: 3, ..Default::default() };
-    assert!(jobs.commit_chunk(&job_id, "vulns-00001", &counts, Utc::now()).await.expect("commits"));
-    assert!(!jobs.commit_chunk(&job_id, "vulns-00001", &counts, Utc::now()).await.expect("no error"), "once");
+    let seen = SeenAssets::of(["asset-1", "asset-2"]);
+    assert!(jobs.commit_chunk(&job_id, "vulns-00001", &counts, &seen, Utc::now()).await.expect("commits"));
+    let late = SeenAssets::of(["asset-3"]);
+    assert!(!jobs.commit_chunk(&job_id, "vulns-00001", &counts, &late, Utc::now()).await.expect("no error"), "once");
     // A late save of an earlier stage never takes a processed chunk back.
     jobs.save_chunk(&chunk(&job_id, 1, "fetched", None)).await.expect("no error");
     let job = jobs.get_job(&job_id).await.expect("reads").expect("the job");
     assert_eq!((job.counts.findings_new, job.chunks.processed), (3, 1));
     let stored = jobs.get_chunk(&job_id, "vulns-00001").await.expect("reads").expect("the chunk");
     assert_eq!(stored.status, ChunkStatus::Processed);
+    assert_eq!(stored.seen_assets, seen, "the assets of the commit that counted, for the sweep");
 }
 
 async fn the_first_failure_is_kept_and_a_failed_stage_stays_failed(jobs: &dyn JobStore) {
@@ -139,8 +142,10 @@ async fn the_first_failure_is_kept_and_a_failed_stage_stays_failed(jobs: &dyn Jo
 
 async fn a_resume_carries_chunks_over_once(jobs: &dyn JobStore) {
     let job_id = new_job(jobs, "carry").await.job_id;
-    let done_before: Vec<ChunkRecord> =
-        (1..=250).map(|id| chunk(&job_id, id, "processed", Some("an-earlier-job"))).collect();
+    let seen = |id: u32| SeenAssets::of([format!("asset-{id}").as_str()]);
+    let done_before: Vec<ChunkRecord> = (1..=250)
+        .map(|id| ChunkRecord { seen_assets: seen(id), ..chunk(&job_id, id, "processed", Some("an-earlier-job")) })
+        .collect();
     // A first attempt carried 120 chunks, then the function was retried with all of them.
     assert_eq!(jobs.carry_over_chunks(&done_before[..120]).await.expect("carries"), 120);
     assert_eq!(jobs.carry_over_chunks(&done_before).await.expect("carries"), 130, "only what was not carried yet");
@@ -153,6 +158,8 @@ async fn a_resume_carries_chunks_over_once(jobs: &dyn JobStore) {
             .iter()
             .all(|c| c.status == ChunkStatus::Processed && c.carried_from.as_deref() == Some("an-earlier-job"))
     );
+    let carried = SeenAssets::union(chunks.iter().map(|chunk| &chunk.seen_assets));
+    assert!(carried.len() == 250 && carried.contains("asset-1") && carried.contains("asset-250"), "with their assets");
 }
 
 async fn each_export_counts_its_chunks_once(jobs: &dyn JobStore) {
@@ -181,7 +188,9 @@ async fn a_stage_that_ends_after_its_job_was_cancelled_changes_nothing(jobs: &dy
 
     // The process and poll functions in flight when the execution stopped end now.
     let counts = RecordCounts { findings_received: 3, findings_new: 3, ..Default::default() };
-    assert!(!jobs.commit_chunk(job_id, "vulns-00001", &counts, Utc::now()).await.expect("no error"));
+    assert!(
+        !jobs.commit_chunk(job_id, "vulns-00001", &counts, &SeenAssets::default(), Utc::now()).await.expect("no error")
+    );
     let late = [chunk(job_id, 2, "processed", Some("an-earlier-job"))];
     assert_eq!(jobs.carry_over_chunks(&late).await.expect("no error"), 0);
     jobs.set_status(job_id, JobStatus::Delegated).await.expect("no error");

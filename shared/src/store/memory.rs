@@ -15,7 +15,7 @@ use super::{
 use crate::errors::{Result, SyncError};
 use crate::model::{
     ChunkRecord, ChunkStatus, Connector, ConnectorRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts,
-    ScannerCredentials, Stage, StageOutcome, StageRun, SweepMark, SyncClaim, SyncJob,
+    ScannerCredentials, SeenAssets, Stage, StageOutcome, StageRun, SweepMark, SyncClaim, SyncJob,
 };
 use crate::usage::Usage;
 
@@ -325,6 +325,7 @@ impl JobStore for MemoryStore {
             last_failure: None,
             retried: false,
             carried_from: None,
+            seen_assets: SeenAssets::default(),
             updated_at: at,
         });
         if chunk.status != ChunkStatus::Processed {
@@ -341,6 +342,7 @@ impl JobStore for MemoryStore {
         job_id: &str,
         chunk_key: &str,
         counts: &RecordCounts,
+        seen: &SeenAssets,
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let mut chunks = lock(&self.chunks);
@@ -360,6 +362,7 @@ impl JobStore for MemoryStore {
         if counted {
             chunk.retried = retried;
             chunk.status = ChunkStatus::Processed;
+            chunk.seen_assets = seen.clone();
             chunk.updated_at = at;
         }
         Ok(counted)

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::errors::{Result, SyncError};
 use crate::model::{
     Asset, ChunkCounts, ChunkRecord, Connector, ConnectorRecord, ExportKind, ExportRef, Finding, JobFailure, JobStatus,
-    LogLevel, RecordCounts, ScannerCredentials, Stage, StageOutcome, SweepMark, SyncClaim, SyncJob, SyncMode,
-    TriggerKind,
+    LogLevel, RecordCounts, ScannerCredentials, SeenAssets, Stage, StageOutcome, SweepMark, SyncClaim, SyncJob,
+    SyncMode, TriggerKind,
 };
 use crate::usage::Usage;
 
@@ -203,14 +203,15 @@ pub trait JobStore: Send + Sync {
     async fn save_chunk(&self, chunk: &ChunkRecord) -> Result<()>;
     /// Counts a failed attempt on the chunk, keeping why it failed.
     async fn chunk_attempt_failed(&self, job_id: &str, chunk_key: &str, failure: &JobFailure) -> Result<()>;
-    /// Marks the chunk processed and adds its counts to the job, atomically and once:
-    /// returns false, changing nothing, if the chunk was already processed or the job
-    /// was cancelled.
+    /// Marks the chunk processed, keeping the assets it returned, and adds its counts
+    /// to the job, atomically and once: returns false, changing nothing, if the chunk
+    /// was already processed or the job was cancelled.
     async fn commit_chunk(
         &self,
         job_id: &str,
         chunk_key: &str,
         counts: &RecordCounts,
+        seen: &SeenAssets,
         at: DateTime<Utc>,
     ) -> Result<bool>;
     /// Records chunks an earlier job of the same sync processed as processed by this
@@ -306,10 +307,6 @@ pub struct StoredAsset {
     pub last_chunk: String,
     pub last_change: Change,
     pub last_seen: DateTime<Utc>,
-    /// The last job whose vulns export returned the asset: a full sync's sweep
-    /// inactivates the findings of the assets none of its jobs saw.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vulns_job_id: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -430,6 +427,12 @@ pub mod keys {
 
     pub fn normalized_chunk(connector_id: &str, job_id: &str, chunk_key: &str) -> String {
         format!("normalized/{connector_id}/{job_id}/{chunk_key}.ndjson")
+    }
+
+    /// The assets a job's vulns chunks returned, put together for its sweep (see
+    /// [`crate::model::SeenAssets`]).
+    pub fn seen_assets(connector_id: &str, job_id: &str) -> String {
+        format!("sweep/{connector_id}/{job_id}/seen-assets.bin")
     }
 
     /// The list of chunk ids the state machine's Distributed Map reads.

@@ -229,8 +229,14 @@ impl Stack {
         futures::future::join(futures::future::join_all(scans), reading).await;
     }
 
-    /// The items of a connector in one of the stack's tables (named by its output).
-    pub async fn count_items(&self, table_output: &str, connector_id: &str, filter: Option<&str>) -> usize {
+    /// The items of a connector in one of the stack's tables (named by its output), those
+    /// that pass `filter` if given: an expression of `:value`, and that value.
+    pub async fn count_items(
+        &self,
+        table_output: &str,
+        connector_id: &str,
+        filter: Option<(&str, AttributeValue)>,
+    ) -> usize {
         let mut count = 0;
         let mut start_key = None;
         loop {
@@ -242,9 +248,8 @@ impl Stack {
                 .expression_attribute_values(":c", AttributeValue::S(connector_id.into()))
                 .select(Select::Count)
                 .set_exclusive_start_key(start_key);
-            if let Some(filter) = filter {
-                query =
-                    query.filter_expression(filter).expression_attribute_values(":true", AttributeValue::Bool(true));
+            if let Some((expression, value)) = &filter {
+                query = query.filter_expression(*expression).expression_attribute_values(":value", value.clone());
             }
             let page = query.send().await.expect("counts the items");
             count += page.count as usize;

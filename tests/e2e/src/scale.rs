@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sfn::types::ExecutionStatus;
 use serde_json::json;
 use tenable_simulator::{ChangeReport, Changes, Faults, FindingKey, RunningSimulator, SimulatorConfig};
@@ -109,6 +110,7 @@ pub async fn run(stack: &Stack, config: ScaleConfig, progress: impl Fn(&str)) ->
     };
     report.check("first sync counts", &expected, &first.job.counts);
     report.check_stored(&stored, &sim, &first, None);
+    report.check_eq("assets the first sync wrote", assets as usize, assets_written_by(stack, &connector, &first).await);
 
     let (second, _) = sync(stack, &connector, "unchanged re-sync", &mut report, &progress).await;
     let expected = RecordCounts {
@@ -119,6 +121,8 @@ pub async fn run(stack: &Stack, config: ScaleConfig, progress: impl Fn(&str)) ->
     };
     report.check("unchanged re-sync counts", &expected, &second.job.counts);
     report.check_eq("findings the unchanged re-sync wrote", 0, second.findings_written);
+    // Nor the assets: the sweep learns which it saw from the chunks' records.
+    report.check_eq("assets the unchanged re-sync wrote", 0, assets_written_by(stack, &connector, &second).await);
 
     let one_percent = (total / 100).max(1) as usize;
     let changes = sim.apply_changes(Changes {
@@ -297,6 +301,12 @@ async fn sync(
     let figures = SyncFigures { label, job, wall, findings_written, state_transitions };
     report.syncs.push(figures.clone());
     (figures, stored)
+}
+
+/// The connector's assets whose last write was the sync's.
+async fn assets_written_by(stack: &Stack, connector: &Connector, sync: &SyncFigures) -> usize {
+    let job_id = AttributeValue::S(sync.job.job_id.clone());
+    stack.count_items("AssetsTable", &connector.connector_id, Some(("last_job_id = :value", job_id))).await
 }
 
 /// Every stored finding of the connector, by id: only what the checks read, so that a

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::jobs::counts_addition;
 use super::{DynamoStore, attribute, conditional_write, decode, item, number, string, unbuildable};
 use crate::errors::{Result, SyncError};
-use crate::model::{ChunkRecord, ChunkStatus, JobFailure, RecordCounts};
+use crate::model::{ChunkRecord, ChunkStatus, JobFailure, RecordCounts, SeenAssets};
 
 /// Chunks carried over in one transaction: with the job's count, DynamoDB's limit of
 /// 100 items a transaction.
@@ -95,6 +95,7 @@ impl DynamoStore {
         job_id: &str,
         chunk_key: &str,
         counts: &RecordCounts,
+        seen: &SeenAssets,
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let chunk = self
@@ -104,15 +105,25 @@ impl DynamoStore {
         if chunk.status == ChunkStatus::Processed {
             return Ok(false);
         }
-        let mark_processed = Update::builder()
+        let mut mark_processed = Update::builder()
             .table_name(&self.tables.chunks)
             .set_key(Some(Self::chunk_key(job_id, chunk_key)))
-            .update_expression("SET #status = :processed, retried = :retried, updated_at = :at")
             .condition_expression("#status <> :processed")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":processed", attribute(&ChunkStatus::Processed)?)
             .expression_attribute_values(":retried", AttributeValue::Bool(chunk.failed_attempts > 0))
-            .expression_attribute_values(":at", attribute(&at)?)
+            .expression_attribute_values(":at", attribute(&at)?);
+        // An assets chunk returns none of the assets the sweep asks about: it keeps no set.
+        mark_processed = if seen.is_empty() {
+            mark_processed.update_expression("SET #status = :processed, retried = :retried, updated_at = :at")
+        } else {
+            mark_processed
+                .update_expression(
+                    "SET #status = :processed, retried = :retried, updated_at = :at, seen_assets = :seen",
+                )
+                .expression_attribute_values(":seen", attribute(seen)?)
+        };
+        let mark_processed = mark_processed
             .build()
             .map_err(|e| unbuildable("Update marking a chunk processed on the chunks table", e))?;
         let (additions, names, values) = counts_addition(counts);

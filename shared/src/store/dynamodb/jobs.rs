@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use super::{DynamoStore, attribute, can_be_key, conditional_write, decode, item, number, storage_error, string};
 use crate::errors::{Result, SyncError};
 use crate::model::{
-    ChunkRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, Stage, StageOutcome, StageRun, SweepMark,
-    SyncJob,
+    ChunkRecord, ExportKind, ExportRef, JobFailure, JobStatus, RecordCounts, SeenAssets, Stage, StageOutcome, StageRun,
+    SweepMark, SyncJob,
 };
 use crate::store::{HistoryCursor, HistoryFilter, HistoryPage, JobEnding, JobStore};
 use crate::usage::Usage;
@@ -391,9 +391,10 @@ impl JobStore for DynamoStore {
         job_id: &str,
         chunk_key: &str,
         counts: &RecordCounts,
+        seen: &SeenAssets,
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        self.commit_processed_chunk(job_id, chunk_key, counts, at).await
+        self.commit_processed_chunk(job_id, chunk_key, counts, seen, at).await
     }
 
     async fn carry_over_chunks(&self, chunks: &[ChunkRecord]) -> Result<u64> {
