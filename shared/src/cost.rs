@@ -139,6 +139,9 @@ const GB: f64 = 1_073_741_824.0;
 pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estimate {
     let findings = workload.findings as f64;
     let assets = (findings / workload.findings_per_asset.max(1.0)).ceil();
+    // An asset's findings are packed in parts of about `FINDINGS_PER_PART`.
+    let findings_per_asset = findings / assets.max(1.0);
+    let parts_per_asset = (findings_per_asset / FINDINGS_PER_PART as f64).ceil().max(1.0);
     let per_chunk = f64::from(workload.assets_per_chunk.max(1));
     let vulns_chunks = (assets / per_chunk).ceil();
     // Tenable's asset export takes at least 100 assets a chunk.
@@ -155,9 +158,10 @@ pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estim
     let fetch_seconds = raw_mb / workload.scanner_megabytes_per_second + chunks * S3_CALL_MS / 1e3;
     let normalize_seconds =
         findings * measured.normalize_micros_per_finding / 1e6 / cpu_share + 2.0 * chunks * S3_CALL_MS / 1e3;
-    // One Query per asset for its stored findings, the assets by BatchGetItem, and the
-    // writes by BatchWriteItem.
-    let dynamodb_batches = assets + 2.0 * assets / BATCH_GET_KEYS + (findings + 2.0 * assets) / BATCH_WRITE_ITEMS;
+    // The assets' stored parts and the assets themselves by BatchGetItem, the writes by
+    // BatchWriteItem.
+    let parts = assets * parts_per_asset;
+    let dynamodb_batches = (parts + 2.0 * assets) / BATCH_GET_KEYS + (parts + 2.0 * assets) / BATCH_WRITE_ITEMS;
     let process_seconds = findings * measured.process_micros_per_finding / 1e6 / cpu_share
         + dynamodb_batches * workload.dynamodb_batch_latency_ms / 1e3
         + chunks * S3_CALL_MS / 1e3;
@@ -174,19 +178,16 @@ pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estim
 
     // DynamoDB on demand: a write unit per started KB, a read unit per 4 KB (strongly
     // consistent); a query reads whole items, whatever it projects.
-    // An asset's findings are packed in parts of about `FINDINGS_PER_PART`, each a
-    // write unit per started KB.
-    let findings_per_asset = findings / assets.max(1.0);
-    let parts_per_asset = (findings_per_asset / FINDINGS_PER_PART as f64).ceil().max(1.0);
     let part_write_units = (findings_per_asset / parts_per_asset * measured.finding_stored_bytes / 1024.0).ceil();
     let asset_write_units = (measured.asset_item_bytes / 1024.0).ceil();
     let write_units = assets * parts_per_asset * part_write_units
-        + 2.0 * assets * asset_write_units
+        + assets * asset_write_units
         + chunks * BOOKKEEPING_WRITE_UNITS_PER_CHUNK;
-    // Merging a chunk reads each asset's partition with one strongly consistent Query
-    // (a read unit per 4 KB of the partition), and each asset by BatchGetItem; the
+    // Merging a chunk reads each asset's parts and the asset, strongly consistent, by
+    // BatchGetItem (a read unit per started 4 KB of an item), once for each export; the
     // sweep reads the assets once more, eventually consistent (half a unit per 4 KB).
-    let read_units = assets * (findings_per_asset * measured.finding_stored_bytes / 4096.0).ceil()
+    let part_bytes = findings_per_asset / parts_per_asset * measured.finding_stored_bytes;
+    let read_units = assets * parts_per_asset * (part_bytes / 4096.0).ceil()
         + 2.0 * assets * (measured.asset_item_bytes / 4096.0).ceil()
         + (assets * measured.asset_item_bytes / 4096.0 / 2.0).ceil();
 
@@ -263,9 +264,10 @@ mod tests {
         let transitions = estimate.lines.iter().find(|line| line.item == "state transitions").unwrap().quantity;
         assert_eq!(transitions, 8.0 + 8.0 + 60.0 + 600.0, "parent, exports, 20 polls and 3 per chunk");
         // An asset's 20 findings in two parts of 2.26 KB, three units each; an asset item
-        // under 1 KB, written by both exports; twelve bookkeeping units a chunk.
+        // under 1 KB, written once, by the assets export (its vulns chunk writes it only
+        // when it says something new); twelve bookkeeping units a chunk.
         let writes = estimate.lines.iter().find(|line| line.item == "writes").unwrap().quantity;
-        assert_eq!(writes, 50_000.0 * 2.0 * 3.0 + 100_000.0 + 200.0 * 12.0);
+        assert_eq!(writes, 50_000.0 * 2.0 * 3.0 + 50_000.0 + 200.0 * 12.0);
         assert!((usd(&estimate, "DynamoDB", "writes") - writes / 1e6 * 0.625).abs() < 1e-9);
     }
 
