@@ -185,10 +185,12 @@ impl Stack {
         self.findings(connector_id).await.iter().filter(|finding| finding.active).count()
     }
 
-    /// A connector's stored findings, read from the findings table's items.
+    /// A connector's stored findings, read from the findings table's items, in finding id
+    /// order (the scan segments answer in any order).
     pub async fn findings(&self, connector_id: &str) -> Vec<StoredFinding> {
         let mut findings = Vec::new();
         self.each_finding(connector_id, |finding| findings.push(finding)).await;
+        findings.sort_by(|a, b| a.finding.finding_id.cmp(&b.finding.finding_id));
         findings
     }
 
