@@ -9,7 +9,8 @@ use super::Services;
 use crate::errors::{FUNCTION_DIED_ACTION, Result, error_names, job_status_for, recommended_action};
 use crate::job::{self, JobEnd};
 use crate::model::{
-    ChunkCounts, ChunkStatus, JobFailure, JobStatus, RecordCounts, SeenAssets, Stage, SweepMark, SyncJob, SyncMode,
+    ChunkCounts, ChunkRecord, ChunkStatus, JobFailure, JobStatus, RecordCounts, SeenAssets, Stage, SweepMark, SyncJob,
+    SyncMode,
 };
 use crate::store::{FindingsUpdate, SWEEP_CHUNK, keys};
 
@@ -75,7 +76,7 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
             // A sweep under way was begun by a finalize that found nothing failed: its
             // later pages need not read every chunk record again.
             let sweep_under_way = event.failure.is_none() && matches!(job.sweep, Some(SweepMark::After(_)));
-            if sweep_under_way && sweep_page(services, &job).await? != SweepMark::Done {
+            if sweep_under_way && sweep_page(services, &job, None).await? != SweepMark::Done {
                 return Ok(still_sweeping(&job, job.chunks));
             }
             let chunks = services.jobs.chunks(&job_id).await?;
@@ -93,7 +94,7 @@ pub async fn finalize(services: &Services, event: FinalizeEvent) -> Result<JobSu
             };
             if failure.is_none() {
                 let sweep_begins = !sweep_under_way && job.sees_every_finding() && job.sweep != Some(SweepMark::Done);
-                if sweep_begins && sweep_page(services, &job).await? != SweepMark::Done {
+                if sweep_begins && sweep_page(services, &job, Some(&chunks)).await? != SweepMark::Done {
                     return Ok(still_sweeping(&job, counts));
                 }
                 if job.scope.is_everything() && matches!(job.mode, SyncMode::Full | SyncMode::Incremental) {
@@ -131,15 +132,16 @@ fn still_sweeping(job: &SyncJob, chunks: ChunkCounts) -> JobSummary {
 /// One page of a complete sync's sweep: the findings still active on the assets of the
 /// page that none of the sync's vulns chunks returned become inactive (assets the sync
 /// did see were reconciled as their chunks were processed). Returns the mark the sweep
-/// reached; the page is counted on the job once, however often it is retried.
-async fn sweep_page(services: &Services, job: &SyncJob) -> Result<SweepMark> {
+/// reached; the page is counted on the job once, however often it is retried. `chunks`
+/// are the job's chunk records when the caller has just read them (the sweep begins).
+async fn sweep_page(services: &Services, job: &SyncJob, chunks: Option<&[ChunkRecord]>) -> Result<SweepMark> {
     let after = match &job.sweep {
         Some(SweepMark::After(asset_id)) => Some(asset_id.as_str()),
         _ => None,
     };
     let (assets, next) =
         services.inventory.assets_page(&job.connector_id, after, services.settings.sweep_page_assets).await?;
-    let seen = seen_assets(services, job).await?;
+    let seen = seen_assets(services, job, chunks).await?;
     let unseen: Vec<String> = assets
         .iter()
         .filter(|asset| !seen.contains(&asset.asset.asset_id))
@@ -188,19 +190,29 @@ async fn sweep_page(services: &Services, job: &SyncJob) -> Result<SweepMark> {
 /// of the sync among them. Put together from the chunk records when the sweep begins and
 /// kept in S3 for its later pages, so that each page reads one object (8 bytes an asset),
 /// not every chunk record again.
-async fn seen_assets(services: &Services, job: &SyncJob) -> Result<SeenAssets> {
+async fn seen_assets(services: &Services, job: &SyncJob, chunks: Option<&[ChunkRecord]>) -> Result<SeenAssets> {
     let key = keys::seen_assets(&job.connector_id, &job.job_id);
-    if let Some(bytes) = services.objects.find_object(&key).await? {
-        match SeenAssets::from_bytes(&bytes) {
-            Some(seen) => return Ok(seen),
-            None => tracing::warn!(key, "the sweep's set of seen assets cannot be read: it is put together again"),
+    let seen = match chunks {
+        Some(chunks) => seen_in(chunks),
+        None => {
+            let kept = services.objects.find_object(&key).await?;
+            if let Some(seen) = kept.as_deref().and_then(SeenAssets::from_bytes) {
+                return Ok(seen);
+            }
+            if kept.is_some() {
+                tracing::warn!(key, "the sweep's set of seen assets cannot be read: it is put together again");
+            }
+            seen_in(&services.jobs.chunks(&job.job_id).await?)
         }
-    }
-    let chunks = services.jobs.chunks(&job.job_id).await?;
-    let processed = chunks.iter().filter(|chunk| chunk.status == ChunkStatus::Processed);
-    let seen = SeenAssets::union(processed.map(|chunk| &chunk.seen_assets));
+    };
     services.objects.put_object(&key, seen.to_bytes(), "application/octet-stream").await?;
     Ok(seen)
+}
+
+/// Every asset the processed chunks returned.
+fn seen_in(chunks: &[ChunkRecord]) -> SeenAssets {
+    let processed = chunks.iter().filter(|chunk| chunk.status == ChunkStatus::Processed);
+    SeenAssets::union(processed.map(|chunk| &chunk.seen_assets))
 }
 
 /// Assets of a sweep page whose findings are read at once.
@@ -235,7 +247,7 @@ fn caught_failure(caught: &CaughtError, stage: Stage) -> JobFailure {
     }
 }
 
-fn unprocessed_chunks_failure(chunks: &[crate::model::ChunkRecord], counts: ChunkCounts) -> JobFailure {
+fn unprocessed_chunks_failure(chunks: &[ChunkRecord], counts: ChunkCounts) -> JobFailure {
     let failed = chunks.iter().find(|c| c.status != ChunkStatus::Processed);
     let summary = format!("{} of {} chunks were not processed", counts.failed, counts.total);
     match failed.and_then(|c| c.last_failure.clone()) {
@@ -377,8 +389,8 @@ mod tests {
         let before_sweep = h.store.get_job("job-2").await.unwrap().unwrap();
 
         // The first page is swept, then swept again by a retry that read the job before.
-        let first = sweep_page(&h.services, &before_sweep).await.unwrap();
-        let again = sweep_page(&h.services, &before_sweep).await.unwrap();
+        let first = sweep_page(&h.services, &before_sweep, None).await.unwrap();
+        let again = sweep_page(&h.services, &before_sweep, None).await.unwrap();
         assert_eq!(first, again);
         let job = h.store.get_job("job-2").await.unwrap().unwrap();
         assert_eq!(job.counts.findings_inactivated, 7 * 2, "the 7 assets of the first page, counted once");
