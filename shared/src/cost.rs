@@ -142,6 +142,7 @@ pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estim
     // An asset's findings are packed in parts of about `FINDINGS_PER_PART`.
     let findings_per_asset = findings / assets.max(1.0);
     let parts_per_asset = (findings_per_asset / FINDINGS_PER_PART as f64).ceil().max(1.0);
+    let part_bytes = findings_per_asset / parts_per_asset * measured.finding_stored_bytes;
     let per_chunk = f64::from(workload.assets_per_chunk.max(1));
     let vulns_chunks = (assets / per_chunk).ceil();
     // Tenable's asset export takes at least 100 assets a chunk.
@@ -158,10 +159,10 @@ pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estim
     let fetch_seconds = raw_mb / workload.scanner_megabytes_per_second + chunks * S3_CALL_MS / 1e3;
     let normalize_seconds =
         findings * measured.normalize_micros_per_finding / 1e6 / cpu_share + 2.0 * chunks * S3_CALL_MS / 1e3;
-    // The assets' stored parts and the assets themselves by BatchGetItem, the writes by
-    // BatchWriteItem.
+    // The assets' stored parts and the assets (once for each export) by BatchGetItem; the
+    // parts and the assets (once) by BatchWriteItem.
     let parts = assets * parts_per_asset;
-    let dynamodb_batches = (parts + 2.0 * assets) / BATCH_GET_KEYS + (parts + 2.0 * assets) / BATCH_WRITE_ITEMS;
+    let dynamodb_batches = (parts + 2.0 * assets) / BATCH_GET_KEYS + (parts + assets) / BATCH_WRITE_ITEMS;
     let process_seconds = findings * measured.process_micros_per_finding / 1e6 / cpu_share
         + dynamodb_batches * workload.dynamodb_batch_latency_ms / 1e3
         + chunks * S3_CALL_MS / 1e3;
@@ -178,7 +179,7 @@ pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estim
 
     // DynamoDB on demand: a write unit per started KB, a read unit per 4 KB (strongly
     // consistent); a query reads whole items, whatever it projects.
-    let part_write_units = (findings_per_asset / parts_per_asset * measured.finding_stored_bytes / 1024.0).ceil();
+    let part_write_units = (part_bytes / 1024.0).ceil();
     let asset_write_units = (measured.asset_item_bytes / 1024.0).ceil();
     let write_units = assets * parts_per_asset * part_write_units
         + assets * asset_write_units
@@ -186,7 +187,6 @@ pub fn estimate(workload: Workload, measured: Measured, prices: Prices) -> Estim
     // Merging a chunk reads each asset's parts and the asset, strongly consistent, by
     // BatchGetItem (a read unit per started 4 KB of an item), once for each export; the
     // sweep reads the assets once more, eventually consistent (half a unit per 4 KB).
-    let part_bytes = findings_per_asset / parts_per_asset * measured.finding_stored_bytes;
     let read_units = assets * parts_per_asset * (part_bytes / 4096.0).ceil()
         + 2.0 * assets * (measured.asset_item_bytes / 4096.0).ceil()
         + (assets * measured.asset_item_bytes / 4096.0 / 2.0).ceil();
